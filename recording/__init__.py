@@ -1,0 +1,1 @@
+"""Consent-gated encrypted recording (not implemented yet: see issue 5)."""

@@ -1,0 +1,321 @@
+"""Every use of aiortc's (and aioice's) private API, in one place.
+
+digiclinic uses aiortc for ICE, DTLS, SRTP and SDP, but forwards media at the
+RTP packet level below RTCRtpReceiver/RTCRtpSender (which always decode or
+encode). The hooks below were verified against exactly the versions pinned in
+pyproject.toml; tests/unit/test_aiortc_hooks.py fails if any of them moves.
+
+Nothing outside this module may touch an underscore attribute of an aiortc or
+aioice object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import aioice
+import aiortc
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aioice.ice import StunProtocol
+from aiortc import RTCPeerConnection, RTCRtpTransceiver
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+
+logger = logging.getLogger(__name__)
+
+AIORTC_VERSION = "1.16.0"
+AIOICE_VERSION = "0.13.0"
+
+if aiortc.__version__ != AIORTC_VERSION or aioice.__version__ != AIOICE_VERSION:
+    raise ImportError(
+        f"digiclinic's packet path was verified against aiortc {AIORTC_VERSION} / "
+        f"aioice {AIOICE_VERSION}, found aiortc {aiortc.__version__} / "
+        f"aioice {aioice.__version__}: re-verify sfu/aiortc_hooks.py before upgrading"
+    )
+
+RtpHandler = Callable[[bytes, int], None]
+"""Called with decrypted RTP bytes and the arrival time (ms, :func:`arrival_clock_ms`)."""
+RtcpHandler = Callable[[bytes], None]
+"""Called with one decrypted (possibly compound) RTCP datagram."""
+
+DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------
+# Transceivers: keep aiortc's encoders/decoders out of the media path
+# --------------------------------------------------------------------------
+
+
+def disable_stock_receiver(transceiver: RTCRtpTransceiver) -> None:
+    """Never start RTCRtpReceiver: no decoder thread, no jitter buffer, no RTCP loop.
+
+    RTCPeerConnection calls ``receiver.receive(params)`` once DTLS is up; the
+    per-instance replacement makes that a no-op. Media arrives through
+    :func:`take_over_transport` instead.
+    """
+
+    async def receive(parameters: Any) -> None:
+        return None
+
+    setattr(transceiver.receiver, "receive", receive)  # noqa: B010
+
+
+def disable_stock_sender(
+    transceiver: RTCRtpTransceiver, on_connected: Callable[[], None] | None = None
+) -> None:
+    """Never start RTCRtpSender (no encoder, no send loop, no zero-NTP SRs).
+
+    ``on_connected`` is called when aiortc would have started the sender,
+    i.e. once the DTLS transport is connected and parameters are negotiated.
+    """
+
+    async def send(parameters: Any) -> None:
+        if on_connected is not None:
+            on_connected()
+
+    setattr(transceiver.sender, "send", send)  # noqa: B010
+
+
+def sender_ssrcs(transceiver: RTCRtpTransceiver) -> tuple[int, int]:
+    """The media and RTX SSRCs aiortc signalled for this transceiver's sender."""
+    return int(transceiver.sender._ssrc), int(transceiver.sender._rtx_ssrc)
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """Codecs agreed for this m-line (known right after setRemoteDescription)."""
+    return list(transceiver._codecs)
+
+
+def negotiated_header_extensions(
+    transceiver: RTCRtpTransceiver,
+) -> list[RTCRtpHeaderExtensionParameters]:
+    return list(transceiver._headerExtensions)
+
+
+def dtls_transport(transceiver: RTCRtpTransceiver) -> RTCDtlsTransport:
+    transport: RTCDtlsTransport = transceiver.receiver.transport
+    return transport
+
+
+# --------------------------------------------------------------------------
+# DTLS transport: decrypted packets in, SRTP-protected packets out
+# --------------------------------------------------------------------------
+
+
+def take_over_transport(dtls: RTCDtlsTransport, on_rtp: RtpHandler, on_rtcp: RtcpHandler) -> None:
+    """Route every decrypted RTP/RTCP datagram of ``dtls`` to our handlers.
+
+    Replaces the per-instance ``_handle_rtp_data``/``_handle_rtcp_data`` that
+    aiortc's receive loop awaits after SRTP unprotect, so aiortc's RtpRouter,
+    RtpPacket.parse and RTCP parser are bypassed entirely (no lost header
+    extensions, no mis-parsed transport-cc feedback).
+    """
+
+    async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+        on_rtp(data, int(time.monotonic() * 1000))
+
+    async def handle_rtcp(data: bytes) -> None:
+        on_rtcp(data)
+
+    setattr(dtls, "_handle_rtp_data", handle_rtp)  # noqa: B010
+    setattr(dtls, "_handle_rtcp_data", handle_rtcp)  # noqa: B010
+
+
+def arrival_clock_ms() -> int:
+    """The clock of the arrival times given to :data:`RtpHandler` (monotonic ms)."""
+    return int(time.monotonic() * 1000)
+
+
+def is_taken_over(dtls: RTCDtlsTransport) -> bool:
+    return "_handle_rtp_data" in vars(dtls)
+
+
+class SrtpEgress:
+    """Synchronous SRTP egress on one DTLS transport.
+
+    ``RTCDtlsTransport._send_rtp`` is a coroutine that awaits aioice's async
+    ``sendto``; per forwarded packet that is a coroutine and two awaits. Here
+    the packet is protected with the transport's SRTP session and written to
+    the nominated ICE pair's datagram transport directly.
+    """
+
+    __slots__ = ("_dtls", "dropped")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self.dropped = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._dtls.state == "connected" and self._dtls._tx_srtp is not None
+
+    def _pair(self) -> Any:
+        return self._dtls.transport._connection._nominated.get(1)
+
+    def send_rtp(self, data: bytes) -> bool:
+        dtls = self._dtls
+        srtp = dtls._tx_srtp
+        pair = dtls.transport._connection._nominated.get(1)
+        if srtp is None or pair is None or dtls.state != "connected":
+            self.dropped += 1
+            return False
+        pair.protocol.transport.sendto(srtp.protect(data), pair.remote_addr)
+        return True
+
+    def send_rtcp(self, data: bytes) -> bool:
+        dtls = self._dtls
+        srtp = dtls._tx_srtp
+        pair = self._pair()
+        if srtp is None or pair is None or dtls.state != "connected":
+            self.dropped += 1
+            return False
+        pair.protocol.transport.sendto(srtp.protect_rtcp(data), pair.remote_addr)
+        return True
+
+
+# --------------------------------------------------------------------------
+# ICE: which local addresses and ports are offered as host candidates
+# --------------------------------------------------------------------------
+
+
+def _bind_udp(address: str, port_range: tuple[int, int] | None) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    if port_range is None:
+        candidates: Iterable[int] = [0]
+    else:
+        low, high = port_range
+        ports = list(range(low, high + 1))
+        random.shuffle(ports)
+        candidates = ports[:64] + sorted(ports[64:])
+    last_error: OSError | None = None
+    for port in candidates:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+            continue
+        sock.setblocking(False)
+        return sock
+    raise OSError(f"no free UDP port for {address} in {port_range}: {last_error}")
+
+
+def set_socket_buffers(sock: socket.socket, size: int) -> None:
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        except OSError:  # pragma: no cover - capped by the kernel, not fatal
+            logger.debug("could not set socket buffer to %d", size)
+
+
+def configure_host_candidates(
+    pc: RTCPeerConnection,
+    addresses: list[str],
+    port_range: tuple[int, int] | None = None,
+    announce: dict[str, str] | None = None,
+    socket_buffer: int = DEFAULT_SOCKET_BUFFER,
+) -> None:
+    """Offer host candidates on exactly ``addresses`` (e.g. 127.0.0.1).
+
+    aioice's own gathering skips loopback and binds port 0 on every
+    interface. This replaces the per-instance ``get_component_candidates`` of
+    every ICE connection of ``pc`` (call it after the transceivers exist and
+    before setLocalDescription): host sockets are bound to the given addresses
+    within ``port_range``, announced under the mapped public address when
+    ``announce`` has one (1:1 NAT), and STUN/TURN gathering still runs.
+    """
+    announce = announce or {}
+    for transceiver in pc.getTransceivers():
+        gatherer = transceiver.receiver.transport.transport.iceGatherer
+        connection = gatherer._connection
+        if getattr(connection, "_digiclinic_hosts", False):
+            continue
+        original = connection.get_component_candidates
+
+        async def gather(
+            component: int,
+            addresses_ignored: list[str],
+            timeout: int = 5,
+            *,
+            _connection: Any = connection,
+            _original: Callable[..., Awaitable[list[Candidate]]] = original,
+        ) -> list[Candidate]:
+            loop = asyncio.get_running_loop()
+            candidates: list[Candidate] = []
+            for address in addresses:
+                try:
+                    sock = _bind_udp(address, port_range)
+                except OSError as exc:
+                    logger.warning("ICE host candidate not bound: %s", exc)
+                    continue
+                set_socket_buffers(sock, socket_buffer)
+                _transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: StunProtocol(_connection), sock=sock
+                )
+                host, port = sock.getsockname()[:2]
+                public = announce.get(host, host)
+                protocol.local_candidate = Candidate(
+                    foundation=candidate_foundation("host", "udp", public),
+                    component=component,
+                    transport="udp",
+                    priority=candidate_priority(component, "host"),
+                    host=public,
+                    port=port,
+                    type="host",
+                )
+                _connection._protocols.append(protocol)
+                candidates.append(protocol.local_candidate)
+            # STUN (server-reflexive, derived from host sockets) is not needed
+            # when the public address is configured; TURN relays still are.
+            candidates += await _original(component, [], timeout)
+            return candidates
+
+        setattr(connection, "get_component_candidates", gather)  # noqa: B010
+        setattr(connection, "_digiclinic_hosts", True)  # noqa: B010
+
+
+def local_candidate_addresses(pc: RTCPeerConnection) -> list[tuple[str, int]]:
+    """(host, port) of every local ICE candidate gathered for ``pc``."""
+    seen: list[tuple[str, int]] = []
+    for transceiver in pc.getTransceivers():
+        gatherer = transceiver.receiver.transport.transport.iceGatherer
+        for candidate in gatherer.getLocalCandidates():
+            pair = (candidate.ip, candidate.port)
+            if pair not in seen:
+                seen.append(pair)
+    return seen
+
+
+# --------------------------------------------------------------------------
+# Bandwidth estimation: aiortc's (undocumented) abs-send-time REMB estimator
+# --------------------------------------------------------------------------
+
+
+class UplinkEstimator:
+    """Receive-side bandwidth estimate of a publisher's uplink (for REMB).
+
+    Wraps ``aiortc.rate.RemoteBitrateEstimator`` (inter-arrival delay
+    gradient + AIMD, as in libwebrtc); it needs abs-send-time on packets.
+    """
+
+    __slots__ = ("_estimator", "bitrate")
+
+    def __init__(self) -> None:
+        self._estimator = RemoteBitrateEstimator()
+        self.bitrate = 0
+
+    def add(self, arrival_ms: int, abs_send_time: int, size: int, ssrc: int) -> bool:
+        """Feed one packet; True when the estimate changed."""
+        result = self._estimator.add(arrival_ms, abs_send_time, size, ssrc)
+        if result is None:
+            return False
+        self.bitrate = int(result[0])
+        return True

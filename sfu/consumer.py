@@ -1,0 +1,263 @@
+"""Consumer: one Producer delivered to one subscriber.
+
+Rewrites SSRC, sequence number, timestamp, payload type and header-extension
+ids for the subscriber's negotiated m-line, keeps a retransmission buffer to
+answer NACKs with RTX, starts video at a keyframe, translates the
+publisher's sender reports, and records the subscriber's receiver reports
+and REMB (the inputs of bandwidth-driven layer choice).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from sfu.media import MediaKind, PacketSink, TrafficCounters
+from sfu.producer import Producer
+from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr, ntp_middle
+from sfu.rtp import RtpPacket, abs_send_time, build_header, seq_delta
+
+logger = logging.getLogger(__name__)
+
+RTX_BUFFER_SIZE = 1024  # power of two; ~10 s of 800 kbps video
+
+
+class ConsumerState(enum.Enum):
+    NEW = "new"  # not negotiated with the subscriber yet
+    WAITING_KEYFRAME = "waiting_keyframe"
+    FORWARDING = "forwarding"
+    PAUSED = "paused"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundParams:
+    """What the subscriber's m-line negotiated for this Consumer."""
+
+    mid: str
+    ssrc: int
+    rtx_ssrc: int | None
+    payload_type: int
+    rtx_payload_type: int | None
+    mid_ext: int | None
+    abs_send_time_ext: int | None
+    audio_level_ext: int | None
+    nack: bool
+    cname: str
+
+
+class Consumer:
+    def __init__(self, consumer_id: str, producer: Producer, subscriber_id: str) -> None:
+        self.id = consumer_id
+        self.producer = producer
+        self.subscriber_id = subscriber_id
+        self.kind = producer.kind
+        self.state = ConsumerState.NEW
+        self.counters = TrafficCounters()
+        self.params: OutboundParams | None = None
+        self._sink: PacketSink | None = None
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._start_seq = 0
+        self._next_out_seq = random.randint(0, 0x7FFF)  # below 2^15: SRTP ROC safety
+        self._last_out_ts = random.randint(0, 0xFFFFFFFF)
+        self._rtx_seq = random.randint(0, 0x7FFF)
+        self._buffer: list[tuple[int, int, RtpPacket] | None] = []
+        self._mid_element = b""
+        self._ast_header = 0
+        self._level_header = 0
+        self._sr_sent: dict[int, float] = {}
+        # subscriber feedback
+        self.fraction_lost = 0.0
+        self.jitter = 0
+        self.rtt_ms: float | None = None
+        self.remb_bitrate: int | None = None
+        self.paused_reason: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Consumer({self.id} of {self.producer.id} to {self.subscriber_id})"
+
+    def set_state(self, state: ConsumerState) -> None:
+        if state is not self.state:
+            logger.debug("%r %s -> %s", self, self.state.value, state.value)
+            self.state = state
+
+    # -- negotiation -----------------------------------------------------------
+
+    def bind(self, params: OutboundParams, sink: PacketSink) -> None:
+        """The subscriber transport is connected: start forwarding."""
+        if self.state is ConsumerState.CLOSED:
+            return
+        self.params = params
+        self._sink = sink
+        if params.mid_ext is not None:
+            mid = params.mid.encode()
+            self._mid_element = bytes([(params.mid_ext << 4) | (len(mid) - 1)]) + mid
+        if params.abs_send_time_ext is not None and self.kind is MediaKind.VIDEO:
+            self._ast_header = (params.abs_send_time_ext << 4) | 2
+        if params.audio_level_ext is not None and self.kind is MediaKind.AUDIO:
+            self._level_header = params.audio_level_ext << 4
+        if params.nack:
+            self._buffer = [None] * RTX_BUFFER_SIZE
+        if self.paused_reason is None:
+            self._await_start()
+
+    def _await_start(self) -> None:
+        if self.kind is MediaKind.VIDEO:
+            self.set_state(ConsumerState.WAITING_KEYFRAME)
+            self.producer.request_keyframe()
+        else:
+            self.set_state(ConsumerState.WAITING_KEYFRAME)
+
+    def pause(self, reason: str) -> None:
+        self.paused_reason = reason
+        if self.state in (ConsumerState.WAITING_KEYFRAME, ConsumerState.FORWARDING):
+            self.set_state(ConsumerState.PAUSED)
+
+    def resume(self) -> None:
+        self.paused_reason = None
+        if self.state is ConsumerState.PAUSED:
+            self._await_start()
+
+    def close(self) -> None:
+        if self.state is ConsumerState.CLOSED:
+            return
+        self.set_state(ConsumerState.CLOSED)
+        self.producer.remove_consumer(self)
+        self._buffer = []
+        self._sink = None
+
+    # -- packet path -------------------------------------------------------------
+
+    def forward(self, packet: RtpPacket, send_time: bytes) -> None:
+        state = self.state
+        if state is not ConsumerState.FORWARDING:
+            if state is not ConsumerState.WAITING_KEYFRAME:
+                return
+            if self.kind is MediaKind.VIDEO and not packet.keyframe:
+                return
+            self._start(packet)
+        elif (packet.seq - self._start_seq) & 0xFFFF >= 0x8000:
+            return  # older than where this subscriber started
+        out_seq = (packet.seq + self._seq_offset) & 0xFFFF
+        out_ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        data = self._serialize(packet, out_seq, out_ts, send_time)
+        if self._buffer:
+            self._buffer[out_seq & (RTX_BUFFER_SIZE - 1)] = (out_seq, out_ts, packet)
+        if seq_delta(out_seq, self._next_out_seq) >= 0:
+            self._next_out_seq = (out_seq + 1) & 0xFFFF
+            self._last_out_ts = out_ts
+        assert self._sink is not None
+        if self._sink.send_rtp(data):
+            counters = self.counters
+            counters.packets += 1
+            counters.bytes += len(data)
+        else:
+            self.counters.dropped += 1
+
+    def _start(self, packet: RtpPacket) -> None:
+        """First packet after (re)start: continue our own numbering from here."""
+        self._start_seq = packet.seq
+        self._seq_offset = (self._next_out_seq - packet.seq) & 0xFFFF
+        if self.counters.packets:
+            # keep timestamps moving forward across a restart
+            clock = self.producer.codec.clock_rate
+            gap = max(1, int(clock * 0.033))
+            self._ts_offset = (self._last_out_ts + gap - packet.timestamp) & 0xFFFFFFFF
+        else:
+            self._ts_offset = (self._last_out_ts - packet.timestamp) & 0xFFFFFFFF
+        self.set_state(ConsumerState.FORWARDING)
+
+    def _serialize(self, packet: RtpPacket, out_seq: int, out_ts: int, send_time: bytes) -> bytes:
+        params = self.params
+        assert params is not None
+        body = self._mid_element
+        if self._ast_header:
+            body += bytes((self._ast_header,)) + send_time
+        if self._level_header:
+            level_ext = self.producer.audio_level_ext
+            level = packet.extensions.get(level_ext) if level_ext is not None else None
+            if level:
+                body += bytes((self._level_header,)) + level[:1]
+        if body:
+            pad = -len(body) % 4
+            ext = b"\xbe\xde" + (len(body) // 4 + (pad > 0)).to_bytes(2, "big") + body
+            if pad:
+                ext += b"\x00" * pad
+        else:
+            ext = b""
+        return (
+            build_header(packet.marker, params.payload_type, out_seq, out_ts, params.ssrc, ext)
+            + packet.payload
+        )
+
+    # -- feedback from the subscriber ------------------------------------------------
+
+    def handle_nack(self, lost: list[int]) -> None:
+        self.counters.nacks += 1
+        if not self._buffer or self._sink is None or self.params is None:
+            return
+        params = self.params
+        now_ast = None
+        for seq in lost:
+            entry = self._buffer[seq & (RTX_BUFFER_SIZE - 1)]
+            if entry is None or entry[0] != seq:
+                continue
+            _out_seq, out_ts, packet = entry
+            if now_ast is None:
+                now_ast = abs_send_time(time.time())
+            if params.rtx_ssrc is not None and params.rtx_payload_type is not None:
+                original = self._serialize(packet, seq, out_ts, now_ast)
+                header_len = len(original) - len(packet.payload)
+                rtx_header = build_header(
+                    packet.marker,
+                    params.rtx_payload_type,
+                    self._rtx_seq,
+                    out_ts,
+                    params.rtx_ssrc,
+                    original[12:header_len],
+                )
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                data = rtx_header + seq.to_bytes(2, "big") + packet.payload
+            else:
+                data = self._serialize(packet, seq, out_ts, now_ast)
+            if self._sink.send_rtp(data):
+                self.counters.retransmissions += 1
+
+    def handle_keyframe_request(self) -> None:
+        self.counters.keyframe_requests += 1
+        self.producer.request_keyframe()
+
+    def handle_report_block(self, block: ReportBlock) -> None:
+        self.fraction_lost = block.fraction_lost / 256.0
+        self.jitter = block.jitter
+        sent = self._sr_sent.get(block.lsr)
+        if sent is not None:
+            rtt = time.monotonic() - sent - block.dlsr / 65536.0
+            if rtt >= 0:
+                self.rtt_ms = rtt * 1000.0
+
+    def handle_remb(self, bitrate: int) -> None:
+        self.remb_bitrate = bitrate
+
+    def translate_sender_report(self, report: SenderReport) -> None:
+        """Relay the publisher's SR with this subscriber's SSRC and timestamps."""
+        if self.state is not ConsumerState.FORWARDING or self._sink is None:
+            return
+        params = self.params
+        assert params is not None
+        translated = SenderReport(
+            ssrc=params.ssrc,
+            ntp=report.ntp,
+            rtp_timestamp=(report.rtp_timestamp + self._ts_offset) & 0xFFFFFFFF,
+            packet_count=self.counters.packets & 0xFFFFFFFF,
+            octet_count=self.counters.bytes & 0xFFFFFFFF,
+        )
+        lsr = ntp_middle(report.ntp)
+        self._sr_sent[lsr] = time.monotonic()
+        if len(self._sr_sent) > 8:
+            self._sr_sent.pop(next(iter(self._sr_sent)))
+        self._sink.send_rtcp(build_sr(translated) + build_sdes_cname(params.ssrc, params.cname))

@@ -1,0 +1,39 @@
+"""Error codes shared by the SFU and the signalling protocol (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    UNKNOWN_TYPE = "unknown_type"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    TOKEN_INVALID = "token_invalid"
+    TOKEN_EXPIRED = "token_expired"
+    UNKNOWN_ISSUER = "unknown_issuer"
+    WRONG_ROOM = "wrong_room"
+    NOT_JOINED = "not_joined"
+    ALREADY_JOINED = "already_joined"
+    FORBIDDEN = "forbidden"
+    NOT_ADMITTED = "not_admitted"
+    DENIED = "denied"
+    ROOM_FULL = "room_full"
+    ROOM_CLOSED = "room_closed"
+    DUPLICATE_IDENTITY = "duplicate_identity"
+    NOT_FOUND = "not_found"
+    BAD_SDP = "bad_sdp"
+    RATE_LIMITED = "rate_limited"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    INTERNAL_ERROR = "internal_error"
+
+
+class SfuError(Exception):
+    """A request refused for a reason the client can act on."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

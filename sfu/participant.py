@@ -1,0 +1,117 @@
+"""Participant: one person's session in a room (roles, grants, lobby state)."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sfu.consumer import Consumer
+from sfu.publisher_peer import PublisherPeer
+from sfu.subscriber_peer import SubscriberPeer
+
+logger = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+EventSink = Callable[[Event], None]
+
+
+class Role(enum.StrEnum):
+    PATIENT = "patient"
+    HEALTH_WORKER = "health_worker"
+    SPECIALIST = "specialist"
+    INTERPRETER = "interpreter"
+    OBSERVER = "observer"
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    publish: bool = True
+    subscribe: bool = True
+    admit: bool = False
+    record: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        return {
+            "publish": self.publish,
+            "subscribe": self.subscribe,
+            "admit": self.admit,
+            "record": self.record,
+        }
+
+
+class ParticipantState(enum.Enum):
+    LOBBY = "lobby"
+    ACTIVE = "active"
+    LEFT = "left"
+
+
+class LeaveReason(enum.StrEnum):
+    LEFT = "left"
+    DISCONNECTED = "disconnected"
+    DENIED = "denied"
+    REMOVED = "removed"
+    ROOM_CLOSED = "room_closed"
+    TRANSPORT_FAILED = "transport_failed"
+    SERVER_SHUTDOWN = "server_shutdown"
+
+
+class Participant:
+    def __init__(
+        self,
+        participant_id: str,
+        identity: str,
+        name: str,
+        role: Role,
+        grants: Grants,
+        events: EventSink,
+        auto_subscribe: bool = True,
+    ) -> None:
+        self.id = participant_id
+        self.identity = identity
+        self.name = name
+        self.role = role
+        self.grants = grants
+        self.auto_subscribe = auto_subscribe
+        self.state = ParticipantState.LOBBY
+        self.publisher: PublisherPeer | None = None
+        self.subscriber: SubscriberPeer | None = None
+        self.consumers: dict[str, Consumer] = {}  # by producer id
+        self.joined_at = time.monotonic()
+        self._events = events
+
+    def __repr__(self) -> str:  # ids only: names are patient data
+        return f"Participant({self.id} {self.role})"
+
+    def set_state(self, state: ParticipantState) -> None:
+        if state is not self.state:
+            logger.info("%r %s -> %s", self, self.state.value, state.value)
+            self.state = state
+
+    def send(self, event: Event) -> None:
+        if self.state is not ParticipantState.LEFT:
+            self._events(event)
+
+    def info(self) -> dict[str, Any]:
+        producers = []
+        if self.publisher is not None:
+            producers = [
+                {
+                    "id": p.id,
+                    "kind": p.kind.value,
+                    "source": p.source.value,
+                    "muted": p.muted,
+                }
+                for p in self.publisher.producers.values()
+            ]
+        return {
+            "id": self.id,
+            "identity": self.identity,
+            "name": self.name,
+            "role": self.role.value,
+            "state": self.state.value,
+            "producers": producers,
+        }

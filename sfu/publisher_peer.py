@@ -1,0 +1,340 @@
+"""PublisherPeer: the connection a participant's tracks arrive on.
+
+The client offers, the server answers (recvonly). Every decrypted packet of
+the bundled transport comes here, is routed by SSRC (or, before an SSRC is
+known, by the MID header extension) to its Producer. The peer also speaks
+RTCP upstream: NACKs for lost packets, PLIs for keyframes, receiver reports
+and REMB from an estimate of the publisher's uplink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortc import RTCIceCandidate, RTCSessionDescription
+from aiortc.sdp import SessionDescription
+
+from sfu import aiortc_hooks
+from sfu.media import MediaKind, Source
+from sfu.peer import (
+    MediaSettings,
+    PeerState,
+    SdpError,
+    codec_info,
+    configure_candidates,
+    create_peer_connection,
+    extension_ids,
+    peer_state_of,
+    watch_state,
+)
+from sfu.producer import Producer
+from sfu.rtcp import (
+    ReceiverReport,
+    RtcpError,
+    SenderReport,
+    build_nack,
+    build_pli,
+    build_remb,
+    build_rr,
+    build_sdes_cname,
+    ntp_middle,
+    parse_rtcp,
+)
+from sfu.rtp import EXT_ABS_SEND_TIME, EXT_AUDIO_LEVEL, EXT_MID, RtpError, parse_rtp
+
+logger = logging.getLogger(__name__)
+
+FEEDBACK_TICK = 0.02
+REPORT_INTERVAL = 1.0
+_producer_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackInfo:
+    """What the client says about one of its m-lines."""
+
+    mid: str
+    source: Source
+
+
+@dataclass(slots=True)
+class PublishResult:
+    answer: str
+    added: list[Producer]
+    removed: list[Producer]
+
+
+class PublisherPeer:
+    def __init__(
+        self,
+        participant_id: str,
+        settings: MediaSettings,
+        on_state: Callable[[PeerState], None],
+    ) -> None:
+        self.participant_id = participant_id
+        self.settings = settings
+        self.state = PeerState.NEW
+        self.pc = create_peer_connection(settings)
+        self.producers: dict[str, Producer] = {}  # by mid
+        self.rtp_errors = 0
+        self._on_state = on_state
+        self._by_ssrc: dict[int, Producer] = {}
+        self._mid_ext: int | None = None
+        self._abs_ext: int | None = None
+        self._rtcp_ssrc = random.getrandbits(32)
+        self._estimator = aiortc_hooks.UplinkEstimator()
+        self._remb_sent = 0
+        self._egress: aiortc_hooks.SrtpEgress | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        watch_state(self.pc, self._state_changed)
+
+    def _state_changed(self, state: PeerState) -> None:
+        if self.state is PeerState.CLOSED or state is self.state:
+            return
+        logger.debug("publisher %s: %s -> %s", self.participant_id, self.state.value, state.value)
+        self.state = state
+        if state is PeerState.CONNECTED and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._feedback_loop())
+        self._on_state(state)
+
+    # -- negotiation ----------------------------------------------------------
+
+    async def negotiate(self, offer: str, tracks: dict[str, Source]) -> PublishResult:
+        async with self._lock:
+            return await self._negotiate(offer, tracks)
+
+    async def _negotiate(self, offer: str, tracks: dict[str, Source]) -> PublishResult:
+        if self.state is PeerState.CLOSED:
+            raise SdpError("publisher connection is closed")
+        try:
+            parsed = SessionDescription.parse(offer)
+        except Exception as exc:  # aiortc raises assorted errors on bad SDP
+            raise SdpError(f"unparseable SDP offer: {type(exc).__name__}") from None
+        if not parsed.media:
+            raise SdpError("SDP offer has no media section")
+        for media in parsed.media:
+            if media.kind not in ("audio", "video"):
+                raise SdpError(f"unsupported m-line kind {media.kind!r}")
+            if media.rtp.muxId is None:
+                raise SdpError("every m-line needs a=mid")
+            if not media.ice or not media.dtls or not media.dtls.fingerprints:
+                raise SdpError("m-line without ICE credentials or DTLS fingerprint")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        except Exception as exc:
+            raise SdpError(f"SDP offer rejected: {exc}") from None
+        for transceiver in self.pc.getTransceivers():
+            aiortc_hooks.disable_stock_receiver(transceiver)
+            transceiver.direction = "recvonly"
+        if self._egress is None:
+            dtls = aiortc_hooks.dtls_transport(self.pc.getTransceivers()[0])
+            aiortc_hooks.take_over_transport(dtls, self.on_rtp, self.on_rtcp)
+            self._egress = aiortc_hooks.SrtpEgress(dtls)
+            configure_candidates(self.pc, self.settings)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        added, removed = self._update_producers(parsed, tracks)
+        return PublishResult(self.pc.localDescription.sdp, added, removed)
+
+    def _update_producers(
+        self, parsed: SessionDescription, tracks: dict[str, Source]
+    ) -> tuple[list[Producer], list[Producer]]:
+        transceivers = {t.mid: t for t in self.pc.getTransceivers()}
+        added: list[Producer] = []
+        removed: list[Producer] = []
+        sending: set[str] = set()
+        for media in parsed.media:
+            mid = media.rtp.muxId
+            transceiver = transceivers.get(mid)
+            if transceiver is None or media.port == 0:
+                continue
+            if media.direction not in ("sendonly", "sendrecv"):
+                continue
+            sending.add(mid)
+            if mid in self.producers:
+                continue
+            kind = MediaKind(media.kind)
+            source = tracks.get(mid) or (
+                Source.CAMERA if kind is MediaKind.VIDEO else Source.MICROPHONE
+            )
+            if source.kind is not kind:
+                raise SdpError(f"m-line {mid} is {kind} but labelled {source}")
+            ext = extension_ids(transceiver)
+            self._mid_ext = ext.get(EXT_MID, self._mid_ext)
+            self._abs_ext = ext.get(EXT_ABS_SEND_TIME, self._abs_ext)
+            producer = Producer(
+                producer_id=f"{self.participant_id}:{next(_producer_ids)}",
+                participant_id=self.participant_id,
+                kind=kind,
+                source=source,
+                codec=codec_info(transceiver),
+                mid=mid,
+                request_keyframe_upstream=self._send_pli,
+                keyframe_interval=self.settings.keyframe_interval,
+            )
+            producer.audio_level_ext = ext.get(EXT_AUDIO_LEVEL)
+            ssrcs = [s.ssrc for s in media.ssrc]
+            fid = next((g.items for g in media.ssrc_group if g.semantic == "FID"), None)
+            if fid and len(fid) == 2:
+                self._bind(producer, int(fid[0]), int(fid[1]))
+            elif ssrcs:
+                self._bind(producer, ssrcs[0], None)
+            self.producers[mid] = producer
+            added.append(producer)
+        for mid in list(self.producers):
+            if mid not in sending:
+                producer = self.producers.pop(mid)
+                self._forget(producer)
+                removed.append(producer)
+        return added, removed
+
+    def _bind(self, producer: Producer, ssrc: int, rtx_ssrc: int | None) -> None:
+        producer.bind_ssrc(ssrc)
+        producer.rtx_ssrc = rtx_ssrc
+        self._by_ssrc[ssrc] = producer
+        if rtx_ssrc is not None:
+            self._by_ssrc[rtx_ssrc] = producer
+
+    def _forget(self, producer: Producer) -> None:
+        for ssrc in [s for s, p in self._by_ssrc.items() if p is producer]:
+            del self._by_ssrc[ssrc]
+        producer.close()
+
+    async def add_ice_candidate(self, candidate: RTCIceCandidate | None) -> None:
+        await self.pc.addIceCandidate(candidate)
+
+    # -- packets in -------------------------------------------------------------
+
+    def on_rtp(self, data: bytes, arrival_ms: int) -> None:
+        try:
+            packet = parse_rtp(data)
+        except RtpError:
+            self.rtp_errors += 1
+            return
+        producer = self._by_ssrc.get(packet.ssrc)
+        if producer is None:
+            producer = self._latch(packet.ssrc, packet.payload_type, packet.extensions)
+            if producer is None:
+                return
+        if self._abs_ext is not None and producer.kind is MediaKind.VIDEO:
+            ast = packet.extensions.get(self._abs_ext)
+            if ast is not None and len(ast) == 3:
+                ast_value = int.from_bytes(ast, "big")
+                if (
+                    self._estimator.add(arrival_ms, ast_value, len(data), packet.ssrc)
+                    and self._estimator.bitrate < self._remb_sent * 0.9
+                ):
+                    self._send_remb()
+        producer.receive_rtp(packet, arrival_ms, len(data))
+
+    def _latch(self, ssrc: int, payload_type: int, extensions: dict[int, bytes]) -> Producer | None:
+        """An SSRC not in the SDP: find its m-line from the MID extension."""
+        if self._mid_ext is None or self._mid_ext not in extensions:
+            return None
+        producer = self.producers.get(extensions[self._mid_ext].decode(errors="replace"))
+        if producer is None:
+            return None
+        if payload_type == producer.codec.rtx_payload_type:
+            if producer.rtx_ssrc is None:
+                producer.rtx_ssrc = ssrc
+                self._by_ssrc[ssrc] = producer
+                return producer
+            return None
+        if producer.ssrc is None:
+            self._bind(producer, ssrc, producer.rtx_ssrc)
+            return producer
+        return None
+
+    def on_rtcp(self, data: bytes) -> None:
+        try:
+            records = parse_rtcp(data)
+        except RtcpError:
+            self.rtp_errors += 1
+            return
+        for record in records:
+            if isinstance(record, SenderReport):
+                producer = self._by_ssrc.get(record.ssrc)
+                if producer is not None and producer.ssrc == record.ssrc:
+                    producer.receive_sender_report(record)
+
+    # -- feedback out -------------------------------------------------------------
+
+    def _send_rtcp(self, data: bytes) -> None:
+        if self._egress is not None:
+            self._egress.send_rtcp(data)
+
+    def _send_pli(self, media_ssrc: int) -> None:
+        self._send_rtcp(build_pli(self._rtcp_ssrc, media_ssrc))
+
+    def _send_remb(self) -> None:
+        bitrate = self._estimator.bitrate
+        ssrcs = [p.ssrc for p in self.producers.values() if p.kind is MediaKind.VIDEO and p.ssrc]
+        if bitrate <= 0 or not ssrcs:
+            return
+        self._remb_sent = bitrate
+        self._send_rtcp(build_remb(self._rtcp_ssrc, bitrate, ssrcs))
+
+    def _send_reports(self) -> None:
+        now = time.monotonic()
+        blocks = []
+        for producer in self.producers.values():
+            stream = producer.stream
+            if stream is None or stream.highest < 0:
+                continue
+            lsr = dlsr = 0
+            if producer.last_sr is not None:
+                lsr = ntp_middle(producer.last_sr.ntp)
+                dlsr = int((now - producer.last_sr_arrival) * 65536)
+            blocks.append(stream.report_block(lsr, dlsr))
+        if not blocks:
+            return
+        report = build_rr(ReceiverReport(self._rtcp_ssrc, blocks[:31]))
+        self._send_rtcp(report + build_sdes_cname(self._rtcp_ssrc, self.settings.cname))
+        self._send_remb()
+
+    async def _feedback_loop(self) -> None:
+        next_report = time.monotonic() + REPORT_INTERVAL
+        while True:
+            await asyncio.sleep(FEEDBACK_TICK)
+            now_ms = int(time.monotonic() * 1000)
+            for producer in self.producers.values():
+                stream = producer.stream
+                if stream is None or not stream.missing or producer.ssrc is None:
+                    continue
+                lost = stream.due_nacks(now_ms)
+                if lost:
+                    producer.counters.nacks += 1
+                    self._send_rtcp(build_nack(self._rtcp_ssrc, producer.ssrc, lost))
+            if now_ms / 1000 >= next_report:
+                next_report += REPORT_INTERVAL
+                self._send_reports()
+
+    # -- teardown -------------------------------------------------------------------
+
+    async def close(self) -> list[Producer]:
+        """Close the connection; returns the producers that ended with it."""
+        self.state = PeerState.CLOSED
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        ended = list(self.producers.values())
+        for producer in ended:
+            producer.close()
+        self.producers.clear()
+        self._by_ssrc.clear()
+        await self.pc.close()
+        return ended
+
+    @property
+    def connection_state(self) -> PeerState:
+        return peer_state_of(self.pc)

@@ -1,0 +1,364 @@
+"""Room: who is in a consult, the lobby, and who receives whose tracks.
+
+The Room owns its Participants; a Participant owns its peers, a peer its
+Producers or Consumers. Closing a parent closes its children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from sfu.consumer import Consumer
+from sfu.errors import ErrorCode, SfuError
+from sfu.media import Source
+from sfu.participant import LeaveReason, Participant, ParticipantState, Role
+from sfu.peer import MediaSettings, PeerState
+from sfu.producer import Producer
+from sfu.publisher_peer import PublisherPeer
+from sfu.subscriber_peer import OfferedTrack, SubscriberPeer
+
+logger = logging.getLogger(__name__)
+
+_consumer_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    max_participants: int = 12
+    empty_timeout: float = 30.0
+    lobby_roles: frozenset[Role] = frozenset({Role.PATIENT})
+
+
+class RoomState(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Room:
+    def __init__(
+        self,
+        room_id: str,
+        settings: RoomSettings,
+        media: MediaSettings,
+        on_closed: Callable[[Room], None],
+    ) -> None:
+        self.id = room_id
+        self.settings = settings
+        self.media = media
+        self.state = RoomState.OPEN
+        self.participants: dict[str, Participant] = {}
+        self._on_closed = on_closed
+        self._empty_timer: asyncio.TimerHandle | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        self.retired = RetiredCounters()
+
+    def __repr__(self) -> str:
+        return f"Room({self.id})"
+
+    # -- queries ---------------------------------------------------------------
+
+    def active(self) -> Iterator[Participant]:
+        return (p for p in self.participants.values() if p.state is ParticipantState.ACTIVE)
+
+    def lobby(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.state is ParticipantState.LOBBY]
+
+    def producers(self) -> Iterator[Producer]:
+        for participant in self.active():
+            if participant.publisher is not None:
+                yield from participant.publisher.producers.values()
+
+    def find_producer(self, producer_id: str) -> Producer:
+        for producer in self.producers():
+            if producer.id == producer_id:
+                return producer
+        raise SfuError(ErrorCode.NOT_FOUND, "no such track in this room")
+
+    # -- membership -----------------------------------------------------------------
+
+    def join(self, participant: Participant) -> None:
+        if self.state is RoomState.CLOSED:
+            raise SfuError(ErrorCode.ROOM_CLOSED, "the room is closed")
+        if len(self.participants) >= self.settings.max_participants:
+            raise SfuError(ErrorCode.ROOM_FULL, "the room is full")
+        if any(p.identity == participant.identity for p in self.participants.values()):
+            raise SfuError(ErrorCode.DUPLICATE_IDENTITY, "this identity is already in the room")
+        self._cancel_empty_timer()
+        self.participants[participant.id] = participant
+        if participant.role in self.settings.lobby_roles and not participant.grants.admit:
+            participant.set_state(ParticipantState.LOBBY)
+            self._lobby_changed()
+        else:
+            self._activate(participant)
+
+    def _activate(self, participant: Participant) -> None:
+        participant.set_state(ParticipantState.ACTIVE)
+        self._broadcast(
+            {"type": "participant_joined", "participant": participant.info()}, skip=participant
+        )
+        if participant.grants.subscribe and participant.auto_subscribe:
+            for producer in list(self.producers()):
+                if producer.participant_id != participant.id:
+                    self._consume(participant, producer)
+
+    def admit(self, by: Participant, participant_id: str) -> None:
+        target = self._lobby_member(by, participant_id)
+        logger.info("%r admitted %r", by, target)
+        target.send({"type": "admitted", "participants": self.roster(exclude=target)})
+        self._activate(target)
+        self._lobby_changed()
+
+    def deny(self, by: Participant, participant_id: str) -> Participant:
+        target = self._lobby_member(by, participant_id)
+        logger.info("%r denied %r", by, target)
+        target.send({"type": "denied"})
+        return target
+
+    def _lobby_member(self, by: Participant, participant_id: str) -> Participant:
+        if not by.grants.admit or by.state is not ParticipantState.ACTIVE:
+            raise SfuError(ErrorCode.FORBIDDEN, "admitting needs the admit grant")
+        target = self.participants.get(participant_id)
+        if target is None or target.state is not ParticipantState.LOBBY:
+            raise SfuError(ErrorCode.NOT_FOUND, "no such participant in the lobby")
+        return target
+
+    def _lobby_changed(self) -> None:
+        waiting = [{"id": p.id, "name": p.name, "role": p.role.value} for p in self.lobby()]
+        for participant in self.active():
+            if participant.grants.admit:
+                participant.send({"type": "lobby", "waiting": waiting})
+
+    def roster(self, exclude: Participant | None = None) -> list[dict[str, object]]:
+        return [p.info() for p in self.active() if p is not exclude]
+
+    async def leave(self, participant: Participant, reason: LeaveReason) -> None:
+        if self.participants.pop(participant.id, None) is None:
+            return
+        was_active = participant.state is ParticipantState.ACTIVE
+        was_lobby = participant.state is ParticipantState.LOBBY
+        participant.set_state(ParticipantState.LEFT)
+        if participant.publisher is not None:
+            ended = await participant.publisher.close()
+            self._producers_removed(ended)
+            self.retired.add_producers(ended)
+            participant.publisher = None
+        if participant.subscriber is not None:
+            self.retired.add_consumers(participant.consumers.values())
+            await participant.subscriber.close()
+            participant.subscriber = None
+        participant.consumers.clear()
+        if was_active:
+            self._broadcast(
+                {"type": "participant_left", "participant_id": participant.id, "reason": reason}
+            )
+        if was_lobby:
+            self._lobby_changed()
+        if not self.participants and self.state is RoomState.OPEN:
+            self._start_empty_timer()
+
+    # -- media -----------------------------------------------------------------------
+
+    async def publish(self, participant: Participant, offer: str, tracks: dict[str, Source]) -> str:
+        self._require_active(participant)
+        if not participant.grants.publish:
+            raise SfuError(ErrorCode.FORBIDDEN, "this token may not publish")
+        if participant.publisher is None:
+            participant.publisher = PublisherPeer(
+                participant.id,
+                self.media,
+                functools.partial(self._peer_state, participant, "publisher"),
+            )
+        result = await participant.publisher.negotiate(offer, tracks)
+        if participant.state is not ParticipantState.ACTIVE:
+            return result.answer
+        self.retired.add_producers(result.removed)
+        self._producers_removed(result.removed)
+        for producer in result.added:
+            self._broadcast(
+                {
+                    "type": "track_published",
+                    "participant_id": participant.id,
+                    "track": {
+                        "id": producer.id,
+                        "kind": producer.kind.value,
+                        "source": producer.source.value,
+                        "muted": producer.muted,
+                    },
+                },
+                skip=participant,
+            )
+            for other in self.active():
+                if other is not participant and other.grants.subscribe and other.auto_subscribe:
+                    self._consume(other, producer)
+        return result.answer
+
+    def _producers_removed(self, producers: list[Producer]) -> None:
+        for producer in producers:
+            for other in self.participants.values():
+                consumer = other.consumers.pop(producer.id, None)
+                if consumer is not None and other.subscriber is not None:
+                    self.retired.add_consumers([consumer])
+                    other.subscriber.remove_consumer(consumer)
+            self._broadcast(
+                {
+                    "type": "track_unpublished",
+                    "participant_id": producer.participant_id,
+                    "track_id": producer.id,
+                }
+            )
+
+    def subscribe(self, participant: Participant, producer_id: str) -> None:
+        self._require_active(participant)
+        if not participant.grants.subscribe:
+            raise SfuError(ErrorCode.FORBIDDEN, "this token may not subscribe")
+        producer = self.find_producer(producer_id)
+        if producer.participant_id == participant.id:
+            raise SfuError(ErrorCode.BAD_MESSAGE, "cannot subscribe to your own track")
+        if producer.id not in participant.consumers:
+            self._consume(participant, producer)
+
+    def unsubscribe(self, participant: Participant, producer_id: str) -> None:
+        self._require_active(participant)
+        consumer = participant.consumers.pop(producer_id, None)
+        if consumer is None:
+            raise SfuError(ErrorCode.NOT_FOUND, "not subscribed to that track")
+        self.retired.add_consumers([consumer])
+        if participant.subscriber is not None:
+            participant.subscriber.remove_consumer(consumer)
+
+    def set_muted(self, participant: Participant, producer_id: str, muted: bool) -> None:
+        self._require_active(participant)
+        publisher = participant.publisher
+        producer = next(
+            (p for p in (publisher.producers.values() if publisher else []) if p.id == producer_id),
+            None,
+        )
+        if producer is None:
+            raise SfuError(ErrorCode.NOT_FOUND, "no such track of yours")
+        if producer.muted != muted:
+            producer.muted = muted
+            self._broadcast(
+                {
+                    "type": "track_muted",
+                    "participant_id": participant.id,
+                    "track_id": producer.id,
+                    "muted": muted,
+                }
+            )
+
+    def _consume(self, participant: Participant, producer: Producer) -> None:
+        if participant.subscriber is None:
+            participant.subscriber = SubscriberPeer(
+                participant.id,
+                self.media,
+                functools.partial(self._send_subscriber_offer, participant),
+                functools.partial(self._peer_state, participant, "subscriber"),
+            )
+        consumer = Consumer(f"c{next(_consumer_ids)}", producer, participant.id)
+        producer.add_consumer(consumer)
+        participant.consumers[producer.id] = consumer
+        participant.subscriber.add_consumer(consumer)
+
+    async def _send_subscriber_offer(
+        self, participant: Participant, sdp: str, tracks: list[OfferedTrack]
+    ) -> None:
+        participant.send(
+            {
+                "type": "subscriber_offer",
+                "sdp": sdp,
+                "tracks": [
+                    {
+                        "mid": t.mid,
+                        "track_id": t.consumer.producer.id,
+                        "participant_id": t.consumer.producer.participant_id,
+                        "kind": t.consumer.kind.value,
+                        "source": t.consumer.producer.source.value,
+                    }
+                    for t in tracks
+                ],
+            }
+        )
+
+    async def subscriber_answer(self, participant: Participant, sdp: str) -> None:
+        self._require_active(participant)
+        if participant.subscriber is None:
+            raise SfuError(ErrorCode.BAD_MESSAGE, "no subscriber offer was sent")
+        await participant.subscriber.handle_answer(sdp)
+
+    def _peer_state(self, participant: Participant, which: str, state: PeerState) -> None:
+        if state is PeerState.FAILED and participant.state is not ParticipantState.LEFT:
+            logger.warning("%r %s connection failed", participant, which)
+            participant.send({"type": "connection_failed", "pc": which})
+
+    def _require_active(self, participant: Participant) -> None:
+        if participant.state is ParticipantState.LOBBY:
+            raise SfuError(ErrorCode.NOT_ADMITTED, "waiting in the lobby")
+        if participant.state is not ParticipantState.ACTIVE:
+            raise SfuError(ErrorCode.NOT_JOINED, "not in the room")
+
+    def _broadcast(self, event: dict[str, object], skip: Participant | None = None) -> None:
+        for participant in list(self.active()):
+            if participant is not skip:
+                participant.send(event)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _start_empty_timer(self) -> None:
+        self._cancel_empty_timer()
+        loop = asyncio.get_running_loop()
+        self._empty_timer = loop.call_later(self.settings.empty_timeout, self._empty_timeout)
+
+    def _cancel_empty_timer(self) -> None:
+        if self._empty_timer is not None:
+            self._empty_timer.cancel()
+            self._empty_timer = None
+
+    def _empty_timeout(self) -> None:
+        self._empty_timer = None
+        if not self.participants and self.state is RoomState.OPEN:
+            self._close_task = asyncio.get_running_loop().create_task(self.close("empty"))
+
+    async def close(self, reason: str) -> None:
+        if self.state is RoomState.CLOSED:
+            return
+        self.state = RoomState.CLOSED
+        self._cancel_empty_timer()
+        logger.info("%r closed (%s)", self, reason)
+        for participant in list(self.participants.values()):
+            participant.send({"type": "room_closed", "reason": reason})
+            await self.leave(participant, LeaveReason.ROOM_CLOSED)
+        self._cancel_empty_timer()
+        self._on_closed(self)
+
+
+class RetiredCounters:
+    """Totals of producers/consumers that have ended (so /metrics counters never go down)."""
+
+    def __init__(self) -> None:
+        self.packets_in = 0
+        self.bytes_in = 0
+        self.packets_out = 0
+        self.bytes_out = 0
+        self.nacks = 0
+        self.retransmissions = 0
+        self.keyframe_requests = 0
+
+    def add_producers(self, producers: list[Producer]) -> None:
+        for p in producers:
+            self.packets_in += p.counters.packets
+            self.bytes_in += p.counters.bytes
+            self.keyframe_requests += p.counters.keyframe_requests
+            self.nacks += p.counters.nacks
+
+    def add_consumers(self, consumers: Iterable[Consumer]) -> None:
+        for c in consumers:
+            self.packets_out += c.counters.packets
+            self.bytes_out += c.counters.bytes
+            self.retransmissions += c.counters.retransmissions
+            self.nacks += c.counters.nacks

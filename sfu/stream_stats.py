@@ -1,0 +1,146 @@
+"""Per-SSRC receive statistics: sequence tracking, loss, jitter, NACK list.
+
+One ``ReceiveStream`` per incoming media SSRC. It decides whether a packet is
+new (forward it), recovered (was missing, forward it) or a duplicate (drop),
+keeps the list of sequence numbers to NACK upstream, and produces the figures
+of an RTCP receiver report block (RFC 3550 appendix A.3 and A.8).
+"""
+
+from __future__ import annotations
+
+from sfu.rtcp import ReportBlock
+
+MAX_MISSING = 512
+"""Sequence gaps larger than this are treated as a stream restart, not loss."""
+NACK_RETRIES = 3
+NACK_INTERVAL_MS = 80
+NACK_MAX_AGE_MS = 1000
+
+
+class ReceiveStream:
+    __slots__ = (
+        "_cycles",
+        "_expected_prior",
+        "_jitter",
+        "_last_transit",
+        "_received_prior",
+        "base_seq",
+        "bytes",
+        "clock_rate",
+        "duplicates",
+        "highest",
+        "missing",
+        "packets",
+        "recovered",
+        "ssrc",
+    )
+
+    def __init__(self, ssrc: int, clock_rate: int) -> None:
+        self.ssrc = ssrc
+        self.clock_rate = clock_rate
+        self.base_seq = -1
+        self.highest = -1  # extended highest sequence number
+        self._cycles = 0
+        self.packets = 0
+        self.bytes = 0
+        self.duplicates = 0
+        self.recovered = 0
+        self._jitter = 0.0
+        self._last_transit: float | None = None
+        self._expected_prior = 0
+        self._received_prior = 0
+        # extended seq -> [first_missing_ms, last_nack_ms, nack_count]
+        self.missing: dict[int, list[int]] = {}
+
+    def receive(self, seq: int, timestamp: int, arrival_ms: int, size: int, rtx: bool) -> bool:
+        """Account one packet; False if it is a duplicate or too old to use."""
+        if self.highest < 0:
+            self.base_seq = seq
+            self.highest = seq
+            self._count(timestamp, arrival_ms, size, rtx)
+            return True
+        ext = self._extend(seq)
+        if ext > self.highest:
+            gap = ext - self.highest - 1
+            if gap > MAX_MISSING:
+                self.missing.clear()
+            else:
+                for missing in range(self.highest + 1, ext):
+                    self.missing[missing] = [arrival_ms, 0, 0]
+            self.highest = ext
+            self._cycles = ext & ~0xFFFF
+            self._count(timestamp, arrival_ms, size, rtx)
+            return True
+        if self.missing.pop(ext, None) is not None:
+            self.recovered += 1
+            self._count(timestamp, arrival_ms, size, True)
+            return True
+        self.duplicates += 1
+        return False
+
+    def _extend(self, seq: int) -> int:
+        cycles = self._cycles
+        last = self.highest & 0xFFFF
+        if seq < 0x4000 and last > 0xC000:
+            cycles += 1 << 16
+        elif seq > 0xC000 and last < 0x4000 and cycles:
+            cycles -= 1 << 16
+        return cycles | seq
+
+    def _count(self, timestamp: int, arrival_ms: int, size: int, rtx: bool) -> None:
+        self.packets += 1
+        self.bytes += size
+        if rtx:
+            return  # retransmissions would distort the jitter estimate
+        transit = arrival_ms * self.clock_rate / 1000.0 - timestamp
+        if self._last_transit is not None:
+            d = abs(transit - self._last_transit)
+            if d < self.clock_rate * 10:  # ignore timestamp jumps
+                self._jitter += (d - self._jitter) / 16.0
+        self._last_transit = transit
+
+    def due_nacks(self, now_ms: int) -> list[int]:
+        """Sequence numbers (16-bit) to NACK now; gives up on old or hopeless ones."""
+        due: list[int] = []
+        for ext, state in list(self.missing.items()):
+            first, last_nack, count = state
+            if count >= NACK_RETRIES or now_ms - first > NACK_MAX_AGE_MS:
+                del self.missing[ext]
+                continue
+            if now_ms - last_nack >= NACK_INTERVAL_MS:
+                state[1] = now_ms
+                state[2] = count + 1
+                due.append(ext & 0xFFFF)
+        return due
+
+    @property
+    def expected(self) -> int:
+        return 0 if self.highest < 0 else self.highest - self.base_seq + 1
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.expected - self.packets)
+
+    @property
+    def jitter(self) -> int:
+        return int(self._jitter)
+
+    def report_block(self, lsr: int, dlsr: int) -> ReportBlock:
+        expected = self.expected
+        expected_interval = expected - self._expected_prior
+        received_interval = self.packets - self._received_prior
+        self._expected_prior = expected
+        self._received_prior = self.packets
+        lost_interval = expected_interval - received_interval
+        fraction = 0
+        if expected_interval > 0 and lost_interval > 0:
+            fraction = min(255, (lost_interval << 8) // expected_interval)
+        return ReportBlock(
+            ssrc=self.ssrc,
+            fraction_lost=fraction,
+            packets_lost=min(self.lost, 0x7FFFFF),
+            highest_seq=self.highest & 0xFFFFFFFF,
+            jitter=self.jitter,
+            lsr=lsr,
+            dlsr=dlsr,
+        )

@@ -1,0 +1,269 @@
+"""SubscriberPeer: the connection a participant receives everyone else on.
+
+The server offers (one sendonly m-line per Consumer) and the client answers.
+Consumers are added and removed at any time: changes are batched into one
+renegotiation at a time; m-lines of removed consumers become inactive.
+RTCP from the subscriber (NACK, PLI/FIR, receiver reports, REMB) is routed
+by media SSRC to the Consumer concerned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+
+from sfu import aiortc_hooks
+from sfu.consumer import Consumer, ConsumerState, OutboundParams
+from sfu.peer import (
+    MediaSettings,
+    PeerState,
+    SdpError,
+    configure_candidates,
+    create_peer_connection,
+    extension_ids,
+    matching_codec,
+    watch_state,
+)
+from sfu.rtcp import (
+    KeyframeRequest,
+    Nack,
+    ReceiverReport,
+    Remb,
+    RtcpError,
+    SenderReport,
+    parse_rtcp,
+)
+from sfu.rtp import EXT_ABS_SEND_TIME, EXT_AUDIO_LEVEL, EXT_MID
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedTrack:
+    mid: str
+    consumer: Consumer
+
+
+SendOffer = Callable[[str, list[OfferedTrack]], Awaitable[None]]
+
+
+class SubscriberPeer:
+    def __init__(
+        self,
+        participant_id: str,
+        settings: MediaSettings,
+        send_offer: SendOffer,
+        on_state: Callable[[PeerState], None],
+    ) -> None:
+        self.participant_id = participant_id
+        self.settings = settings
+        self.state = PeerState.NEW
+        self.pc = create_peer_connection(settings)
+        self.consumers: dict[str, Consumer] = {}  # by mid, live ones
+        self.remb_bitrate: int | None = None
+        self.rtcp_errors = 0
+        self._send_offer = send_offer
+        self._on_state = on_state
+        self._transceivers: dict[Consumer, RTCRtpTransceiver] = {}
+        self._by_ssrc: dict[int, Consumer] = {}
+        self._to_add: list[Consumer] = []
+        self._to_remove: list[Consumer] = []
+        self._egress: aiortc_hooks.SrtpEgress | None = None
+        self._awaiting_answer = False
+        self._task: asyncio.Task[None] | None = None
+        watch_state(self.pc, self._state_changed)
+
+    def _state_changed(self, state: PeerState) -> None:
+        if self.state is PeerState.CLOSED or state is self.state:
+            return
+        logger.debug("subscriber %s: %s -> %s", self.participant_id, self.state.value, state.value)
+        self.state = state
+        self._on_state(state)
+
+    # -- consumers ----------------------------------------------------------------
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        self._to_add.append(consumer)
+        self._schedule()
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        if consumer in self._to_add:
+            self._to_add.remove(consumer)
+            consumer.close()
+            return
+        consumer.close()
+        if consumer in self._transceivers:
+            self._to_remove.append(consumer)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self.state is PeerState.CLOSED or self._awaiting_answer:
+            return  # handle_answer() reschedules
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._negotiate())
+
+    async def _negotiate(self) -> None:
+        await asyncio.sleep(0)  # batch changes made in the same loop iteration
+        if self.state is PeerState.CLOSED or not (self._to_add or self._to_remove):
+            return
+        adding, self._to_add = self._to_add, []
+        removing, self._to_remove = self._to_remove, []
+        for consumer in adding:
+            if consumer.state is ConsumerState.CLOSED:
+                continue
+            transceiver = self.pc.addTransceiver(consumer.kind.value, direction="sendonly")
+            self._prefer_codec(transceiver, consumer)
+            aiortc_hooks.disable_stock_sender(transceiver, self._on_connected)
+            self._transceivers[consumer] = transceiver
+        for consumer in removing:
+            if consumer not in self._transceivers:
+                continue
+            stopped = self._transceivers.pop(consumer)
+            stopped.direction = "inactive"
+            for ssrc in aiortc_hooks.sender_ssrcs(stopped):
+                self._by_ssrc.pop(ssrc, None)
+            self.consumers.pop(stopped.mid or "", None)
+        if not self._transceivers and not removing:
+            return
+        if self._egress is None:
+            dtls = aiortc_hooks.dtls_transport(self.pc.getTransceivers()[0])
+            aiortc_hooks.take_over_transport(dtls, self._on_rtp, self.on_rtcp)
+            self._egress = aiortc_hooks.SrtpEgress(dtls)
+            configure_candidates(self.pc, self.settings)
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        tracks = []
+        for consumer, transceiver in self._transceivers.items():
+            if transceiver.mid is None:
+                continue
+            self.consumers[transceiver.mid] = consumer
+            tracks.append(OfferedTrack(transceiver.mid, consumer))
+            media_ssrc, rtx_ssrc = aiortc_hooks.sender_ssrcs(transceiver)
+            self._by_ssrc[media_ssrc] = consumer
+            self._by_ssrc[rtx_ssrc] = consumer
+        self._awaiting_answer = True
+        await self._send_offer(self.pc.localDescription.sdp, tracks)
+
+    def _prefer_codec(self, transceiver: RTCRtpTransceiver, consumer: Consumer) -> None:
+        wanted = consumer.producer.codec
+        capabilities = RTCRtpSender.getCapabilities(consumer.kind.value).codecs
+        preferred = []
+        for capability in capabilities:
+            mime = capability.mimeType.lower()
+            if mime.endswith("/rtx"):
+                if wanted.rtx_payload_type is not None:
+                    preferred.append(capability)
+                continue
+            if mime != wanted.mime_type.lower() or capability.clockRate != wanted.clock_rate:
+                continue
+            profile = dict(wanted.parameters).get("profile-level-id")
+            if wanted.name == "H264" and capability.parameters.get("profile-level-id") != profile:
+                continue
+            preferred.insert(0, capability)
+        if preferred and not preferred[0].mimeType.lower().endswith("/rtx"):
+            transceiver.setCodecPreferences(preferred)
+
+    async def handle_answer(self, sdp: str) -> None:
+        if not self._awaiting_answer:
+            raise SdpError("no subscriber offer is waiting for an answer")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        except Exception as exc:
+            raise SdpError(f"SDP answer rejected: {exc}") from None
+        self._awaiting_answer = False
+        if self._egress is not None and self._egress.ready:
+            self._on_connected()
+        if self._to_add or self._to_remove:
+            self._schedule()
+
+    def _on_connected(self) -> None:
+        """DTLS is up (or renegotiation finished): bind every new Consumer."""
+        if self._egress is None or self._awaiting_answer:
+            return
+        for mid, consumer in self.consumers.items():
+            if consumer.state is not ConsumerState.NEW:
+                continue
+            transceiver = self._transceivers.get(consumer)
+            if transceiver is None or transceiver.currentDirection != "sendonly":
+                continue
+            codec = matching_codec(transceiver, consumer.producer.codec)
+            if codec is None:
+                logger.warning("subscriber %s: no codec agreed on %s", self.participant_id, mid)
+                continue
+            media_ssrc, rtx_ssrc = aiortc_hooks.sender_ssrcs(transceiver)
+            ext = extension_ids(transceiver)
+            rtx_pt = codec.rtx_payload_type
+            consumer.bind(
+                OutboundParams(
+                    mid=mid,
+                    ssrc=media_ssrc,
+                    rtx_ssrc=rtx_ssrc if rtx_pt is not None else None,
+                    payload_type=codec.payload_type,
+                    rtx_payload_type=rtx_pt,
+                    mid_ext=ext.get(EXT_MID),
+                    abs_send_time_ext=ext.get(EXT_ABS_SEND_TIME),
+                    audio_level_ext=ext.get(EXT_AUDIO_LEVEL),
+                    nack=codec.nack,
+                    cname=self.settings.cname,
+                ),
+                self._egress,
+            )
+
+    async def add_ice_candidate(self, candidate: Any) -> None:
+        await self.pc.addIceCandidate(candidate)
+
+    # -- RTCP from the subscriber ------------------------------------------------------
+
+    def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
+        """A subscriber connection carries no media towards the server."""
+
+    def on_rtcp(self, data: bytes) -> None:
+        try:
+            records = parse_rtcp(data)
+        except RtcpError:
+            self.rtcp_errors += 1
+            return
+        by_ssrc = self._by_ssrc
+        for record in records:
+            if isinstance(record, Nack):
+                consumer = by_ssrc.get(record.media_ssrc)
+                if consumer is not None:
+                    consumer.handle_nack(record.lost)
+            elif isinstance(record, KeyframeRequest):
+                consumer = by_ssrc.get(record.media_ssrc)
+                if consumer is not None:
+                    consumer.handle_keyframe_request()
+            elif isinstance(record, (ReceiverReport, SenderReport)):
+                for block in record.reports:
+                    consumer = by_ssrc.get(block.ssrc)
+                    if consumer is not None:
+                        consumer.handle_report_block(block)
+            elif isinstance(record, Remb):
+                self.remb_bitrate = record.bitrate
+                for ssrc in record.ssrcs:
+                    consumer = by_ssrc.get(ssrc)
+                    if consumer is not None:
+                        consumer.handle_remb(record.bitrate)
+
+    # -- teardown ----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        self.state = PeerState.CLOSED
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for consumer in list(self._transceivers) + self._to_add:
+            consumer.close()
+        self._transceivers.clear()
+        self.consumers.clear()
+        self._by_ssrc.clear()
+        self._to_add.clear()
+        await self.pc.close()
