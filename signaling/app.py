@@ -1,0 +1,189 @@
+"""The aiohttp application: HTTP API, WebSocket signalling, health and metrics.
+
+``create_app(config)`` builds the application and never runs it (tests use
+it through ``aiohttp_client``; ``digiclinic serve`` runs it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sfu.errors import ErrorCode, SfuError
+from sfu.participant import Role
+from sfu.peer import IceServer, MediaSettings
+from sfu.room import RoomSettings
+from sfu.room_manager import RoomManager
+from signaling import protocol
+from signaling.config import Config
+from signaling.metrics import SignalingMetrics
+from signaling.session import SessionLimits, SignalingSession
+from signaling.tokens import TokenVerifier, with_dev_issuer
+
+logger = logging.getLogger(__name__)
+
+CONFIG = web.AppKey("config", Config)
+ROOMS = web.AppKey("rooms", RoomManager)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+METRICS = web.AppKey("metrics", SignalingMetrics)
+SESSIONS: web.AppKey[set[SignalingSession]] = web.AppKey("sessions")
+
+WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web-client"
+
+
+def media_settings(config: Config) -> MediaSettings:
+    media = config.media
+    return MediaSettings(
+        ice_addresses=tuple(media.ice_addresses),
+        announce=dict(media.announce),
+        port_range=(media.udp_port_min, media.udp_port_max),
+        ice_servers=tuple(
+            IceServer(
+                urls=tuple(s.urls),
+                username=s.username,
+                credential=s.credential.reveal() if s.credential else None,
+            )
+            for s in media.ice_servers
+        ),
+        socket_buffer=media.socket_buffer_bytes,
+        keyframe_interval=media.keyframe_request_interval,
+    )
+
+
+def room_settings(config: Config) -> RoomSettings:
+    try:
+        lobby = frozenset(Role(r) for r in config.rooms.lobby_roles)
+    except ValueError as exc:
+        raise ValueError(f"rooms.lobby_roles: {exc}") from None
+    return RoomSettings(
+        max_participants=config.rooms.max_participants,
+        empty_timeout=config.rooms.empty_timeout,
+        lobby_roles=lobby,
+    )
+
+
+def _error_response(status: int, code: ErrorCode, message: str) -> web.Response:
+    return web.json_response(protocol.error(code, message), status=status)
+
+
+def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
+    """Browsers send Origin; non-browser clients (no Origin) are not subject to CORS."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    if origin in allowed or "*" in allowed:
+        return True
+    # same origin as the server itself
+    return urlsplit(origin).netloc == request.host
+
+
+@web.middleware
+async def origin_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    if not origin_allowed(request, config.server.allowed_origins):
+        logger.info("refused a request from a disallowed origin")
+        return _error_response(403, ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
+    response = await handler(request)
+    origin = request.headers.get("Origin")
+    if origin is not None and request.path.startswith("/api/"):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    rooms = request.app[ROOMS]
+    return web.json_response({"status": "ready", "rooms": len(rooms.rooms)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    config = app[CONFIG]
+    version = request.query.get("v", str(protocol.PROTOCOL_VERSION))
+    if version not in {str(v) for v in protocol.SUPPORTED_VERSIONS}:
+        return _error_response(400, ErrorCode.UNSUPPORTED_VERSION, "supported protocol versions: 1")
+    ws = web.WebSocketResponse(
+        heartbeat=20.0,
+        # aiohttp refuses larger frames itself; the protocol check is stricter
+        max_msg_size=config.server.max_message_bytes * 2,
+    )
+    await ws.prepare(request)
+    app[METRICS].connections.inc()
+    session = SignalingSession(
+        ws,
+        app[ROOMS],
+        app[VERIFIER],
+        app[METRICS],
+        SessionLimits(config.server.max_message_bytes, config.server.messages_per_second),
+        ice_servers=[],
+    )
+    app[SESSIONS].add(session)
+    try:
+        await session.run()
+    finally:
+        app[SESSIONS].discard(session)
+    return ws
+
+
+async def create_room(request: web.Request) -> web.Response:
+    """Pre-create a room: ``Authorization: Bearer <join token with admit grant>``."""
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer "):
+        return _error_response(401, ErrorCode.TOKEN_INVALID, "bearer token required")
+    try:
+        claims = request.app[VERIFIER].verify(auth.removeprefix("Bearer ").strip())
+    except SfuError as exc:
+        return _error_response(401, exc.code, exc.message)
+    if claims.room != request.match_info["room"]:
+        return _error_response(403, ErrorCode.WRONG_ROOM, "this token is for another room")
+    if not claims.grants.admit:
+        return _error_response(403, ErrorCode.FORBIDDEN, "creating rooms needs the admit grant")
+    room = request.app[ROOMS].get_or_create(claims.room)
+    return web.json_response({"room": room.id, "participants": len(room.participants)}, status=201)
+
+
+async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    sessions = app[SESSIONS]
+    for session in [*sessions]:
+        await session.ws.close()
+    await app[ROOMS].close()
+
+
+def create_app(config: Config) -> web.Application:
+    config.validate()
+    auth = with_dev_issuer(config.auth)
+    app = web.Application(
+        middlewares=[origin_middleware], client_max_size=config.server.max_message_bytes
+    )
+    rooms = RoomManager(room_settings(config), media_settings(config))
+    app[CONFIG] = config
+    app[ROOMS] = rooms
+    app[VERIFIER] = TokenVerifier(auth)
+    app[METRICS] = SignalingMetrics(rooms)
+    app[SESSIONS] = set()
+    app.cleanup_ctx.append(_rooms_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/ws", websocket)
+    app.router.add_post("/api/rooms/{room}", create_room)
+    if WEB_CLIENT_DIR.is_dir():
+        app.router.add_static("/client/", WEB_CLIENT_DIR, follow_symlinks=False)
+    return app

@@ -1,0 +1,151 @@
+"""``digiclinic`` command line: ``serve`` and ``token``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import ssl
+import sys
+from typing import Any
+
+from aiohttp import web
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - not on every platform
+    uvloop = None  # type: ignore[assignment]
+
+from sfu.participant import Role
+from signaling.app import create_app
+from signaling.config import Config, ConfigError, load_config
+from signaling.tokens import DEV_ISSUER, dev_secret, mint_token
+
+
+def _config_from(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {}
+    server: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        server["host"] = args.host
+    if getattr(args, "port", None):
+        server["port"] = args.port
+    if server:
+        overrides["server"] = server
+    if getattr(args, "ice_address", None):
+        overrides["media"] = {"ice_addresses": args.ice_address}
+    if getattr(args, "log_level", None):
+        overrides["logging"] = {"level": args.log_level}
+    path = args.config or os.environ.get("DIGICLINIC_CONFIG")
+    return load_config(path, overrides=overrides)
+
+
+def _configure_logging(config: Config) -> None:
+    logging.basicConfig(
+        level=config.logging.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiortc/aioice log SDP, candidates and addresses at DEBUG: keep them quiet
+    for noisy in ("aiortc", "aioice"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
+
+
+def serve(args: argparse.Namespace) -> int:
+    config = _config_from(args)
+    _configure_logging(config)
+    if uvloop is not None:
+        uvloop.install()
+    ssl_context = None
+    scheme = "http"
+    if config.server.tls_cert and config.server.tls_key:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+        scheme = "https"
+    app = create_app(config)
+    base = f"{scheme}://{config.server.host}:{config.server.port}"
+    print(f"digiclinic listening on {base}", flush=True)
+    print(f"  health:  {base}/healthz   metrics: {base}/metrics", flush=True)
+    if config.server.demo:
+        print(f"  demo:    open {base}/demo/ in two browser tabs", flush=True)
+    if not config.auth.issuers:
+        print("  tokens:  digiclinic token --room demo --identity alice --role patient", flush=True)
+    web.run_app(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        ssl_context=ssl_context,
+        print=None,
+        access_log=None,
+    )
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    config = _config_from(args)
+    if config.auth.issuers and not any(i.id == DEV_ISSUER for i in config.auth.issuers):
+        print("error: tokens are minted here only for the development issuer", file=sys.stderr)
+        return 2
+    grants = None
+    if args.grant:
+        grants = {g: True for g in args.grant}
+        for g in args.deny or []:
+            grants[g] = False
+    value = mint_token(
+        dev_secret(config.auth),
+        room=args.room,
+        identity=args.identity,
+        role=Role(args.role),
+        name=args.name,
+        grants=grants,
+        ttl=min(args.ttl, config.auth.max_token_lifetime),
+        audience=config.auth.audience,
+    )
+    print(value)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digiclinic", description=__doc__)
+    parser.add_argument("--config", help="YAML config file (default: $DIGICLINIC_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_serve = sub.add_parser("serve", help="run the signalling server and SFU")
+    p_serve.add_argument("--host", help="HTTP/WebSocket bind address (server.host)")
+    p_serve.add_argument("--port", type=int, help="HTTP/WebSocket port (server.port)")
+    p_serve.add_argument(
+        "--ice-address", action="append", help="address to offer in ICE (media.ice_addresses)"
+    )
+    p_serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (logging.level)")
+    p_serve.set_defaults(func=serve)
+
+    p_token = sub.add_parser("token", help="mint a development join token")
+    p_token.add_argument("--room", required=True)
+    p_token.add_argument("--identity", required=True)
+    p_token.add_argument("--name")
+    p_token.add_argument("--role", default="patient", choices=[r.value for r in Role])
+    p_token.add_argument(
+        "--grant", action="append", choices=["publish", "subscribe", "admit", "record"]
+    )
+    p_token.add_argument(
+        "--deny", action="append", choices=["publish", "subscribe", "admit", "record"]
+    )
+    p_token.add_argument("--ttl", type=int, default=600, help="seconds (default 600)")
+    p_token.set_defaults(func=token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

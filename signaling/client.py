@@ -1,0 +1,346 @@
+"""A Python client for digiclinic (tests, benchmarks, scripting).
+
+    async with ConsultClient("ws://127.0.0.1:8080/ws", token) as client:
+        await client.join()
+        await client.publish([(audio_track, Source.MICROPHONE), (video_track, Source.CAMERA)])
+        track = await client.wait_for_track(lambda t: t.kind == "video")
+        frame = await track.track.recv()
+
+It speaks protocol v1 (docs/protocol.md) with two aiortc PeerConnections:
+publisher (the client offers) and subscriber (the server offers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+
+from sfu import aiortc_hooks
+from sfu.media import Source
+
+logger = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+
+
+class ClientError(Exception):
+    """The server answered a request with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class RemoteTrack:
+    track_id: str
+    participant_id: str
+    kind: str
+    source: str
+    mid: str
+    track: MediaStreamTrack
+
+
+class ConsultClient:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        room: str | None = None,
+        ice_addresses: list[str] | None = None,
+        ice_servers: list[RTCIceServer] | None = None,
+        auto_subscribe: bool = True,
+        subscriber_sdp_filter: Callable[[str], str] | None = None,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.room = room
+        self.ice_addresses = ice_addresses
+        self.ice_servers = ice_servers or []
+        self.auto_subscribe = auto_subscribe
+        self.subscriber_sdp_filter = subscriber_sdp_filter
+        self.participant_id: str | None = None
+        self.state: str = "new"
+        self.events: list[Event] = []
+        self.remote_tracks: dict[str, RemoteTrack] = {}  # by track id
+        self.published: dict[str, str] = {}  # mid -> track id
+        self.publisher_pc: RTCPeerConnection | None = None
+        self.subscriber_pc: RTCPeerConnection | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Event]] = {}
+        self._changed = asyncio.Event()
+        self._offer_meta: dict[str, Event] = {}
+        self._sub_lock = asyncio.Lock()
+        self._sources: dict[str, str] = {}  # mid -> source of what we publish
+
+    async def __aenter__(self) -> ConsultClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- connection ----------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(self.url, max_msg_size=4 * 1024 * 1024)
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+
+    async def send_raw(self, data: str) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(data)
+
+    async def request(self, message: Event, timeout: float = 20.0) -> Event:
+        """Send a message and wait for the reply that carries its id as ``ref``."""
+        assert self._ws is not None
+        msg_id = next(self._ids)
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = future
+        try:
+            await self._ws.send_json({**message, "id": msg_id})
+            reply = await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(msg_id, None)
+        if reply.get("type") == "error":
+            raise ClientError(reply.get("code", "?"), reply.get("message", ""))
+        return reply
+
+    async def _read_loop(self) -> None:
+        assert self._ws is not None
+        try:
+            async for msg in self._ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                event = msg.json()
+                self.events.append(event)
+                ref = event.get("ref")
+                future = self._pending.get(ref) if isinstance(ref, int) else None
+                if future is not None and not future.done():
+                    future.set_result(event)
+                await self._on_event(event)
+                self._changed.set()
+        except Exception:
+            logger.exception("client read loop failed")
+        finally:
+            self.state = "closed" if self.state != "denied" else "denied"
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_result({"type": "error", "code": "closed", "message": "closed"})
+            self._changed.set()
+
+    async def _on_event(self, event: Event) -> None:
+        kind = event.get("type")
+        if kind == "admitted":
+            self.state = "active"
+        elif kind == "denied":
+            self.state = "denied"
+        elif kind == "subscriber_offer":
+            await self._answer_subscriber(event)
+        elif kind == "track_unpublished":
+            self.remote_tracks.pop(event.get("track_id", ""), None)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                if predicate():
+                    return
+                await self._changed.wait()
+
+    async def wait_event(
+        self, kind: str, timeout: float = 10.0, where: Callable[[Event], bool] | None = None
+    ) -> Event:
+        found: list[Event] = []
+
+        def seen() -> bool:
+            for e in self.events:
+                if e.get("type") == kind and (where is None or where(e)):
+                    found.append(e)
+                    return True
+            return False
+
+        await self.wait_until(seen, timeout)
+        return found[0]
+
+    # -- room ------------------------------------------------------------------------
+
+    async def join(self) -> Event:
+        message: Event = {
+            "type": "join",
+            "token": self.token,
+            "auto_subscribe": self.auto_subscribe,
+        }
+        if self.room:
+            message["room"] = self.room
+        reply = await self.request(message)
+        self.participant_id = reply["participant"]["id"]
+        self.state = reply["state"]
+        return reply
+
+    async def wait_admitted(self, timeout: float = 10.0) -> None:
+        await self.wait_until(lambda: self.state in ("active", "denied", "closed"), timeout)
+        if self.state != "active":
+            raise ClientError(self.state, "not admitted")
+
+    async def admit(self, participant_id: str) -> None:
+        await self.request({"type": "admit", "participant_id": participant_id})
+
+    async def deny(self, participant_id: str) -> None:
+        await self.request({"type": "deny", "participant_id": participant_id})
+
+    async def subscribe(self, track_id: str) -> None:
+        await self.request({"type": "subscribe", "track_id": track_id})
+
+    async def unsubscribe(self, track_id: str) -> None:
+        await self.request({"type": "unsubscribe", "track_id": track_id})
+
+    async def mute(self, track_id: str, muted: bool = True) -> None:
+        await self.request({"type": "mute", "track_id": track_id, "muted": muted})
+
+    # -- media -----------------------------------------------------------------------
+
+    def _new_pc(self) -> RTCPeerConnection:
+        return RTCPeerConnection(
+            RTCConfiguration(iceServers=self.ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+
+    async def publish(self, tracks: list[tuple[MediaStreamTrack, Source]]) -> dict[str, str]:
+        """Publish (more) tracks; returns mid -> track id for everything published."""
+        if self.publisher_pc is None:
+            self.publisher_pc = self._new_pc()
+        pc = self.publisher_pc
+        sources: dict[int, Source] = {}
+        for track, source in tracks:
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            sources[id(transceiver)] = source
+        return await self._renegotiate_publisher(sources)
+
+    async def unpublish(self, track_id: str) -> None:
+        pc = self.publisher_pc
+        mid = next((m for m, t in self.published.items() if t == track_id), None)
+        if pc is None or mid is None:
+            raise ClientError("not_found", "not published")
+        for transceiver in pc.getTransceivers():
+            if transceiver.mid == mid:
+                transceiver.direction = "inactive"
+                transceiver.sender.replaceTrack(None)
+        await self._renegotiate_publisher({})
+
+    async def _renegotiate_publisher(self, sources: dict[int, Source]) -> dict[str, str]:
+        pc = self.publisher_pc
+        assert pc is not None
+        if self.ice_addresses is not None:
+            aiortc_hooks.configure_host_candidates(pc, self.ice_addresses)
+        await pc.setLocalDescription(await pc.createOffer())
+        for transceiver in pc.getTransceivers():
+            source = sources.get(id(transceiver))
+            if source is not None and transceiver.mid is not None:
+                self._sources[transceiver.mid] = source.value
+        labelled = [{"mid": mid, "source": src} for mid, src in self._sources.items()]
+        reply = await self.request(
+            {"type": "publish", "sdp": pc.localDescription.sdp, "tracks": labelled}
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+        self.published = {t["mid"]: t["track_id"] for t in reply["tracks"]}
+        return dict(self.published)
+
+    async def _answer_subscriber(self, event: Event) -> None:
+        async with self._sub_lock:
+            if self.subscriber_pc is None:
+                self.subscriber_pc = self._new_pc()
+                pc = self.subscriber_pc
+
+                @pc.on("track")
+                def on_track(track: MediaStreamTrack) -> None:
+                    for transceiver in pc.getTransceivers():
+                        if transceiver.receiver.track is track and transceiver.mid:
+                            meta = self._offer_meta.get(transceiver.mid)
+                            if meta is not None:
+                                self.remote_tracks[meta["track_id"]] = RemoteTrack(
+                                    track_id=meta["track_id"],
+                                    participant_id=meta["participant_id"],
+                                    kind=meta["kind"],
+                                    source=meta["source"],
+                                    mid=transceiver.mid,
+                                    track=track,
+                                )
+                    self._changed.set()
+
+            pc = self.subscriber_pc
+            for meta in event.get("tracks", []):
+                self._offer_meta[meta["mid"]] = meta
+            sdp = event["sdp"]
+            if self.subscriber_sdp_filter is not None:
+                sdp = self.subscriber_sdp_filter(sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            if self.ice_addresses is not None:
+                aiortc_hooks.configure_host_candidates(pc, self.ice_addresses)
+            await pc.setLocalDescription(await pc.createAnswer())
+            assert self._ws is not None
+            await self._ws.send_json({"type": "subscriber_answer", "sdp": pc.localDescription.sdp})
+
+    async def wait_for_track(
+        self, predicate: Callable[[RemoteTrack], bool], timeout: float = 15.0
+    ) -> RemoteTrack:
+        found: list[RemoteTrack] = []
+
+        def seen() -> bool:
+            for t in self.remote_tracks.values():
+                if predicate(t):
+                    found.append(t)
+                    return True
+            return False
+
+        await self.wait_until(seen, timeout)
+        return found[0]
+
+    # -- teardown -----------------------------------------------------------------------
+
+    async def leave(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(ClientError, TimeoutError):
+                await self.request({"type": "leave"}, timeout=5)
+        await self.close()
+
+    async def close(self) -> None:
+        for pc in (self.publisher_pc, self.subscriber_pc):
+            if pc is not None:
+                await pc.close()
+        self.publisher_pc = self.subscriber_pc = None
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

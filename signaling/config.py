@@ -1,0 +1,241 @@
+"""Configuration: one YAML file, DIGICLINIC_* environment overrides, CLI flags.
+
+Every key, with its default and meaning, is in config.sample.yaml at the
+repository root; keep the two in step (tests/unit/test_config.py checks).
+Environment overrides name the path in upper case joined by ``__``, e.g.
+``DIGICLINIC_SERVER__PORT=9000`` or ``DIGICLINIC_MEDIA__ICE_ADDRESSES=10.0.0.5``
+(lists are comma separated).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "DIGICLINIC_"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Secret:
+    """A string that never shows its value in repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(slots=True)
+class IssuerConfig:
+    """One hospital portal allowed to issue join tokens."""
+
+    id: str
+    algorithm: str = "HS256"
+    secret: Secret | None = None  # HS256 only (development)
+    public_key: str | None = None  # PEM text, RS256/ES256
+    public_key_file: str | None = None
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    allowed_origins: list[str] = field(default_factory=list)
+    max_message_bytes: int = 65536
+    messages_per_second: float = 50.0
+    demo: bool = True
+
+
+@dataclass(slots=True)
+class AuthConfig:
+    audience: str = "digiclinic"
+    max_token_lifetime: int = 3600
+    leeway: int = 10
+    dev_secret_file: str = ".digiclinic/dev-secret"
+    issuers: list[IssuerConfig] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RoomsConfig:
+    max_participants: int = 12
+    empty_timeout: float = 30.0
+    lobby_roles: list[str] = field(default_factory=lambda: ["patient"])
+
+
+@dataclass(slots=True)
+class IceServerConfig:
+    urls: list[str] = field(default_factory=list)
+    username: str | None = None
+    credential: Secret | None = None
+
+
+@dataclass(slots=True)
+class MediaConfig:
+    ice_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    announce: dict[str, str] = field(default_factory=dict)
+    udp_port_min: int = 40000
+    udp_port_max: int = 49999
+    ice_servers: list[IceServerConfig] = field(default_factory=list)
+    socket_buffer_bytes: int = 4 * 1024 * 1024
+    keyframe_request_interval: float = 0.25
+
+
+@dataclass(slots=True)
+class LoggingConfig:
+    level: str = "INFO"
+    json: bool = False
+
+
+@dataclass(slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    rooms: RoomsConfig = field(default_factory=RoomsConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def validate(self) -> None:
+        if bool(self.server.tls_cert) != bool(self.server.tls_key):
+            raise ConfigError("server.tls_cert and server.tls_key go together")
+        if not 0 < self.media.udp_port_min <= self.media.udp_port_max <= 65535:
+            raise ConfigError("media.udp_port_min/udp_port_max must be a valid range")
+        if not self.media.ice_addresses:
+            raise ConfigError("media.ice_addresses needs at least one address")
+        for issuer in self.auth.issuers:
+            alg = issuer.algorithm
+            if alg == "HS256" and not issuer.secret:
+                raise ConfigError(f"issuer {issuer.id}: HS256 needs a secret")
+            if alg in ("RS256", "ES256") and not (issuer.public_key or issuer.public_key_file):
+                raise ConfigError(f"issuer {issuer.id}: {alg} needs public_key or public_key_file")
+            if alg not in ("HS256", "RS256", "ES256"):
+                raise ConfigError(f"issuer {issuer.id}: unsupported algorithm {alg}")
+        if self.auth.max_token_lifetime <= 0:
+            raise ConfigError("auth.max_token_lifetime must be positive")
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    """Coerce YAML/env values into the dataclass field types."""
+    if value is None:
+        return None
+    origin = getattr(tp, "__origin__", None)
+    if isinstance(tp, str):  # postponed annotations resolved by _build
+        raise ConfigError(f"unresolved type for {path}")
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path} must be a mapping")
+        return _build(tp, value, path)
+    if origin is list:
+        (item,) = tp.__args__
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{path} must be a list")
+        return [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path} must be a mapping")
+        return {str(k): str(v) for k, v in value.items()}
+    args = getattr(tp, "__args__", None)
+    if args and type(None) in args:  # Optional[X]
+        inner = next(a for a in args if a is not type(None))
+        return _convert(inner, value, path)
+    if tp is Secret:
+        return value if isinstance(value, Secret) else Secret(str(value))
+    if tp is bool:
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if tp in (int, float, str):
+        try:
+            return tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path} must be {tp.__name__}") from None
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {path or 'config'}: {', '.join(sorted(unknown))}")
+    kwargs = {k: _convert(hints[k], v, f"{path}.{k}".lstrip(".")) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """File, then environment, then explicit overrides (CLI flags)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("config file must be a mapping")
+        data = loaded
+    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        data = _merge(data, overrides)
+    config: Config = _build(Config, data, "")
+    config.validate()
+    return config

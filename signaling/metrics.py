@@ -1,0 +1,71 @@
+"""Prometheus metrics.
+
+The packet path keeps plain integer counters on Producers and Consumers (an
+increment per packet must not take a lock); a custom collector sums them at
+scrape time, adding the totals of objects that have already ended so that
+counters never go down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from sfu.room_manager import RoomManager
+
+
+class SfuCollector(Collector):
+    def __init__(self, rooms: RoomManager) -> None:
+        self._rooms = rooms
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        t = self._rooms.totals()
+        gauges = {
+            "digiclinic_rooms": ("Rooms hosted by this node", t.rooms),
+            "digiclinic_participants": ("Participants, lobby included", t.participants),
+            "digiclinic_lobby_participants": ("Participants waiting in a lobby", t.lobby),
+            "digiclinic_producers": ("Published tracks", t.producers),
+            "digiclinic_consumers": ("Track deliveries to subscribers", t.consumers),
+        }
+        for name, (doc, value) in gauges.items():
+            yield GaugeMetricFamily(name, doc, value=value)
+        counters = {
+            "digiclinic_rtp_packets_in": ("RTP packets received from publishers", t.packets_in),
+            "digiclinic_rtp_bytes_in": ("RTP bytes received from publishers", t.bytes_in),
+            "digiclinic_rtp_packets_out": ("RTP packets forwarded to subscribers", t.packets_out),
+            "digiclinic_rtp_bytes_out": ("RTP bytes forwarded to subscribers", t.bytes_out),
+            "digiclinic_nacks": ("NACKs received from subscribers and sent upstream", t.nacks),
+            "digiclinic_retransmissions": (
+                "Packets retransmitted (RTX) to subscribers",
+                t.retransmissions,
+            ),
+            "digiclinic_keyframe_requests": ("PLIs sent to publishers", t.keyframe_requests),
+        }
+        for name, (doc, value) in counters.items():
+            yield CounterMetricFamily(name, doc, value=value)
+
+
+class SignalingMetrics:
+    def __init__(self, rooms: RoomManager) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(SfuCollector(rooms))
+        self.join_seconds = Histogram(
+            "digiclinic_join_seconds",
+            "Time from join request to joined reply",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "digiclinic_signaling_errors",
+            "Errors returned to clients, by code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.connections = Counter(
+            "digiclinic_websocket_connections",
+            "WebSocket connections accepted",
+            registry=self.registry,
+        )

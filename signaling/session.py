@@ -1,0 +1,314 @@
+"""One WebSocket signalling connection: decode, authorise, dispatch, reply.
+
+Messages of one connection are handled in order. Room events reach the
+client through a bounded outbox drained by one writer task that this
+session owns; a client too slow to read its events is disconnected rather
+than let the server's memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from aiortc.sdp import candidate_from_sdp
+
+from sfu.errors import ErrorCode, SfuError
+from sfu.participant import Event, LeaveReason, Participant, ParticipantState
+from sfu.peer import SdpError
+from sfu.room import Room
+from sfu.room_manager import RoomManager
+from signaling import protocol
+from signaling.metrics import SignalingMetrics
+from signaling.tokens import TokenVerifier
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 1000
+_session_ids = itertools.count(1)
+
+
+class SessionState(enum.Enum):
+    CONNECTED = "connected"
+    JOINED = "joined"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    max_message_bytes: int
+    messages_per_second: float
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class SignalingSession:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        rooms: RoomManager,
+        verifier: TokenVerifier,
+        metrics: SignalingMetrics,
+        limits: SessionLimits,
+        ice_servers: list[dict[str, Any]],
+    ) -> None:
+        self.id = next(_session_ids)
+        self.state = SessionState.CONNECTED
+        self.ws = ws
+        self.rooms = rooms
+        self.verifier = verifier
+        self.metrics = metrics
+        self.limits = limits
+        self.ice_servers = ice_servers
+        self.room: Room | None = None
+        self.participant: Participant | None = None
+        self._outbox: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._bucket = TokenBucket(limits.messages_per_second, limits.messages_per_second * 2)
+
+    def _set_state(self, state: SessionState) -> None:
+        if state is not self.state:
+            logger.debug("session %d %s -> %s", self.id, self.state.value, state.value)
+            self.state = state
+
+    # -- outbox ----------------------------------------------------------------
+
+    def send(self, event: Event) -> None:
+        if self.state is SessionState.CLOSED:
+            return
+        if self._outbox.qsize() >= OUTBOX_LIMIT:
+            logger.warning("session %d: client not reading events, disconnecting", self.id)
+            self._outbox.put_nowait(None)
+            self._set_state(SessionState.CLOSED)
+            return
+        self._outbox.put_nowait(event)
+
+    async def _write_loop(self) -> None:
+        while True:
+            event = await self._outbox.get()
+            if event is None:
+                await self.ws.close()
+                return
+            try:
+                await self.ws.send_json(event)
+            except (ConnectionError, RuntimeError):
+                return
+            if event.get("type") == "denied":
+                await self.ws.close()
+                return
+
+    def _error(self, exc: SfuError, ref: str | int | None) -> None:
+        self.metrics.errors.labels(code=exc.code.value).inc()
+        self.send(protocol.error(exc.code, exc.message, ref))
+
+    # -- main loop -------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        try:
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._handle_raw(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._error(SfuError(ErrorCode.BAD_MESSAGE, "binary frames are not used"), None)
+                elif msg.type == WSMsgType.ERROR:
+                    # aiohttp closes with 1009 after a frame over max_msg_size
+                    self._error(
+                        SfuError(ErrorCode.MESSAGE_TOO_LARGE, "frame rejected by the server"), None
+                    )
+                    break
+                if self.state is SessionState.CLOSED:
+                    break
+        finally:
+            await self.close(LeaveReason.DISCONNECTED)
+
+    async def _handle_raw(self, raw: str) -> None:
+        ref: str | int | None = None
+        try:
+            if not self._bucket.take():
+                raise SfuError(ErrorCode.RATE_LIMITED, "too many messages, slow down")
+            message = protocol.decode(raw, self.limits.max_message_bytes)
+            ref = message.id
+            await self._dispatch(message)
+        except SfuError as exc:
+            self._error(exc, ref)
+        except SdpError as exc:
+            self._error(SfuError(ErrorCode.BAD_SDP, str(exc)), ref)
+        except Exception:
+            logger.exception("session %d: internal error handling a message", self.id)
+            self._error(SfuError(ErrorCode.INTERNAL_ERROR, "internal error"), ref)
+
+    async def _dispatch(self, message: protocol.Message) -> None:
+        kind = message.type
+        if kind == "ping":
+            self._reply(message, {"type": "pong"})
+            return
+        if kind == "join":
+            await self._join(message)
+            return
+        room, participant = self._joined()
+        if kind == "leave":
+            self._reply(message, {"type": "left"})
+            await self.close(LeaveReason.LEFT)
+        elif kind == "admit":
+            room.admit(participant, message.str_field("participant_id"))
+            self._ack(message)
+        elif kind == "deny":
+            denied = room.deny(participant, message.str_field("participant_id"))
+            await room.leave(denied, LeaveReason.DENIED)
+            self._ack(message)
+        elif kind == "publish":
+            answer = await room.publish(
+                participant, protocol.sdp_field(message), protocol.tracks_field(message)
+            )
+            tracks = []
+            if participant.publisher is not None:
+                tracks = [
+                    {"mid": p.mid, "track_id": p.id, "source": p.source.value}
+                    for p in participant.publisher.producers.values()
+                ]
+            self._reply(message, {"type": "publish_answer", "sdp": answer, "tracks": tracks})
+        elif kind == "subscriber_answer":
+            await room.subscriber_answer(participant, protocol.sdp_field(message))
+            self._ack(message)
+        elif kind == "ice_candidate":
+            await self._ice_candidate(participant, message)
+        elif kind == "subscribe":
+            room.subscribe(participant, message.str_field("track_id"))
+            self._ack(message)
+        elif kind == "unsubscribe":
+            room.unsubscribe(participant, message.str_field("track_id"))
+            self._ack(message)
+        elif kind == "mute":
+            room.set_muted(
+                participant, message.str_field("track_id"), message.bool_field("muted", True)
+            )
+            self._ack(message)
+
+    def _reply(self, message: protocol.Message, event: Event) -> None:
+        if message.id is not None:
+            event["ref"] = message.id
+        self.send(event)
+
+    def _ack(self, message: protocol.Message) -> None:
+        self._reply(message, {"type": "ack"})
+
+    def _joined(self) -> tuple[Room, Participant]:
+        if self.room is None or self.participant is None:
+            raise SfuError(ErrorCode.NOT_JOINED, "send 'join' first")
+        if self.participant.state is ParticipantState.LEFT:
+            raise SfuError(ErrorCode.NOT_JOINED, "no longer in the room")
+        return self.room, self.participant
+
+    async def _join(self, message: protocol.Message) -> None:
+        if self.state is not SessionState.CONNECTED:
+            raise SfuError(ErrorCode.ALREADY_JOINED, "this connection has already joined")
+        started = time.perf_counter()
+        claims = self.verifier.verify(message.body.get("token"))
+        wanted_room = message.str_field("room", 128, optional=True) or claims.room
+        if wanted_room != claims.room:
+            raise SfuError(ErrorCode.WRONG_ROOM, "this token is for another room")
+        room = self.rooms.get_or_create(claims.room)
+        participant = Participant(
+            participant_id=f"p{secrets.token_hex(6)}",
+            identity=claims.identity,
+            name=claims.name,
+            role=claims.role,
+            grants=claims.grants,
+            events=self.send,
+            auto_subscribe=message.bool_field("auto_subscribe", True),
+        )
+        room.join(participant)
+        self.room, self.participant = room, participant
+        self._set_state(SessionState.JOINED)
+        self._reply(
+            message,
+            {
+                "type": "joined",
+                "protocol": protocol.PROTOCOL_VERSION,
+                "room": room.id,
+                "participant": {
+                    "id": participant.id,
+                    "identity": participant.identity,
+                    "name": participant.name,
+                    "role": participant.role.value,
+                    "grants": participant.grants.as_dict(),
+                },
+                "state": participant.state.value,
+                "participants": room.roster(exclude=participant)
+                if participant.state is ParticipantState.ACTIVE
+                else [],
+                "ice_servers": self.ice_servers
+                if participant.state is ParticipantState.ACTIVE
+                else [],
+            },
+        )
+        if participant.state is ParticipantState.ACTIVE and participant.grants.admit:
+            waiting = [{"id": p.id, "name": p.name, "role": p.role.value} for p in room.lobby()]
+            if waiting:
+                participant.send({"type": "lobby", "waiting": waiting})
+        self.metrics.join_seconds.observe(time.perf_counter() - started)
+
+    async def _ice_candidate(self, participant: Participant, message: protocol.Message) -> None:
+        which = message.str_field("pc", 16)
+        peer = participant.publisher if which == "publisher" else participant.subscriber
+        if which not in ("publisher", "subscriber") or peer is None:
+            raise SfuError(ErrorCode.BAD_MESSAGE, "'pc' must name an existing connection")
+        raw = message.body.get("candidate")
+        if raw is None:
+            await peer.add_ice_candidate(None)
+            return
+        if not isinstance(raw, dict) or not isinstance(raw.get("candidate"), str):
+            raise SfuError(ErrorCode.BAD_MESSAGE, "'candidate' must be an RTCIceCandidateInit")
+        text = raw["candidate"].removeprefix("candidate:")
+        if not text:
+            await peer.add_ice_candidate(None)
+            return
+        try:
+            candidate = candidate_from_sdp(text)
+        except (ValueError, IndexError):
+            raise SfuError(ErrorCode.BAD_MESSAGE, "unparseable ICE candidate") from None
+        candidate.sdpMid = raw.get("sdpMid") if isinstance(raw.get("sdpMid"), str) else None
+        index = raw.get("sdpMLineIndex")
+        candidate.sdpMLineIndex = index if isinstance(index, int) else None
+        await peer.add_ice_candidate(candidate)
+
+    # -- teardown ----------------------------------------------------------------
+
+    async def close(self, reason: LeaveReason) -> None:
+        room, participant = self.room, self.participant
+        self.room = self.participant = None
+        if room is not None and participant is not None:
+            await room.leave(participant, reason)
+        if self.state is not SessionState.CLOSED:
+            self._set_state(SessionState.CLOSED)
+            self._outbox.put_nowait(None)
+        if self._writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), timeout=2)
+            except (TimeoutError, asyncio.CancelledError):
+                self._writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._writer

@@ -1,0 +1,224 @@
+"""Join tokens: JWTs issued by hospital portals, verified per issuer.
+
+Claims (docs/protocol.md#join-tokens):
+  iss    the portal (must be a configured issuer)     required
+  aud    the server's audience                         required
+  sub    the participant's identity at the portal      required
+  exp    expiry; exp - iat may not exceed the maximum  required
+  iat    issue time                                    required
+  room   the consult room id                           required
+  name   display name                                  optional
+  role   patient | health_worker | specialist | interpreter | observer
+  grants {publish, subscribe, admit, record}           optional (role defaults)
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from sfu.errors import ErrorCode, SfuError
+from sfu.participant import Grants, Role
+from signaling.config import AuthConfig, IssuerConfig, Secret
+
+DEV_ISSUER = "dev"
+_ROOM_ID_MAX = 128
+_IDENTITY_MAX = 128
+_NAME_MAX = 100
+
+ROLE_DEFAULT_GRANTS: dict[Role, Grants] = {
+    Role.PATIENT: Grants(publish=True, subscribe=True),
+    Role.HEALTH_WORKER: Grants(publish=True, subscribe=True, admit=True),
+    Role.SPECIALIST: Grants(publish=True, subscribe=True, admit=True, record=True),
+    Role.INTERPRETER: Grants(publish=True, subscribe=True),
+    Role.OBSERVER: Grants(publish=False, subscribe=True),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JoinClaims:
+    issuer: str
+    identity: str
+    name: str
+    room: str
+    role: Role
+    grants: Grants
+    expires_at: int
+
+
+def _valid_id(value: Any, limit: int) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= limit
+        and value.isprintable()
+        and all(c.isalnum() or c in "-_.:@" for c in value)
+    )
+
+
+class TokenVerifier:
+    def __init__(self, config: AuthConfig) -> None:
+        self.config = config
+        self._keys: dict[str, tuple[str, Any]] = {}
+        for issuer in config.issuers:
+            self._keys[issuer.id] = (issuer.algorithm, _verification_key(issuer))
+
+    @property
+    def issuers(self) -> list[str]:
+        return list(self._keys)
+
+    def verify(self, token: Any) -> JoinClaims:
+        if not isinstance(token, str) or not token or len(token) > 8192:
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token missing or malformed")
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token is not a valid JWT") from None
+        issuer = unverified.get("iss")
+        if not isinstance(issuer, str) or issuer not in self._keys:
+            raise SfuError(ErrorCode.UNKNOWN_ISSUER, "token issuer is not trusted here")
+        algorithm, key = self._keys[issuer]
+        if header.get("alg") != algorithm:
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token algorithm not allowed for its issuer")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self.config.audience,
+                issuer=issuer,
+                leeway=self.config.leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise SfuError(ErrorCode.TOKEN_EXPIRED, "token has expired") from None
+        except jwt.PyJWTError as exc:
+            raise SfuError(ErrorCode.TOKEN_INVALID, f"token rejected: {_reason(exc)}") from None
+        return self._claims(issuer, claims)
+
+    def _claims(self, issuer: str, claims: dict[str, Any]) -> JoinClaims:
+        exp, iat = claims["exp"], claims["iat"]
+        if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token exp/iat must be numbers")
+        if exp - iat > self.config.max_token_lifetime:
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token lifetime exceeds the maximum")
+        if iat > time.time() + self.config.leeway:
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token issued in the future")
+        room, identity = claims.get("room"), claims.get("sub")
+        if not _valid_id(room, _ROOM_ID_MAX):
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token has no valid room claim")
+        if not _valid_id(identity, _IDENTITY_MAX):
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token has no valid sub claim")
+        try:
+            role = Role(claims.get("role", "patient"))
+        except ValueError:
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token role is not known") from None
+        grants = ROLE_DEFAULT_GRANTS[role]
+        raw_grants = claims.get("grants")
+        if raw_grants is not None:
+            if not isinstance(raw_grants, dict) or not all(
+                k in ("publish", "subscribe", "admit", "record") and isinstance(v, bool)
+                for k, v in raw_grants.items()
+            ):
+                raise SfuError(ErrorCode.TOKEN_INVALID, "token grants are malformed")
+            grants = Grants(**{**grants.as_dict(), **raw_grants})
+        name = claims.get("name", identity)
+        if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token name is malformed")
+        return JoinClaims(
+            issuer=issuer,
+            identity=str(identity),
+            name=name.strip(),
+            room=str(room),
+            role=role,
+            grants=grants,
+            expires_at=int(exp),
+        )
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "wrong audience"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "bad signature"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"missing claim {exc.claim}"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "not valid yet"
+    return "invalid"
+
+
+def _verification_key(issuer: IssuerConfig) -> Any:
+    if issuer.algorithm == "HS256":
+        assert issuer.secret is not None
+        return issuer.secret.reveal()
+    if issuer.public_key:
+        return issuer.public_key
+    assert issuer.public_key_file is not None
+    return Path(issuer.public_key_file).read_text()
+
+
+def mint_token(
+    secret: Secret,
+    *,
+    room: str,
+    identity: str,
+    role: Role,
+    name: str | None = None,
+    grants: dict[str, bool] | None = None,
+    ttl: int = 600,
+    audience: str = "digiclinic",
+    issuer: str = DEV_ISSUER,
+    now: float | None = None,
+) -> str:
+    """An HS256 join token (development and tests; portals mint their own)."""
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": identity,
+        "room": room,
+        "role": role.value,
+        "name": name or identity,
+        "iat": issued,
+        "exp": issued + ttl,
+        "jti": secrets.token_hex(8),
+    }
+    if grants is not None:
+        claims["grants"] = grants
+    return jwt.encode(claims, secret.reveal(), algorithm="HS256")
+
+
+def dev_secret(config: AuthConfig, create: bool = True) -> Secret:
+    """The development HS256 secret: kept in a 0600 file, created on first use."""
+    path = Path(config.dev_secret_file)
+    if path.exists():
+        return Secret(path.read_text().strip())
+    if not create:
+        raise FileNotFoundError(f"no development secret at {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = path.open("x", encoding="ascii")
+    path.chmod(0o600)
+    with fd:
+        fd.write(value)
+    return Secret(value)
+
+
+def with_dev_issuer(config: AuthConfig) -> AuthConfig:
+    """If no issuer is configured, trust the local development issuer."""
+    if config.issuers:
+        return config
+    issuer = IssuerConfig(id=DEV_ISSUER, algorithm="HS256", secret=dev_secret(config))
+    return AuthConfig(
+        audience=config.audience,
+        max_token_lifetime=config.max_token_lifetime,
+        leeway=config.leeway,
+        dev_secret_file=config.dev_secret_file,
+        issuers=[issuer],
+    )
