@@ -233,6 +233,7 @@ def configure_host_candidates(
     ``announce`` has one (1:1 NAT), and STUN/TURN gathering still runs.
     """
     announce = announce or {}
+    wanted = list(addresses)
     for transceiver in pc.getTransceivers():
         gatherer = transceiver.receiver.transport.transport.iceGatherer
         connection = gatherer._connection
@@ -242,15 +243,16 @@ def configure_host_candidates(
 
         async def gather(
             component: int,
-            addresses_ignored: list[str],
+            addresses: list[str],
             timeout: int = 5,
             *,
             _connection: Any = connection,
             _original: Callable[..., Awaitable[list[Candidate]]] = original,
         ) -> list[Candidate]:
             loop = asyncio.get_running_loop()
+            del addresses  # aioice's own host list: replaced by ours
             candidates: list[Candidate] = []
-            for address in addresses:
+            for address in wanted:
                 try:
                     sock = _bind_udp(address, port_range)
                 except OSError as exc:
