@@ -68,7 +68,8 @@ class ConsultClient:
         ice_addresses: list[str] | None = None,
         ice_servers: list[RTCIceServer] | None = None,
         auto_subscribe: bool = True,
-        subscriber_sdp_filter: Callable[[str], str] | None = None,
+        subscriber_offer_filter: Callable[[str], str] | None = None,
+        subscriber_answer_filter: Callable[[str], str] | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -76,7 +77,9 @@ class ConsultClient:
         self.ice_addresses = ice_addresses
         self.ice_servers = ice_servers or []
         self.auto_subscribe = auto_subscribe
-        self.subscriber_sdp_filter = subscriber_sdp_filter
+        # test hooks: rewrite SDP in transit (e.g. to route media through a relay)
+        self.subscriber_offer_filter = subscriber_offer_filter
+        self.subscriber_answer_filter = subscriber_answer_filter
         self.participant_id: str | None = None
         self.state: str = "new"
         self.events: list[Event] = []
@@ -297,14 +300,17 @@ class ConsultClient:
             for meta in event.get("tracks", []):
                 self._offer_meta[meta["mid"]] = meta
             sdp = event["sdp"]
-            if self.subscriber_sdp_filter is not None:
-                sdp = self.subscriber_sdp_filter(sdp)
+            if self.subscriber_offer_filter is not None:
+                sdp = self.subscriber_offer_filter(sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             if self.ice_addresses is not None:
                 aiortc_hooks.configure_host_candidates(pc, self.ice_addresses)
             await pc.setLocalDescription(await pc.createAnswer())
+            answer = pc.localDescription.sdp
+            if self.subscriber_answer_filter is not None:
+                answer = self.subscriber_answer_filter(answer)
             assert self._ws is not None
-            await self._ws.send_json({"type": "subscriber_answer", "sdp": pc.localDescription.sdp})
+            await self._ws.send_json({"type": "subscriber_answer", "sdp": answer})
 
     async def wait_for_track(
         self, predicate: Callable[[RemoteTrack], bool], timeout: float = 15.0
