@@ -306,6 +306,10 @@ class ConsultClient:
             if self.ice_addresses is not None:
                 aiortc_hooks.configure_host_candidates(pc, self.ice_addresses)
             await pc.setLocalDescription(await pc.createAnswer())
+            for transceiver in pc.getTransceivers():
+                if transceiver.currentDirection == "inactive":
+                    # aiortc keeps an inactive m-line's receiver running: stop it
+                    await transceiver.receiver.stop()
             answer = pc.localDescription.sdp
             if self.subscriber_answer_filter is not None:
                 answer = self.subscriber_answer_filter(answer)
