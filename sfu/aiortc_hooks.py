@@ -321,3 +321,35 @@ class UplinkEstimator:
             return False
         self.bitrate = int(result[0])
         return True
+
+
+# --------------------------------------------------------------------------
+# Load testing: count media datagrams without decrypting them
+# --------------------------------------------------------------------------
+
+
+def tap_media_datagrams(pc: RTCPeerConnection, on_media: Callable[[bytes], None]) -> None:
+    """Divert every incoming SRTP (not SRTCP) datagram of ``pc`` to ``on_media``.
+
+    The SRTP header is cleartext, so a benchmark subscriber can count packets
+    and sequence gaps without paying for decryption, jitter buffers or
+    decoders. STUN, DTLS and SRTCP still reach aiortc. Call after
+    setLocalDescription (the sockets exist then).
+    """
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        for protocol in connection._protocols:
+            if getattr(protocol, "_digiclinic_tap", False):
+                continue
+            original = protocol.datagram_received
+
+            def datagram_received(
+                data: bytes, addr: tuple[str, int], _original: Any = original
+            ) -> None:
+                if len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
+                    on_media(data)
+                else:
+                    _original(data, addr)
+
+            setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
+            setattr(protocol, "_digiclinic_tap", True)  # noqa: B010

@@ -19,7 +19,6 @@ class ErrorCode(enum.StrEnum):
     ALREADY_JOINED = "already_joined"
     FORBIDDEN = "forbidden"
     NOT_ADMITTED = "not_admitted"
-    DENIED = "denied"
     ROOM_FULL = "room_full"
     ROOM_CLOSED = "room_closed"
     DUPLICATE_IDENTITY = "duplicate_identity"

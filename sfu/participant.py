@@ -53,9 +53,7 @@ class LeaveReason(enum.StrEnum):
     LEFT = "left"
     DISCONNECTED = "disconnected"
     DENIED = "denied"
-    REMOVED = "removed"
     ROOM_CLOSED = "room_closed"
-    TRANSPORT_FAILED = "transport_failed"
     SERVER_SHUTDOWN = "server_shutdown"
 
 
@@ -107,9 +105,9 @@ class Participant:
                 }
                 for p in self.publisher.producers.values()
             ]
+        # the portal's identity (``sub``) may be a patient number: never broadcast it
         return {
             "id": self.id,
-            "identity": self.identity,
             "name": self.name,
             "role": self.role.value,
             "state": self.state.value,

@@ -127,6 +127,9 @@ class PublisherPeer:
                 raise SdpError("every m-line needs a=mid")
             if not media.ice or not media.dtls or not media.dtls.fingerprints:
                 raise SdpError("m-line without ICE credentials or DTLS fingerprint")
+            label = tracks.get(media.rtp.muxId)
+            if label is not None and label.kind.value != media.kind:
+                raise SdpError(f"m-line {media.rtp.muxId} is {media.kind} but labelled {label}")
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         except Exception as exc:
@@ -165,8 +168,6 @@ class PublisherPeer:
             source = tracks.get(mid) or (
                 Source.CAMERA if kind is MediaKind.VIDEO else Source.MICROPHONE
             )
-            if source.kind is not kind:
-                raise SdpError(f"m-line {mid} is {kind} but labelled {source}")
             ext = extension_ids(transceiver)
             self._mid_ext = ext.get(EXT_MID, self._mid_ext)
             self._abs_ext = ext.get(EXT_ABS_SEND_TIME, self._abs_ext)

@@ -243,6 +243,12 @@ class Room:
             raise SfuError(ErrorCode.NOT_FOUND, "no such track of yours")
         if producer.muted != muted:
             producer.muted = muted
+            # a muted track is not forwarded at all: it saves the subscribers' bandwidth
+            for consumer in list(producer.consumers):
+                if muted:
+                    consumer.pause("muted")
+                else:
+                    consumer.resume()
             self._broadcast(
                 {
                     "type": "track_muted",
@@ -261,6 +267,8 @@ class Room:
                 functools.partial(self._peer_state, participant, "subscriber"),
             )
         consumer = Consumer(f"c{next(_consumer_ids)}", producer, participant.id)
+        if producer.muted:
+            consumer.pause("muted")
         producer.add_consumer(consumer)
         participant.consumers[producer.id] = consumer
         participant.subscriber.add_consumer(consumer)
@@ -308,6 +316,10 @@ class Room:
                 participant.send(event)
 
     # -- lifecycle ---------------------------------------------------------------------
+
+    def start_empty_timer(self) -> None:
+        """Close the room if nobody is in it when the empty timeout ends."""
+        self._start_empty_timer()
 
     def _start_empty_timer(self) -> None:
         self._cancel_empty_timer()

@@ -41,6 +41,7 @@ class RoomManager:
         if room is None or room.state is RoomState.CLOSED:
             room = Room(room_id, self.room_settings, self.media, self._room_closed)
             self.rooms[room_id] = room
+            room.start_empty_timer()  # a room nobody enters does not live forever
             logger.info("%r created", room)
         return room
 

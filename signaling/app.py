@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sfu.errors import ErrorCode, SfuError
-from sfu.participant import Role
+from sfu.participant import LeaveReason, Role
 from sfu.peer import IceServer, MediaSettings
 from sfu.room import RoomSettings
 from sfu.room_manager import RoomManager
@@ -98,6 +98,18 @@ async def origin_middleware(
     return response
 
 
+async def preflight(request: web.Request) -> web.Response:
+    """CORS preflight for the HTTP API (origin already checked by the middleware)."""
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type",
+            "Access-Control-Max-Age": "600",
+        },
+    )
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -160,10 +172,10 @@ async def create_room(request: web.Request) -> web.Response:
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
+    await app[ROOMS].close()  # tells everyone room_closed (server_shutdown) first
     sessions = app[SESSIONS]
     for session in [*sessions]:
-        await session.ws.close()
-    await app[ROOMS].close()
+        await session.close(LeaveReason.SERVER_SHUTDOWN)
 
 
 def create_app(config: Config) -> web.Application:
@@ -184,6 +196,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/rooms/{room}", create_room)
+    app.router.add_route("OPTIONS", "/api/{tail:.*}", preflight)
     if WEB_CLIENT_DIR.is_dir():
         app.router.add_static("/client/", WEB_CLIENT_DIR, follow_symlinks=False)
     return app

@@ -85,11 +85,10 @@ def token(args: argparse.Namespace) -> int:
     if config.auth.issuers and not any(i.id == DEV_ISSUER for i in config.auth.issuers):
         print("error: tokens are minted here only for the development issuer", file=sys.stderr)
         return 2
-    grants = None
-    if args.grant:
-        grants = {g: True for g in args.grant}
-        for g in args.deny or []:
-            grants[g] = False
+    grants: dict[str, bool] | None = None
+    if args.grant or args.deny:
+        grants = {g: True for g in args.grant or []}
+        grants.update({g: False for g in args.deny or []})
     value = mint_token(
         dev_secret(config.auth),
         room=args.room,

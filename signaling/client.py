@@ -70,6 +70,7 @@ class ConsultClient:
         auto_subscribe: bool = True,
         subscriber_offer_filter: Callable[[str], str] | None = None,
         subscriber_answer_filter: Callable[[str], str] | None = None,
+        media_sink: Callable[[bytes], None] | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -80,6 +81,8 @@ class ConsultClient:
         # test hooks: rewrite SDP in transit (e.g. to route media through a relay)
         self.subscriber_offer_filter = subscriber_offer_filter
         self.subscriber_answer_filter = subscriber_answer_filter
+        # load testing: received SRTP datagrams go here undecrypted and undecoded
+        self.media_sink = media_sink
         self.participant_id: str | None = None
         self.state: str = "new"
         self.events: list[Event] = []
@@ -303,9 +306,14 @@ class ConsultClient:
             if self.subscriber_offer_filter is not None:
                 sdp = self.subscriber_offer_filter(sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            if self.media_sink is not None:
+                for transceiver in pc.getTransceivers():
+                    aiortc_hooks.disable_stock_receiver(transceiver)
             if self.ice_addresses is not None:
                 aiortc_hooks.configure_host_candidates(pc, self.ice_addresses)
             await pc.setLocalDescription(await pc.createAnswer())
+            if self.media_sink is not None:
+                aiortc_hooks.tap_media_datagrams(pc, self.media_sink)
             for transceiver in pc.getTransceivers():
                 if transceiver.currentDirection == "inactive":
                     # aiortc keeps an inactive m-line's receiver running: stop it

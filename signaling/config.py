@@ -1,10 +1,11 @@
 """Configuration: one YAML file, DIGICLINIC_* environment overrides, CLI flags.
 
 Every key, with its default and meaning, is in config.sample.yaml at the
-repository root; keep the two in step (tests/unit/test_config.py checks).
+repository root; keep the two in step (tests/unit/test_config_sample.py checks).
 Environment overrides name the path in upper case joined by ``__``, e.g.
 ``DIGICLINIC_SERVER__PORT=9000`` or ``DIGICLINIC_MEDIA__ICE_ADDRESSES=10.0.0.5``
-(lists are comma separated).
+(lists are comma separated). Lists of mappings (auth.issuers,
+media.ice_servers) are set in the file only.
 """
 
 from __future__ import annotations
@@ -113,7 +114,6 @@ class MediaConfig:
 @dataclass(slots=True)
 class LoggingConfig:
     level: str = "INFO"
-    json: bool = False
 
 
 @dataclass(slots=True)
@@ -139,6 +139,12 @@ class Config:
                 raise ConfigError(f"issuer {issuer.id}: {alg} needs public_key or public_key_file")
             if alg not in ("HS256", "RS256", "ES256"):
                 raise ConfigError(f"issuer {issuer.id}: unsupported algorithm {alg}")
+        known_roles = {"patient", "health_worker", "specialist", "interpreter", "observer"}
+        unknown = set(self.rooms.lobby_roles) - known_roles
+        if unknown:
+            raise ConfigError(f"rooms.lobby_roles: unknown role(s) {', '.join(sorted(unknown))}")
+        if self.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("logging.level must be DEBUG, INFO, WARNING or ERROR")
         if self.auth.max_token_lifetime <= 0:
             raise ConfigError("auth.max_token_lifetime must be positive")
 

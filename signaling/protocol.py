@@ -60,7 +60,8 @@ class Message:
 
 def decode(raw: str | bytes, max_bytes: int) -> Message:
     """Parse one WebSocket text frame into a Message, or raise SfuError."""
-    if len(raw) > max_bytes:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
         raise SfuError(ErrorCode.MESSAGE_TOO_LARGE, f"messages are limited to {max_bytes} bytes")
     try:
         data = json.loads(raw)

@@ -195,6 +195,7 @@ class SignalingSession:
             self._ack(message)
         elif kind == "ice_candidate":
             await self._ice_candidate(participant, message)
+            self._ack(message)
         elif kind == "subscribe":
             room.subscribe(participant, message.str_field("track_id"))
             self._ack(message)
