@@ -142,42 +142,70 @@ class SrtpEgress:
 
     ``RTCDtlsTransport._send_rtp`` is a coroutine that awaits aioice's async
     ``sendto``; per forwarded packet that is a coroutine and two awaits. Here
-    the packet is protected with the transport's SRTP session and written to
-    the nominated ICE pair's datagram transport directly.
+    the packet is protected with the transport's SRTP session and written
+    straight to the nominated ICE pair's socket (the one we bound in
+    :func:`configure_host_candidates`; a TURN relay pair goes through its
+    datagram transport instead). A full socket buffer drops the packet, as
+    the network would.
     """
 
-    __slots__ = ("_dtls", "dropped")
+    __slots__ = ("_addr", "_dtls", "_pair", "_sock", "_transport", "dropped")
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
+        self._pair: Any = None
+        self._sock: socket.socket | None = None
+        self._transport: Any = None
+        self._addr: tuple[str, int] | None = None
         self.dropped = 0
 
     @property
     def ready(self) -> bool:
         return self._dtls.state == "connected" and self._dtls._tx_srtp is not None
 
-    def _pair(self) -> Any:
-        return self._dtls.transport._connection._nominated.get(1)
+    def _route(self) -> bool:
+        """Refresh the cached destination when ICE (re)nominates a pair."""
+        pair = self._dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return False
+        if pair is not self._pair:
+            self._pair = pair
+            self._addr = pair.remote_addr
+            self._sock = getattr(pair.protocol, "_digiclinic_sock", None)
+            self._transport = pair.protocol.transport
+        return True
+
+    def _send(self, data: bytes) -> bool:
+        sock = self._sock
+        try:
+            if sock is not None:
+                sock.sendto(data, self._addr)  # type: ignore[arg-type]
+            else:
+                self._transport.sendto(data, self._addr)
+        except (BlockingIOError, InterruptedError):
+            self.dropped += 1
+            return False
+        except OSError:
+            self.dropped += 1
+            self._pair = None
+            return False
+        return True
 
     def send_rtp(self, data: bytes) -> bool:
         dtls = self._dtls
         srtp = dtls._tx_srtp
-        pair = dtls.transport._connection._nominated.get(1)
-        if srtp is None or pair is None or dtls.state != "connected":
+        if srtp is None or dtls.state != "connected" or not self._route():
             self.dropped += 1
             return False
-        pair.protocol.transport.sendto(srtp.protect(data), pair.remote_addr)
-        return True
+        return self._send(srtp.protect(data))
 
     def send_rtcp(self, data: bytes) -> bool:
         dtls = self._dtls
         srtp = dtls._tx_srtp
-        pair = self._pair()
-        if srtp is None or pair is None or dtls.state != "connected":
+        if srtp is None or dtls.state != "connected" or not self._route():
             self.dropped += 1
             return False
-        pair.protocol.transport.sendto(srtp.protect_rtcp(data), pair.remote_addr)
-        return True
+        return self._send(srtp.protect_rtcp(data))
 
 
 # --------------------------------------------------------------------------
@@ -273,6 +301,7 @@ def configure_host_candidates(
                     port=port,
                     type="host",
                 )
+                setattr(protocol, "_digiclinic_sock", sock)  # noqa: B010
                 _connection._protocols.append(protocol)
                 candidates.append(protocol.local_candidate)
             # STUN (server-reflexive, derived from host sockets) is not needed

@@ -76,6 +76,8 @@ def parse_rtp(data: bytes) -> RtpPacket:
     if b0 >> 6 != 2:
         raise RtpError("RTP version is not 2")
     pos = 12 + 4 * (b0 & 0x0F)
+    if pos > size:
+        raise RtpError("truncated RTP CSRC list")
     extensions: dict[int, bytes] = {}
     if b0 & 0x10:
         if pos + 4 > size:
@@ -94,7 +96,10 @@ def parse_rtp(data: bytes) -> RtpPacket:
     if b0 & 0x20:
         if size <= pos:
             raise RtpError("RTP padding without payload")
-        end -= data[-1]
+        count = data[-1]
+        if count == 0:
+            raise RtpError("RTP padding count of zero")
+        end -= count
         if end < pos:
             raise RtpError("RTP padding longer than the packet")
     return RtpPacket(bool(b1 & 0x80), b1 & 0x7F, seq, timestamp, ssrc, extensions, data[pos:end])
@@ -110,6 +115,8 @@ def _parse_one_byte(data: bytes, pos: int, end: int, out: dict[int, bytes]) -> N
         if ext_id == 15:
             return
         length = (byte & 0x0F) + 1
+        if pos + 1 + length > end:
+            raise RtpError("RTP header extension element overruns its block")
         out[ext_id] = data[pos + 1 : pos + 1 + length]
         pos += 1 + length
 
@@ -121,6 +128,8 @@ def _parse_two_byte(data: bytes, pos: int, end: int, out: dict[int, bytes]) -> N
             pos += 1
             continue
         length = data[pos + 1]
+        if pos + 2 + length > end:
+            raise RtpError("RTP header extension element overruns its block")
         out[ext_id] = data[pos + 2 : pos + 2 + length]
         pos += 2 + length
 

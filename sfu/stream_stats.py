@@ -11,7 +11,7 @@ from __future__ import annotations
 from sfu.rtcp import ReportBlock
 
 MAX_MISSING = 512
-"""Sequence gaps larger than this are treated as a stream restart, not loss."""
+"""Sequence jumps larger than this (either way) are a stream restart, not loss."""
 NACK_RETRIES = 3
 NACK_INTERVAL_MS = 80
 NACK_MAX_AGE_MS = 1000
@@ -20,10 +20,12 @@ NACK_MAX_AGE_MS = 1000
 class ReceiveStream:
     __slots__ = (
         "_cycles",
+        "_epoch_expected",
         "_expected_prior",
         "_jitter",
         "_last_transit",
         "_received_prior",
+        "_restart_next",
         "base_seq",
         "bytes",
         "clock_rate",
@@ -41,6 +43,8 @@ class ReceiveStream:
         self.base_seq = -1
         self.highest = -1  # extended highest sequence number
         self._cycles = 0
+        self._epoch_expected = 0  # packets expected before the last restart
+        self._restart_next: int | None = None
         self.packets = 0
         self.bytes = 0
         self.duplicates = 0
@@ -61,22 +65,38 @@ class ReceiveStream:
             return True
         ext = self._extend(seq)
         if ext > self.highest:
-            gap = ext - self.highest - 1
-            if gap > MAX_MISSING:
-                self.missing.clear()
+            if ext - self.highest - 1 > MAX_MISSING:
+                self._restart(ext)
             else:
                 for missing in range(self.highest + 1, ext):
                     self.missing[missing] = [arrival_ms, 0, 0]
-            self.highest = ext
-            self._cycles = ext & ~0xFFFF
+                self.highest = ext
+                self._cycles = ext & ~0xFFFF
+            self._restart_next = None
             self._count(timestamp, arrival_ms, size, rtx)
             return True
         if self.missing.pop(ext, None) is not None:
             self.recovered += 1
             self._count(timestamp, arrival_ms, size, True)
             return True
+        if self.highest - ext > MAX_MISSING and not rtx:
+            # far behind: a sender that restarted its numbering, once two
+            # consecutive packets confirm it (a single stray is dropped)
+            if self._restart_next == seq:
+                self._restart(seq)
+                self._restart_next = None
+                self._count(timestamp, arrival_ms, size, rtx)
+                return True
+            self._restart_next = (seq + 1) & 0xFFFF
         self.duplicates += 1
         return False
+
+    def _restart(self, ext: int) -> None:
+        """Start a new numbering epoch at ``ext``; nothing in between counts as lost."""
+        self._epoch_expected += self.highest - self.base_seq + 1
+        self.base_seq = self.highest = ext
+        self._cycles = ext & ~0xFFFF
+        self.missing.clear()
 
     def _extend(self, seq: int) -> int:
         cycles = self._cycles
@@ -115,7 +135,9 @@ class ReceiveStream:
 
     @property
     def expected(self) -> int:
-        return 0 if self.highest < 0 else self.highest - self.base_seq + 1
+        if self.highest < 0:
+            return 0
+        return self._epoch_expected + self.highest - self.base_seq + 1
 
     @property
     def lost(self) -> int:

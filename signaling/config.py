@@ -45,7 +45,9 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+        return isinstance(other, Secret) and secrets.compare_digest(
+            self._value.encode(), other._value.encode()
+        )
 
     def __hash__(self) -> int:
         return hash(self._value)
@@ -127,6 +129,8 @@ class Config:
     def validate(self) -> None:
         if bool(self.server.tls_cert) != bool(self.server.tls_key):
             raise ConfigError("server.tls_cert and server.tls_key go together")
+        if not 0 < self.server.port <= 65535:
+            raise ConfigError("server.port must be between 1 and 65535")
         if not 0 < self.media.udp_port_min <= self.media.udp_port_max <= 65535:
             raise ConfigError("media.udp_port_min/udp_port_max must be a valid range")
         if not self.media.ice_addresses:
@@ -149,10 +153,20 @@ class Config:
             raise ConfigError("auth.max_token_lifetime must be positive")
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _convert(tp: Any, value: Any, path: str) -> Any:
     """Coerce YAML/env values into the dataclass field types."""
+    args: tuple[Any, ...] = getattr(tp, "__args__", None) or ()
+    optional = type(None) in args
     if value is None:
-        return None
+        if optional:
+            return None
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            return tp()  # an empty section (every key commented out): defaults
+        raise ConfigError(f"{path} needs a value")
     origin = getattr(tp, "__origin__", None)
     if isinstance(tp, str):  # postponed annotations resolved by _build
         raise ConfigError(f"unresolved type for {path}")
@@ -171,16 +185,20 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path} must be a mapping")
         return {str(k): str(v) for k, v in value.items()}
-    args = getattr(tp, "__args__", None)
-    if args and type(None) in args:  # Optional[X]
+    if optional:
         inner = next(a for a in args if a is not type(None))
         return _convert(inner, value, path)
     if tp is Secret:
         return value if isinstance(value, Secret) else Secret(str(value))
     if tp is bool:
-        if isinstance(value, str):
-            return value.strip().lower() in ("1", "true", "yes", "on")
-        return bool(value)
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ConfigError(f"{path} must be true or false")
+    if isinstance(value, (list, dict)):
+        raise ConfigError(f"{path} must be a single value, not a list or mapping")
     if tp in (int, float, str):
         try:
             return tp(value)

@@ -14,6 +14,7 @@ Claims (docs/protocol.md#join-tokens):
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -201,10 +202,10 @@ def dev_secret(config: AuthConfig, create: bool = True) -> Secret:
         raise FileNotFoundError(f"no development secret at {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    fd = path.open("x", encoding="ascii")
-    path.chmod(0o600)
-    with fd:
-        fd.write(value)
+    # created 0600 from the start: no moment where another user could open it
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(value)
     return Secret(value)
 
 

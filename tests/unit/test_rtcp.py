@@ -8,9 +8,11 @@ import pytest
 from aiortc.rtp import (
     RtcpPacket,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSdesPacket,
+    RtcpSenderInfo,
     RtcpSrPacket,
     unpack_remb_fci,
 )
@@ -136,8 +138,6 @@ def test_sr_parsed_by_aiortc() -> None:
 
 
 def test_sr_built_by_aiortc_parses() -> None:
-    from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo
-
     theirs = RtcpSrPacket(
         ssrc=5,
         sender_info=RtcpSenderInfo(

@@ -113,11 +113,6 @@ def test_rtp_error_is_a_value_error() -> None:
     assert issubclass(RtpError, ValueError)
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse_rtp does not check that the CSRC list fits in the packet; "
-    "without an extension or padding it returns an empty payload instead of raising",
-    strict=True,
-)
 def test_parse_truncated_csrc_list_raises() -> None:
     # CC=15 announces 60 bytes of CSRCs but the datagram is only the 12-byte header.
     with pytest.raises(RtpError):
@@ -206,11 +201,6 @@ def test_parse_extension_longer_than_packet_raises() -> None:
         parse_rtp(data)
 
 
-@pytest.mark.xfail(
-    reason="BUG: an extension element whose length runs past the end of the extension "
-    "block is read out of the payload instead of being rejected",
-    strict=True,
-)
 def test_parse_extension_element_overrunning_its_block_is_not_read_from_payload() -> None:
     # One-word block holding an element that claims 16 bytes of value.
     data = fixed_header(extension=True) + struct.pack("!HH", 0xBEDE, 1) + b"\x1f\xaa\xbb\xcc"
@@ -260,11 +250,6 @@ def test_parse_padding_may_not_eat_into_extension() -> None:
         parse_rtp(data)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a padding count of 0 is invalid (RFC 3550 5.1: the count includes "
-    "itself) but is accepted and the padding byte is left in the payload",
-    strict=True,
-)
 def test_parse_zero_padding_count_is_rejected() -> None:
     data = fixed_header(padding=True) + b"abc\x00"
     try:

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up (first time) and run everything CI runs: lint, format check, type check, tests.
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -k rtp).
+source "$(dirname "$0")/_env.sh"
+ensure_venv "test"
+cd "$ROOT"
+echo "==> ruff check";         "$VENV/bin/ruff" check .
+echo "==> ruff format --check"; "$VENV/bin/ruff" format --check .
+echo "==> mypy";               "$VENV/bin/mypy"
+echo "==> pytest"
+exec "$VENV/bin/python" -m pytest "$@"
