@@ -63,20 +63,28 @@ def serve(args: argparse.Namespace) -> int:
         scheme = "https"
     app = create_app(config)
     base = f"{scheme}://{config.server.host}:{config.server.port}"
-    print(f"digiclinic listening on {base}", flush=True)
-    print(f"  health:  {base}/healthz   metrics: {base}/metrics", flush=True)
-    if config.server.demo:
-        print(f"  demo:    open {base}/demo/ in two browser tabs", flush=True)
+    print(f"digiclinic listening on {base}")
+    print(f"  health:  {base}/healthz   metrics: {base}/metrics")
     if not config.auth.issuers:
-        print("  tokens:  digiclinic token --room demo --identity alice --role patient", flush=True)
-    web.run_app(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        ssl_context=ssl_context,
-        print=None,
-        access_log=None,
-    )
+        print("  try it:  .venv/bin/python -m signaling.demo_call   (a scripted 3-party consult)")
+        print("  tokens:  .venv/bin/digiclinic token --room demo --identity alice --role patient")
+    sys.stdout.flush()
+    try:
+        web.run_app(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            ssl_context=ssl_context,
+            print=None,
+            access_log=None,
+        )
+    except OSError as exc:
+        print(
+            f"error: cannot listen on {config.server.host}:{config.server.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -15,9 +15,9 @@ import pytest
 from sfu.media import Source
 from sfu.participant import Role
 from signaling.client import ConsultClient
+from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from signaling.tokens import dev_secret
 from tests.conftest import RunningServer
-from tests.helpers.media import CameraTrack, ToneTrack, TrackReader
 
 ROOM = "consult-bad"
 

@@ -6,8 +6,8 @@ import asyncio
 
 from sfu.media import Source
 from sfu.participant import Role
+from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from tests.conftest import RunningServer
-from tests.helpers.media import CameraTrack, ToneTrack, TrackReader
 
 SIZES = {"patient": (320, 240), "health_worker": (352, 288), "specialist": (256, 192)}
 

@@ -15,8 +15,8 @@ from sfu.media import Source
 from sfu.participant import Role
 from sfu.producer import Producer
 from signaling.client import ClientError
+from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from tests.conftest import RunningServer
-from tests.helpers.media import CameraTrack, ToneTrack, TrackReader
 
 
 def live_objects(kind: type) -> int:

@@ -10,8 +10,8 @@ import pytest
 from sfu.media import Source
 from sfu.participant import Role
 from signaling.client import ClientError
+from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from tests.conftest import RunningServer
-from tests.helpers.media import CameraTrack, ToneTrack, TrackReader
 
 
 async def test_patient_gets_no_media_before_admission_then_media_after(

@@ -10,8 +10,8 @@ import pytest
 from sfu.consumer import Consumer
 from sfu.media import Source
 from sfu.participant import Role
+from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from tests.conftest import RunningServer
-from tests.helpers.media import CameraTrack, ToneTrack, TrackReader
 from tests.helpers.udp_relay import RelayCounters, UdpImpairmentRelay
 
 WINDOW = 6.0

@@ -12,8 +12,8 @@ from sfu.media import Source
 from sfu.participant import Role
 from signaling.client import ConsultClient
 from signaling.config import Secret
+from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from signaling.tokens import mint_token
-from tests.helpers.media import CameraTrack, ToneTrack, TrackReader
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""Synthetic camera/microphone tracks and receivers that count what they decode."""
+"""Synthetic camera/microphone tracks and a receiver that counts what it decodes.
+
+Used by the demo call, the tests and anyone scripting a consult without devices.
+"""
 
 from __future__ import annotations
 
@@ -93,6 +96,7 @@ class TrackReader:
         self.track = track
         self.stats = Received()
         self.started = time.monotonic()
+        self._progress = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -105,15 +109,17 @@ class TrackReader:
                 stats.frames += 1
                 if isinstance(frame, av.VideoFrame):
                     stats.sizes.add((frame.width, frame.height))
-                else:
+                elif isinstance(frame, av.AudioFrame):
                     stats.samples += frame.samples
                     if stats.frames % 10 == 0:
                         stats.peak = max(stats.peak, int(np.abs(frame.to_ndarray()).max()))
+                self._progress.set()
 
     async def wait_frames(self, count: int, timeout: float = 15.0) -> Received:
         async with asyncio.timeout(timeout):
             while self.stats.frames < count:
-                await asyncio.sleep(0.05)
+                self._progress.clear()
+                await self._progress.wait()
         return self.stats
 
     async def stop(self) -> None:
