@@ -27,9 +27,14 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass(frozen=True)
 class ProcessSample:
-    cpu_seconds: float
+    user_seconds: float
+    system_seconds: float
     rss_bytes: int
     threads: int
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.user_seconds + self.system_seconds
 
 
 def sample_process(pid: int) -> ProcessSample:
@@ -40,7 +45,7 @@ def sample_process(pid: int) -> ProcessSample:
     threads = int(fields[17])
     with open(f"/proc/{pid}/statm") as f:
         rss_pages = int(f.read().split()[1])
-    return ProcessSample((utime + stime) / CLOCK_TICKS, rss_pages * PAGE, threads)
+    return ProcessSample(utime / CLOCK_TICKS, stime / CLOCK_TICKS, rss_pages * PAGE, threads)
 
 
 def free_port() -> int:

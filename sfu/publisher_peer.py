@@ -91,6 +91,7 @@ class PublisherPeer:
         self._rtcp_ssrc = random.getrandbits(32)
         self._estimator = aiortc_hooks.UplinkEstimator()
         self._remb_sent = 0
+        self.rembs_sent = 0
         self._egress: aiortc_hooks.SrtpEgress | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -281,7 +282,13 @@ class PublisherPeer:
         if bitrate <= 0 or not ssrcs:
             return
         self._remb_sent = bitrate
+        self.rembs_sent += 1
         self._send_rtcp(build_remb(self._rtcp_ssrc, bitrate, ssrcs))
+
+    @property
+    def uplink_estimate(self) -> int:
+        """The publisher's uplink bandwidth estimate (bit/s) sent in REMB; 0 before one exists."""
+        return self._estimator.bitrate
 
     def _send_reports(self) -> None:
         now = time.monotonic()

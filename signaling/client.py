@@ -27,6 +27,7 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
@@ -70,6 +71,8 @@ class ConsultClient:
         auto_subscribe: bool = True,
         subscriber_offer_filter: Callable[[str], str] | None = None,
         subscriber_answer_filter: Callable[[str], str] | None = None,
+        publisher_offer_filter: Callable[[str], str] | None = None,
+        publisher_answer_filter: Callable[[str], str] | None = None,
         media_sink: Callable[[bytes], None] | None = None,
     ) -> None:
         self.url = url
@@ -81,6 +84,8 @@ class ConsultClient:
         # test hooks: rewrite SDP in transit (e.g. to route media through a relay)
         self.subscriber_offer_filter = subscriber_offer_filter
         self.subscriber_answer_filter = subscriber_answer_filter
+        self.publisher_offer_filter = publisher_offer_filter
+        self.publisher_answer_filter = publisher_answer_filter
         # load testing: received SRTP datagrams go here undecrypted and undecoded
         self.media_sink = media_sink
         self.participant_id: str | None = None
@@ -237,14 +242,25 @@ class ConsultClient:
             RTCConfiguration(iceServers=self.ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
 
-    async def publish(self, tracks: list[tuple[MediaStreamTrack, Source]]) -> dict[str, str]:
-        """Publish (more) tracks; returns mid -> track id for everything published."""
+    async def publish(
+        self, tracks: list[tuple[MediaStreamTrack, Source]], video_codec: str | None = None
+    ) -> dict[str, str]:
+        """Publish (more) tracks; returns mid -> track id for everything published.
+
+        ``video_codec`` (e.g. ``"video/H264"``) restricts video tracks to that codec.
+        """
         if self.publisher_pc is None:
             self.publisher_pc = self._new_pc()
         pc = self.publisher_pc
         sources: dict[int, Source] = {}
         for track, source in tracks:
             transceiver = pc.addTransceiver(track, direction="sendonly")
+            if video_codec is not None and track.kind == "video":
+                capabilities = RTCRtpSender.getCapabilities("video").codecs
+                transceiver.setCodecPreferences(
+                    [c for c in capabilities if c.mimeType.lower() == video_codec.lower()]
+                    + [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
+                )
             sources[id(transceiver)] = source
         return await self._renegotiate_publisher(sources)
 
@@ -270,10 +286,14 @@ class ConsultClient:
             if source is not None and transceiver.mid is not None:
                 self._sources[transceiver.mid] = source.value
         labelled = [{"mid": mid, "source": src} for mid, src in self._sources.items()]
-        reply = await self.request(
-            {"type": "publish", "sdp": pc.localDescription.sdp, "tracks": labelled}
-        )
-        await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+        offer = pc.localDescription.sdp
+        if self.publisher_offer_filter is not None:
+            offer = self.publisher_offer_filter(offer)
+        reply = await self.request({"type": "publish", "sdp": offer, "tracks": labelled})
+        answer = reply["sdp"]
+        if self.publisher_answer_filter is not None:
+            answer = self.publisher_answer_filter(answer)
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         self.published = {t["mid"]: t["track_id"] for t in reply["tracks"]}
         return dict(self.published)
 

@@ -34,8 +34,8 @@ async def run_lossy_consult(server: RunningServer, loss: float) -> Outcome:
     publisher = server.client(server.token(room, "doctor", Role.SPECIALIST))
     lossy = server.client(
         server.token(room, "clinic", Role.HEALTH_WORKER),
-        subscriber_offer_filter=relay.rewrite_offer,
-        subscriber_answer_filter=relay.rewrite_answer,
+        subscriber_offer_filter=relay.rewrite_server_sdp,
+        subscriber_answer_filter=relay.rewrite_client_sdp,
     )
     clean = server.client(server.token(room, "observer", Role.OBSERVER))
     clients = [publisher, lossy, clean]

@@ -2,11 +2,11 @@
 
 The kernel here has no netem, so loss is emulated in user space. The relay
 acts like a NAT in the middle of one ICE connection: the client is told (by
-rewriting the offer) that the server is at ``client_side``; the server is
-told (by rewriting the answer) that the client is at ``server_side``. Every
-datagram crosses the relay, and SRTP/SRTCP from the server to the client is
-dropped with the given probability (STUN and DTLS are left alone, so ICE
-consent and the handshake are not what is being tested).
+rewriting the server's SDP) that the server is at the relay's client side;
+the server is told (by rewriting the client's SDP) that the client is at the
+relay's server side. Every datagram crosses the relay, and SRTP/SRTCP is
+dropped with the given probability per direction (STUN and DTLS are left
+alone, so ICE consent and the handshake are not what is being tested).
 """
 
 from __future__ import annotations
@@ -19,11 +19,16 @@ from dataclasses import dataclass
 _CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ udp \d+ )(\S+) (\d+)( typ host.*)$", re.M)
 
 
+def _is_srtp(data: bytes) -> bool:
+    return len(data) > 1 and 128 <= data[0] < 192
+
+
 @dataclass
 class RelayCounters:
     down_packets: int = 0
     down_dropped: int = 0
     up_packets: int = 0
+    up_dropped: int = 0
 
 
 class _Side(asyncio.DatagramProtocol):
@@ -40,8 +45,9 @@ class _Side(asyncio.DatagramProtocol):
 
 
 class UdpImpairmentRelay:
-    def __init__(self, down_loss: float = 0.0, seed: int = 7) -> None:
+    def __init__(self, down_loss: float = 0.0, up_loss: float = 0.0, seed: int = 7) -> None:
         self.down_loss = down_loss
+        self.up_loss = up_loss
         self.counters = RelayCounters()
         self._random = random.Random(seed)
         self._client_side: _Side | None = None
@@ -62,8 +68,8 @@ class UdpImpairmentRelay:
         assert side is not None and side.transport is not None
         return int(side.transport.get_extra_info("sockname")[1])
 
-    def rewrite_offer(self, sdp: str) -> str:
-        """Server -> client offer: the server's host candidate becomes the relay."""
+    def rewrite_server_sdp(self, sdp: str) -> str:
+        """The server's SDP: its host candidate becomes the relay's client side."""
 
         def swap(m: re.Match[str]) -> str:
             self.server_addr = (m.group(2), int(m.group(3)))
@@ -71,8 +77,8 @@ class UdpImpairmentRelay:
 
         return _CANDIDATE.sub(swap, sdp)
 
-    def rewrite_answer(self, sdp: str) -> str:
-        """Client -> server answer: the client's host candidate becomes the relay."""
+    def rewrite_client_sdp(self, sdp: str) -> str:
+        """The client's SDP: its host candidate becomes the relay's server side."""
 
         def swap(m: re.Match[str]) -> str:
             self.client_addr = (m.group(2), int(m.group(3)))
@@ -85,12 +91,14 @@ class UdpImpairmentRelay:
         if side == "client":
             self.client_addr = addr
             self.counters.up_packets += 1
+            if _is_srtp(data) and self._random.random() < self.up_loss:
+                self.counters.up_dropped += 1
+                return
             if self.server_addr is not None and self._server_side.transport is not None:
                 self._server_side.transport.sendto(data, self.server_addr)
             return
         self.counters.down_packets += 1
-        is_srtp = len(data) > 1 and 128 <= data[0] < 192
-        if is_srtp and self._random.random() < self.down_loss:
+        if _is_srtp(data) and self._random.random() < self.down_loss:
             self.counters.down_dropped += 1
             return
         if self.client_addr is not None and self._client_side.transport is not None:
