@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -94,7 +95,7 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    async def start(self, timeout: float = 20.0) -> None:
+    async def start(self, timeout: float = 20.0, ssl_context: ssl.SSLContext | None = None) -> None:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self._stderr = self.stderr_path.open("wb")
         self.proc = subprocess.Popen(
@@ -104,12 +105,14 @@ class ServerProcess:
             env=env,
         )
         deadline = time.monotonic() + timeout
+        scheme = "https" if ssl_context is not None else "http"
+        health = f"{scheme}://127.0.0.1:{self.port}/healthz"
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"server exited early:\n{self.stderr()}")
                 try:
-                    async with http.get(f"{self.url}/healthz") as resp:
+                    async with http.get(health, ssl=ssl_context or True) as resp:
                         if resp.status == 200:
                             return
                 except aiohttp.ClientError:

@@ -1,0 +1,166 @@
+"""HTTP side: TLS, origins, health, and creating a room by API."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from benchmarks.server_process import ServerProcess
+from sfu.participant import Role
+from signaling.client import ConsultClient
+from signaling.config import Secret
+from signaling.tokens import mint_token
+from tests.conftest import RunningServer
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_serves_https_and_wss_when_a_certificate_is_configured(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server = ServerProcess(config={"server": {"tls_cert": str(cert), "tls_key": str(key)}})
+    context = ssl.create_default_context(cafile=str(cert))
+    try:
+        await server.start(ssl_context=context)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"https://127.0.0.1:{server.port}/healthz", ssl=context) as resp:
+                assert resp.status == 200
+            # plain HTTP is not served on the TLS port
+            try:
+                async with http.get(f"http://127.0.0.1:{server.port}/healthz") as resp:
+                    assert resp.status != 200
+            except aiohttp.ClientError:
+                pass
+            secret = Secret(server.secret_file.read_text().strip())
+            token = mint_token(secret, room="tls", identity="dr", role=Role.SPECIALIST)
+            async with http.ws_connect(f"wss://127.0.0.1:{server.port}/ws", ssl=context) as ws:
+                await ws.send_json({"type": "join", "token": token, "id": 1})
+                joined = await ws.receive_json(timeout=5)
+                assert joined["type"] == "joined" and joined["ref"] == 1
+    finally:
+        server.stop()
+
+
+async def test_allowed_origins_and_same_origin(server_factory: Callable[..., object]) -> None:
+    server: RunningServer = await server_factory(  # type: ignore[operator]
+        server={"allowed_origins": ["https://portal.hospital-a.example"]}
+    )
+    url = server.server.make_url("/healthz")
+    async with aiohttp.ClientSession() as http:
+        for origin, status in (
+            ("https://portal.hospital-a.example", 200),
+            (f"http://{url.host}:{url.port}", 200),  # same origin
+            ("https://portal.hospital-b.example", 403),
+        ):
+            async with http.get(url, headers={"Origin": origin}) as resp:
+                assert resp.status == status, origin
+        async with http.options(
+            server.server.make_url("/api/rooms/x"),
+            headers={"Origin": "https://portal.hospital-a.example"},
+        ) as resp:
+            assert resp.status == 204
+            assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+            assert (
+                resp.headers["Access-Control-Allow-Origin"] == "https://portal.hospital-a.example"
+            )
+        async with http.ws_connect(
+            server.ws_url, headers={"Origin": "https://portal.hospital-a.example"}
+        ) as ws:
+            await ws.send_json({"type": "ping", "id": 9})
+            assert (await ws.receive_json(timeout=5)) == {"type": "pong", "ref": 9}
+
+
+async def test_room_created_by_api_then_joined_and_expires_unused(
+    server_factory: Callable[..., object],
+) -> None:
+    server: RunningServer = await server_factory(rooms={"empty_timeout": 0.5})  # type: ignore[operator]
+    url = server.server.make_url("/api/rooms/ward-3")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url) as resp:
+            assert resp.status == 401
+        patient = server.token("ward-3", "p1", Role.PATIENT)
+        async with http.post(url, headers={"Authorization": f"Bearer {patient}"}) as resp:
+            assert resp.status == 403 and (await resp.json())["code"] == "forbidden"
+        other = server.token("ward-9", "dr", Role.SPECIALIST)
+        async with http.post(url, headers={"Authorization": f"Bearer {other}"}) as resp:
+            assert resp.status == 403 and (await resp.json())["code"] == "wrong_room"
+        doctor = server.token("ward-3", "dr", Role.SPECIALIST)
+        async with http.post(url, headers={"Authorization": f"Bearer {doctor}"}) as resp:
+            assert resp.status == 201
+            assert await resp.json() == {"room": "ward-3", "participants": 0}
+        async with http.get(server.server.make_url("/readyz")) as resp:
+            assert (await resp.json())["rooms"] == 1
+    client = ConsultClient(server.ws_url, doctor, ice_addresses=["127.0.0.1"])
+    await client.connect()
+    await client.join()
+    await client.leave()
+    await asyncio.sleep(0.9)
+    assert "ward-3" not in server.rooms.rooms
+    # a room created by API and never joined also goes away
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, headers={"Authorization": f"Bearer {doctor}"}) as resp,
+    ):
+        assert resp.status == 201
+    await asyncio.sleep(0.9)
+    assert "ward-3" not in server.rooms.rooms
+
+
+async def test_metrics_expose_the_documented_series(server: RunningServer) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(server.server.make_url("/metrics")) as resp,
+    ):
+        text = await resp.text()
+    for name in (
+        "digiclinic_rooms",
+        "digiclinic_participants",
+        "digiclinic_producers",
+        "digiclinic_consumers",
+        "digiclinic_rtp_packets_in_total",
+        "digiclinic_rtp_packets_out_total",
+        "digiclinic_rtp_bytes_in_total",
+        "digiclinic_rtp_bytes_out_total",
+        "digiclinic_nacks_total",
+        "digiclinic_retransmissions_total",
+        "digiclinic_keyframe_requests_total",
+        "digiclinic_join_seconds_bucket",
+    ):
+        assert f"\n{name}" in text, name
