@@ -8,6 +8,8 @@ direction per connection means no offer glare and simple renegotiation.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 from collections.abc import Callable
@@ -84,20 +86,73 @@ def configure_candidates(pc: RTCPeerConnection, settings: MediaSettings) -> None
     )
 
 
-def peer_state_of(pc: RTCPeerConnection) -> PeerState:
-    return {
-        "new": PeerState.NEW,
-        "connecting": PeerState.CONNECTING,
-        "connected": PeerState.CONNECTED,
-        "failed": PeerState.FAILED,
-        "closed": PeerState.CLOSED,
-    }.get(pc.connectionState, PeerState.NEW)
+_PC_STATES = {
+    "new": PeerState.NEW,
+    "connecting": PeerState.CONNECTING,
+    "connected": PeerState.CONNECTED,
+    "failed": PeerState.FAILED,
+    "closed": PeerState.CLOSED,
+}
 
 
-def watch_state(pc: RTCPeerConnection, on_change: Callable[[PeerState], None]) -> None:
-    @pc.on("connectionstatechange")
-    def _changed() -> None:
-        on_change(peer_state_of(pc))
+class Peer:
+    """One RTCPeerConnection whose media the SFU handles below aiortc.
+
+    Owns the connection, its state and one background task; subclasses
+    (PublisherPeer, SubscriberPeer) handle the packets.
+    """
+
+    role = "peer"
+
+    def __init__(
+        self, participant_id: str, settings: MediaSettings, on_state: Callable[[PeerState], None]
+    ) -> None:
+        self.participant_id = participant_id
+        self.settings = settings
+        self.state = PeerState.NEW
+        self.pc = create_peer_connection(settings)
+        self._on_state = on_state
+        self._egress: aiortc_hooks.SrtpEgress | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.pc.on("connectionstatechange", self._pc_state_changed)
+
+    def _pc_state_changed(self) -> None:
+        state = _PC_STATES.get(self.pc.connectionState, PeerState.NEW)
+        if self.state is PeerState.CLOSED or state is self.state:
+            return
+        logger.debug(
+            "%s %s: %s -> %s", self.role, self.participant_id, self.state.value, state.value
+        )
+        self.state = state
+        self._entered(state)
+        self._on_state(state)
+
+    def _entered(self, state: PeerState) -> None:
+        """Hook for subclasses, called on every state change."""
+
+    def _take_over_transport(self) -> None:
+        """Once the bundled transport exists: route its packets here, bind our sockets."""
+        if self._egress is not None:
+            return
+        dtls = aiortc_hooks.dtls_transport(self.pc.getTransceivers()[0])
+        aiortc_hooks.take_over_transport(dtls, self.on_rtp, self.on_rtcp)
+        self._egress = aiortc_hooks.SrtpEgress(dtls)
+        configure_candidates(self.pc, self.settings)
+
+    def on_rtp(self, data: bytes, arrival_ms: int) -> None:
+        """Decrypted RTP arriving on this connection (ignored unless overridden)."""
+
+    def on_rtcp(self, data: bytes) -> None:
+        """Decrypted RTCP arriving on this connection (ignored unless overridden)."""
+
+    async def _close_connection(self) -> None:
+        self.state = PeerState.CLOSED
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.pc.close()
 
 
 def codec_info(transceiver: RTCRtpTransceiver) -> CodecInfo:

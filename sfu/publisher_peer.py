@@ -10,7 +10,6 @@ and REMB from an estimate of the publisher's uplink.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
@@ -25,14 +24,11 @@ from sfu import aiortc_hooks
 from sfu.media import MediaKind, Source
 from sfu.peer import (
     MediaSettings,
+    Peer,
     PeerState,
     SdpError,
     codec_info,
-    configure_candidates,
-    create_peer_connection,
     extension_ids,
-    peer_state_of,
-    watch_state,
 )
 from sfu.producer import Producer
 from sfu.rtcp import (
@@ -71,20 +67,18 @@ class PublishResult:
     removed: list[Producer]
 
 
-class PublisherPeer:
+class PublisherPeer(Peer):
+    role = "publisher"
+
     def __init__(
         self,
         participant_id: str,
         settings: MediaSettings,
         on_state: Callable[[PeerState], None],
     ) -> None:
-        self.participant_id = participant_id
-        self.settings = settings
-        self.state = PeerState.NEW
-        self.pc = create_peer_connection(settings)
+        super().__init__(participant_id, settings, on_state)
         self.producers: dict[str, Producer] = {}  # by mid
         self.rtp_errors = 0
-        self._on_state = on_state
         self._by_ssrc: dict[int, Producer] = {}
         self._mid_ext: int | None = None
         self._abs_ext: int | None = None
@@ -92,19 +86,11 @@ class PublisherPeer:
         self._estimator = aiortc_hooks.UplinkEstimator()
         self._remb_sent = 0
         self.rembs_sent = 0
-        self._egress: aiortc_hooks.SrtpEgress | None = None
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        watch_state(self.pc, self._state_changed)
 
-    def _state_changed(self, state: PeerState) -> None:
-        if self.state is PeerState.CLOSED or state is self.state:
-            return
-        logger.debug("publisher %s: %s -> %s", self.participant_id, self.state.value, state.value)
-        self.state = state
+    def _entered(self, state: PeerState) -> None:
         if state is PeerState.CONNECTED and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._feedback_loop())
-        self._on_state(state)
 
     # -- negotiation ----------------------------------------------------------
 
@@ -138,11 +124,7 @@ class PublisherPeer:
         for transceiver in self.pc.getTransceivers():
             aiortc_hooks.disable_stock_receiver(transceiver)
             transceiver.direction = "recvonly"
-        if self._egress is None:
-            dtls = aiortc_hooks.dtls_transport(self.pc.getTransceivers()[0])
-            aiortc_hooks.take_over_transport(dtls, self.on_rtp, self.on_rtcp)
-            self._egress = aiortc_hooks.SrtpEgress(dtls)
-            configure_candidates(self.pc, self.settings)
+        self._take_over_transport()
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         added, removed = self._update_producers(parsed, tracks)
@@ -329,20 +311,10 @@ class PublisherPeer:
 
     async def close(self) -> list[Producer]:
         """Close the connection; returns the producers that ended with it."""
-        self.state = PeerState.CLOSED
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
         ended = list(self.producers.values())
         for producer in ended:
             producer.close()
         self.producers.clear()
         self._by_ssrc.clear()
-        await self.pc.close()
+        await self._close_connection()
         return ended
-
-    @property
-    def connection_state(self) -> PeerState:
-        return peer_state_of(self.pc)

@@ -10,7 +10,6 @@ by media SSRC to the Consumer concerned.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,13 +21,11 @@ from sfu import aiortc_hooks
 from sfu.consumer import Consumer, ConsumerState, OutboundParams
 from sfu.peer import (
     MediaSettings,
+    Peer,
     PeerState,
     SdpError,
-    configure_candidates,
-    create_peer_connection,
     extension_ids,
     matching_codec,
-    watch_state,
 )
 from sfu.rtcp import (
     KeyframeRequest,
@@ -53,7 +50,9 @@ class OfferedTrack:
 SendOffer = Callable[[str, list[OfferedTrack]], Awaitable[None]]
 
 
-class SubscriberPeer:
+class SubscriberPeer(Peer):
+    role = "subscriber"
+
     def __init__(
         self,
         participant_id: str,
@@ -61,30 +60,16 @@ class SubscriberPeer:
         send_offer: SendOffer,
         on_state: Callable[[PeerState], None],
     ) -> None:
-        self.participant_id = participant_id
-        self.settings = settings
-        self.state = PeerState.NEW
-        self.pc = create_peer_connection(settings)
+        super().__init__(participant_id, settings, on_state)
         self.consumers: dict[str, Consumer] = {}  # by mid, live ones
         self.remb_bitrate: int | None = None
         self.rtcp_errors = 0
         self._send_offer = send_offer
-        self._on_state = on_state
         self._transceivers: dict[Consumer, RTCRtpTransceiver] = {}
         self._by_ssrc: dict[int, Consumer] = {}
         self._to_add: list[Consumer] = []
         self._to_remove: list[Consumer] = []
-        self._egress: aiortc_hooks.SrtpEgress | None = None
         self._awaiting_answer = False
-        self._task: asyncio.Task[None] | None = None
-        watch_state(self.pc, self._state_changed)
-
-    def _state_changed(self, state: PeerState) -> None:
-        if self.state is PeerState.CLOSED or state is self.state:
-            return
-        logger.debug("subscriber %s: %s -> %s", self.participant_id, self.state.value, state.value)
-        self.state = state
-        self._on_state(state)
 
     # -- consumers ----------------------------------------------------------------
 
@@ -131,11 +116,7 @@ class SubscriberPeer:
             self.consumers.pop(stopped.mid or "", None)
         if not self._transceivers and not removing:
             return
-        if self._egress is None:
-            dtls = aiortc_hooks.dtls_transport(self.pc.getTransceivers()[0])
-            aiortc_hooks.take_over_transport(dtls, self._on_rtp, self.on_rtcp)
-            self._egress = aiortc_hooks.SrtpEgress(dtls)
-            configure_candidates(self.pc, self.settings)
+        self._take_over_transport()
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         tracks = []
@@ -220,9 +201,6 @@ class SubscriberPeer:
 
     # -- RTCP from the subscriber ------------------------------------------------------
 
-    def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
-        """A subscriber connection carries no media towards the server."""
-
     def on_rtcp(self, data: bytes) -> None:
         try:
             records = parse_rtcp(data)
@@ -254,16 +232,10 @@ class SubscriberPeer:
     # -- teardown ----------------------------------------------------------------------
 
     async def close(self) -> None:
-        self.state = PeerState.CLOSED
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
         for consumer in list(self._transceivers) + self._to_add:
             consumer.close()
         self._transceivers.clear()
         self.consumers.clear()
         self._by_ssrc.clear()
         self._to_add.clear()
-        await self.pc.close()
+        await self._close_connection()
