@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # digiclinic production image.
 #
 #   docker build -t digiclinic .
@@ -26,6 +24,7 @@ FROM python:3.11-slim AS builder
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     VIRTUAL_ENV=/opt/digiclinic
 
 WORKDIR /src

@@ -82,6 +82,9 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr_path = Path(self._dir.name) / "stderr.log"
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.module, "--config", str(self.config_path), "serve"]
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -99,7 +102,7 @@ class ServerProcess:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self._stderr = self.stderr_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--config", str(self.config_path), "serve"],
+            self.command(),
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
             env=env,

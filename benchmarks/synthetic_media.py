@@ -130,7 +130,7 @@ class ReplayTrack(MediaStreamTrack):
         self._start: float | None = None
         self.sent_frames = 0
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:  # type: ignore[type-arg]
         clip = self.clip
         if self._start is None:
             self._start = time.monotonic()

@@ -183,10 +183,12 @@ BASE_ENV = {"PATH": "/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/us
 # Host settings a build step needs to reach the package index as this machine does.
 PASSTHROUGH = ("HOME", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
                "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
-# Shared libraries an extension module may load from the system: glibc,
-# libgcc/libstdc++ and zlib are in every Debian image, python:3.11-slim included.
-SYSTEM_LIBS = {"libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0",
-               "libutil.so.1", "libresolv.so.2", "libcrypt.so.1", "libgcc_s.so.1",
+# Shared libraries an extension module may load from the system: glibc (libc6,
+# libmvec included), libcrypt, libgcc/libstdc++ and zlib are in every Debian
+# image, python:3.11-slim included.
+SYSTEM_LIBS = {"libc.so.6", "libm.so.6", "libmvec.so.1", "libdl.so.2", "librt.so.1",
+               "libpthread.so.0", "libanl.so.1", "libutil.so.1", "libresolv.so.2",
+               "libcrypt.so.1", "libgcc_s.so.1",
                "libstdc++.so.6", "libz.so.1", "linux-vdso.so.1", "linux-gate.so.1",
                "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "ld-linux.so.2"}
 COMPILERS = re.compile(r"\b(gcc|g\+\+|cc|clang|build-essential|make|cmake|rustc|cargo|"
@@ -928,6 +930,8 @@ def main() -> int:
     except Failure as exc:
         print(f"    FAIL: {exc}", flush=True)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

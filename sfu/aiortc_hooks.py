@@ -382,3 +382,12 @@ def tap_media_datagrams(pc: RTCPeerConnection, on_media: Callable[[bytes], None]
 
             setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
             setattr(protocol, "_digiclinic_tap", True)  # noqa: B010
+
+
+def srtp_unprotector(transceiver: RTCRtpTransceiver) -> Callable[[bytes], bytes] | None:
+    """The receive-side SRTP ``unprotect`` of a connected transport (None before DTLS is up).
+
+    Lets a benchmark subscriber that taps datagrams decrypt only a sample of them.
+    """
+    session = transceiver.receiver.transport._rx_srtp
+    return None if session is None else session.unprotect

@@ -28,6 +28,7 @@ from aiortc import (
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpSender,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
@@ -263,6 +264,27 @@ class ConsultClient:
                 )
             sources[id(transceiver)] = source
         return await self._renegotiate_publisher(sources)
+
+    async def publish_raw(
+        self, sources: list[Source], on_connected: Callable[[], None]
+    ) -> list[RTCRtpTransceiver]:
+        """Negotiate send-only m-lines with no aiortc track (load generation).
+
+        The caller sends RTP itself through ``sfu.aiortc_hooks`` once
+        ``on_connected`` fires; aiortc's sender (and its encoder) never starts.
+        """
+        if self.publisher_pc is None:
+            self.publisher_pc = self._new_pc()
+        pc = self.publisher_pc
+        labels: dict[int, Source] = {}
+        added = []
+        for source in sources:
+            transceiver = pc.addTransceiver(source.kind.value, direction="sendonly")
+            aiortc_hooks.disable_stock_sender(transceiver, on_connected)
+            labels[id(transceiver)] = source
+            added.append(transceiver)
+        await self._renegotiate_publisher(labels)
+        return added
 
     async def unpublish(self, track_id: str) -> None:
         pc = self.publisher_pc

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -52,6 +58,10 @@ class SignalingMetrics:
     def __init__(self, rooms: RoomManager) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(SfuCollector(rooms))
+        # process_cpu_seconds_total, process_resident_memory_bytes...: what a load
+        # tester reads from a server it cannot see the /proc of
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.join_seconds = Histogram(
             "digiclinic_join_seconds",
             "Time from join request to joined reply",

@@ -1,0 +1,88 @@
+"""``python -m benchmarks``: run a named scenario and write its report.
+
+    python -m benchmarks run fanout                      # start a server, every size
+    python -m benchmarks run consult_grid --sizes 5,10   # override the sizes
+    python -m benchmarks run fanout --url https://staging.example:8443 \\
+        --secret-file portal.secret --issuer portal-a    # a running server
+    python -m benchmarks list
+
+Ctrl-C stops cleanly: workers leave, the server stops, and the steps
+finished so far are written to the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from benchmarks.report import write_report
+from benchmarks.runner import StepResult, default_output, run_scenario
+from benchmarks.scenario import SCENARIO_DIR, Scenario, ScenarioError
+from signaling.config import Secret
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the scenarios")
+    run = sub.add_parser("run", help="run a scenario")
+    run.add_argument("scenario", help="a name from benchmarks/scenarios/ or a YAML path")
+    run.add_argument("--sizes", help="comma-separated sizes (default: the scenario's)")
+    run.add_argument("--duration", type=float, help="seconds measured per size")
+    run.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
+    run.add_argument("--url", help="a running server's base URL instead of starting one")
+    run.add_argument("--secret-file", type=Path, help="HS256 secret for tokens (with --url)")
+    run.add_argument("--issuer", default="dev", help="token issuer id (with --url)")
+    run.add_argument("--no-baseline", action="store_true", help="skip the MediaRelay baseline")
+    run.add_argument("--output", type=Path, help="report directory")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        for path in sorted(SCENARIO_DIR.glob("*.yaml")):
+            print(f"{path.stem:14} {Scenario.load(path.stem).description}")
+        return 0
+    try:
+        scenario = Scenario.load(args.scenario)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.duration:
+        scenario = Scenario(**{**scenario.__dict__, "duration": args.duration})
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else scenario.sizes
+    secret = None
+    if args.url:
+        if args.secret_file is None:
+            print("error: --url needs --secret-file to mint join tokens", file=sys.stderr)
+            return 2
+        secret = Secret(args.secret_file.read_text().strip())
+    output = args.output or default_output(scenario)
+    results: list[StepResult] = []
+    interrupted = False
+    try:
+        asyncio.run(
+            run_scenario(
+                scenario,
+                sizes,
+                args.workers,
+                args.url,
+                secret,
+                args.issuer,
+                baseline=not args.no_baseline,
+                results=results,
+            )
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: writing the steps finished so far", file=sys.stderr)
+    paths = write_report(scenario, results, output, interrupted=interrupted)
+    print((output / "report.md").read_text())
+    print("written: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Benchmark reports: JSON for machines, Markdown for people, PNG plots for both."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.runner import StepResult
+from benchmarks.scenario import Scenario
+
+
+def _fmt(value: float | None, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def ratios(results: list[StepResult]) -> list[dict[str, Any]]:
+    """digiclinic vs baseline at every size both were run at."""
+    ours = {r.size: r for r in results if r.server == "digiclinic"}
+    rows = []
+    for base in (r for r in results if r.server == "baseline"):
+        mine = ours.get(base.size)
+        if mine is None:
+            continue
+        row: dict[str, Any] = {"size": base.size}
+        row["cpu_share_ratio"] = (
+            round(mine.server_cpu_share / base.server_cpu_share, 3)
+            if base.server_cpu_share
+            else None
+        )
+        if mine.us_per_forwarded_packet and base.us_per_forwarded_packet:
+            row["us_per_packet_ratio"] = round(
+                mine.us_per_forwarded_packet / base.us_per_forwarded_packet, 3
+            )
+        row["baseline_loss_max"] = base.loss_max
+        rows.append(row)
+    return rows
+
+
+def markdown(scenario: Scenario, results: list[StepResult]) -> str:
+    lines = [
+        f"# Benchmark: {scenario.name}",
+        "",
+        f"{scenario.description}. {scenario.duration:g} s measured per size after a ramp of "
+        f"{scenario.ramp:g} joins/s; video {scenario.video_bitrate / 1000:g} kbit/s"
+        f"{' + Opus' if scenario.audio else ''}. Machine: {os.cpu_count()} CPUs, "
+        f"{platform.python_implementation()} {platform.python_version()}.",
+        "",
+        "| server | size | participants | server CPU | µs/fwd pkt | pkt/s in | pkt/s out | "
+        "Mbit/s out | loss mean | loss max | latency p50/p95/p99 ms | join→first frame p50/p95 ms "
+        "| RSS MB | KB/participant | loadgen CPU |",
+        "|" + "---|" * 15,
+    ]
+    for r in results:
+        lat, jff = r.latency_ms, r.join_to_first_frame_ms
+        lines.append(
+            f"| {r.server} | {r.size} | {r.participants} | {r.server_cpu_share:.0%} | "
+            f"{_fmt(r.us_per_forwarded_packet)} | {r.packets_in_per_s:g} | {r.packets_out_per_s:g} "
+            f"| {r.mbps_out:g} | {_fmt(r.loss_mean, '.2%')} | {_fmt(r.loss_max, '.2%')} | "
+            f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])} / {_fmt(lat['p99'])} | "
+            f"{_fmt(jff['p50'])} / {_fmt(jff['p95'])} | {_fmt(r.server_rss_mb)} | "
+            f"{_fmt(r.rss_per_participant_kb)} | {r.loadgen_cpu_share:.0%} |"
+        )
+    rows = ratios(results)
+    if rows:
+        lines += [
+            "",
+            "## digiclinic vs the MediaRelay baseline (same run)",
+            "",
+            "| size | server CPU ratio | µs/packet ratio | baseline loss max |",
+            "|---|---|---|---|",
+        ]
+        for row in rows:
+            lines.append(
+                f"| {row['size']} | {_fmt(row['cpu_share_ratio'])} | "
+                f"{_fmt(row.get('us_per_packet_ratio'))} | "
+                f"{_fmt(row['baseline_loss_max'], '.2%')} |"
+            )
+        lines.append("")
+        lines.append("A ratio below 1 means digiclinic needs less than the baseline.")
+    notes = [f"- {r.server} size {r.size}: {n}" for r in results for n in r.notes]
+    if notes:
+        lines += ["", "## Notes", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def plots(scenario: Scenario, results: list[StepResult], directory: Path) -> list[Path]:
+    import matplotlib  # noqa: PLC0415 - only the report needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    written = []
+    series = sorted({r.server for r in results})
+    panels: list[tuple[str, str, Callable[[StepResult], float | None]]] = [
+        (
+            "cpu_per_packet",
+            "server CPU µs per forwarded packet",
+            lambda r: r.us_per_forwarded_packet,
+        ),
+        ("latency", "latency p95 (ms)", lambda r: r.latency_ms["p95"]),
+        (
+            "loss",
+            "loss, worst subscriber (%)",
+            lambda r: None if r.loss_max is None else r.loss_max * 100,
+        ),
+    ]
+    for name, label, value in panels:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for server in series:
+            points = [(r.size, value(r)) for r in results if r.server == server]
+            points = [(x, y) for x, y in points if y is not None]
+            if points:
+                xs, ys = zip(*sorted(points), strict=True)
+                ax.plot(xs, ys, marker="o", label=server)
+        ax.set_xlabel("size (" + {"fanout": "subscribers"}.get(scenario.kind, "rooms") + ")")
+        ax.set_ylabel(label)
+        ax.set_title(f"{scenario.name}: {label}")
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend()
+        path = directory / f"{name}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_report(
+    scenario: Scenario, results: list[StepResult], directory: Path, interrupted: bool = False
+) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    document = {
+        "scenario": asdict(scenario),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "interrupted": interrupted,
+        "results": [asdict(r) for r in results],
+        "ratios": ratios(results),
+    }
+    json_path = directory / "report.json"
+    json_path.write_text(json.dumps(document, indent=2))
+    md_path = directory / "report.md"
+    md_path.write_text(markdown(scenario, results))
+    out = {"json": json_path, "markdown": md_path}
+    for path in plots(scenario, results, directory):
+        out[path.stem] = path
+    return out

@@ -1,0 +1,430 @@
+"""The coordinator: runs a scenario step by step and measures each step.
+
+For every size of the scenario it starts the server (or uses a running one),
+spreads the participants over worker processes, shows progress, takes two
+snapshots (start and end of the measurement window) from the workers and the
+server, and turns their difference into a StepResult.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import multiprocessing
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from benchmarks.loadgen.worker import WorkerPlan, worker_main
+from benchmarks.scenario import ParticipantSpec, Scenario
+from benchmarks.server_process import ServerProcess, free_port, sample_process
+from benchmarks.synthetic_media import opus_clip, vp8_clip
+from sfu.participant import Role
+from signaling.config import Secret
+from signaling.tokens import mint_token
+
+WORKER_BOOT_SECONDS = 2.5  # importing aiortc in a fresh process takes ~1 s here
+LOADGEN_BUSY = 0.85  # a worker above this share of a core may be the bottleneck
+
+
+@dataclass
+class Target:
+    """The server under test: one we start (local) or one already running (remote)."""
+
+    name: str  # "digiclinic" or "baseline"
+    ws_url: str
+    http_url: str
+    secret: Secret
+    process: ServerProcess | None = None
+    issuer: str = "dev"
+    idle_rss: float | None = None  # server RSS before the step's participants joined
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+
+@dataclass
+class StepResult:
+    scenario: str
+    server: str
+    size: int
+    participants: int
+    duration_s: float
+    server_cpu_s: float
+    server_cpu_share: float
+    us_per_forwarded_packet: float | None
+    packets_in_per_s: float
+    packets_out_per_s: float
+    mbps_in: float
+    mbps_out: float
+    subscribers: int
+    loss_mean: float | None
+    loss_max: float | None
+    latency_ms: dict[str, float | None]
+    join_to_first_frame_ms: dict[str, float | None]
+    server_rss_mb: float | None
+    rss_per_participant_kb: float | None
+    loadgen_cpu_share: float
+    loadgen_max_worker_share: float
+    join_errors: int
+    keyframe_requests: int
+    notes: list[str] = field(default_factory=list)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
+    return round(ordered[index], 2)
+
+
+async def scrape(http_url: str) -> dict[str, float]:
+    async with aiohttp.ClientSession() as http, http.get(f"{http_url}/metrics") as resp:
+        text = await resp.text()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+class Progress:
+    """One status line, rewritten in place on a terminal, printed every 5 s otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def show(self, text: str) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K" + text)
+            sys.stderr.flush()
+        elif time.monotonic() - self._last >= 5:
+            self._last = time.monotonic()
+            print(text, file=sys.stderr, flush=True)
+
+    def done(self, text: str) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K")
+        print(text, file=sys.stderr, flush=True)
+
+
+class StepRun:
+    def __init__(self, scenario: Scenario, size: int, target: Target, workers: int) -> None:
+        self.scenario = scenario
+        self.size = size
+        self.target = target
+        self.specs: list[ParticipantSpec] = scenario.plan(size)
+        self.n_workers = max(1, min(workers, len(self.specs)))
+        self.conns: list[Connection] = []
+        self.procs: list[Any] = []
+        self.progress: dict[int, dict[str, Any]] = {}
+        self.replies: dict[tuple[int, str], dict[str, Any]] = {}
+        self.final: dict[int, dict[str, Any]] = {}
+
+    def _tokens(self) -> dict[str, str]:
+        ttl = int(self.scenario.step_length(self.specs)) + 120
+        return {
+            s.key: mint_token(
+                self.target.secret,
+                room=s.room,
+                identity=s.identity,
+                role=Role(s.role),
+                ttl=ttl,
+                issuer=self.target.issuer,
+            )
+            for s in self.specs
+        }
+
+    def start_workers(self) -> float:
+        tokens = self._tokens()
+        context = multiprocessing.get_context("spawn")
+        start_at = time.monotonic() + WORKER_BOOT_SECONDS
+        loopback = "://127.0.0.1" in self.target.ws_url or "://localhost" in self.target.ws_url
+        for w in range(self.n_workers):
+            specs = self.specs[w :: self.n_workers]
+            plan = WorkerPlan(
+                worker_id=w,
+                ws_url=self.target.ws_url,
+                specs=specs,
+                tokens={s.key: tokens[s.key] for s in specs},
+                start_at=start_at,
+                video_bitrate=self.scenario.video_bitrate,
+                loopback=loopback,
+            )
+            parent, child = context.Pipe()
+            proc = context.Process(target=worker_main, args=(child, plan), daemon=True)
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        return start_at
+
+    def pump(self) -> None:
+        """Read everything the workers have sent so far."""
+        for w, conn in enumerate(self.conns):
+            try:
+                while conn.poll():
+                    message = conn.recv()
+                    if message[0] == "progress":
+                        self.progress[w] = message[1]
+                    elif message[0] == "snapshot":
+                        self.replies[(w, message[1])] = message[2]
+                    elif message[0] == "done":
+                        self.final[w] = message[1]
+            except (EOFError, OSError):
+                continue
+
+    async def snapshot(self, tag: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        for conn in self.conns:
+            conn.send(("snapshot", tag))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump()
+            if all((w, tag) in self.replies for w in range(self.n_workers)):
+                return [self.replies[(w, tag)] for w in range(self.n_workers)]
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"workers did not answer the {tag} snapshot")
+
+    async def stop_workers(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                conn.send(("stop",))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(self.final) < self.n_workers:
+            self.pump()
+            await asyncio.sleep(0.05)
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+
+    def status(self, elapsed: float, phase: str) -> str:
+        joined = sum(p.get("joined", 0) for p in self.progress.values())
+        errors = sum(p.get("errors", 0) for p in self.progress.values())
+        received = sum(p.get("received", 0) for p in self.progress.values())
+        if elapsed < 0:
+            phase, elapsed = "starting workers", 0.0
+        return (
+            f"[{self.scenario.name} {self.target.name} size={self.size}] {phase} t={elapsed:5.1f}s "
+            f"joined={joined}/{len(self.specs)} errors={errors} received={received}"
+        )
+
+
+async def run_step(run: StepRun, progress: Progress) -> StepResult:
+    scenario, target = run.scenario, run.target
+    idle = _server_sample(target)
+    if idle is not None:
+        target.idle_rss = idle[2]
+    else:
+        target.idle_rss = (await scrape(target.http_url)).get("process_resident_memory_bytes")
+    started = run.start_workers()
+    measure_at = started + scenario.ramp_end(run.specs) + scenario.settle
+    try:
+        while time.monotonic() < measure_at:
+            run.pump()
+            progress.show(run.status(time.monotonic() - started, "ramp"))
+            await asyncio.sleep(0.25)
+        m0, p0 = await scrape(target.http_url), _server_sample(target)
+        w0 = await run.snapshot("start")
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + scenario.duration:
+            run.pump()
+            progress.show(run.status(time.monotonic() - started, "measure"))
+            await asyncio.sleep(0.25)
+        m1, p1 = await scrape(target.http_url), _server_sample(target)
+        w1 = await run.snapshot("end")
+        elapsed = time.monotonic() - t0
+    finally:
+        await run.stop_workers()
+    return summarize(run, elapsed, (m0, m1), (p0, p1), (w0, w1))
+
+
+def _server_sample(target: Target) -> tuple[float, float, int] | None:
+    """(cpu seconds, system seconds, rss bytes) from /proc for a local server."""
+    if target.pid is None:
+        return None
+    s = sample_process(target.pid)
+    return s.cpu_seconds, s.system_seconds, s.rss_bytes
+
+
+def summarize(
+    run: StepRun,
+    elapsed: float,
+    metrics: tuple[dict[str, float], dict[str, float]],
+    server: tuple[Any, Any],
+    workers: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> StepResult:
+    m0, m1 = metrics
+
+    def delta(name: str) -> float:
+        return m1.get(name, 0.0) - m0.get(name, 0.0)
+
+    out, inn = delta("digiclinic_rtp_packets_out_total"), delta("digiclinic_rtp_packets_in_total")
+    if server[0] is not None:
+        cpu = server[1][0] - server[0][0]
+        rss: float | None = server[1][2]
+    else:  # remote server: its own process metrics
+        cpu = delta("process_cpu_seconds_total")
+        rss = m1.get("process_resident_memory_bytes")
+    idle = run.target.idle_rss
+    losses: list[float] = []
+    latencies: list[float] = []
+    first_frames: list[float] = []
+    errors = keyframes = 0
+    start = {k: v for snap in workers[0] for k, v in snap["participants"].items()}
+    for snap in workers[1]:
+        for key, end in snap["participants"].items():
+            errors += bool(end.get("error"))
+            keyframes += end.get("keyframe_requests", 0)
+            latencies += [ns / 1e6 for ns in end.get("latency_ns", [])]
+            if "first_video_s" in end:
+                first_frames.append(end["first_video_s"] * 1000)
+            if "streams" not in end or not end["joined"]:
+                continue  # (one who left during the window counts until it left)
+            before = start.get(key, {}).get("streams", {})
+            expected = received = 0
+            for ssrc, (exp, rec, _video) in end["streams"].items():
+                exp0, rec0, _ = before.get(ssrc, (0, 0, False))
+                expected += exp - exp0
+                received += rec - rec0
+            if expected > 0:
+                losses.append(max(0.0, 1 - received / expected))
+    cpu0 = sum(s["cpu"] for s in workers[0])
+    cpu1 = sum(s["cpu"] for s in workers[1])
+    per_worker = [
+        (b["cpu"] - a["cpu"]) / elapsed for a, b in zip(workers[0], workers[1], strict=True)
+    ]
+    notes = []
+    if max(per_worker, default=0) > LOADGEN_BUSY:
+        notes.append("a load-generator worker was above 85% of a core: add --workers")
+    subscribers = sum(1 for s in run.specs if s.subscribe)
+    if len(losses) < subscribers and run.scenario.kind != "churn":
+        notes.append(f"{subscribers - len(losses)} subscribers received nothing in the window")
+    participants = len({s.key for s in run.specs})
+    return StepResult(
+        scenario=run.scenario.name,
+        server=run.target.name,
+        size=run.size,
+        participants=participants,
+        duration_s=round(elapsed, 2),
+        server_cpu_s=round(cpu, 3),
+        server_cpu_share=round(cpu / elapsed, 3),
+        us_per_forwarded_packet=round(cpu / out * 1e6, 2) if out else None,
+        packets_in_per_s=round(inn / elapsed, 1),
+        packets_out_per_s=round(out / elapsed, 1),
+        mbps_in=round(delta("digiclinic_rtp_bytes_in_total") * 8 / elapsed / 1e6, 3),
+        mbps_out=round(delta("digiclinic_rtp_bytes_out_total") * 8 / elapsed / 1e6, 3),
+        subscribers=subscribers,
+        loss_mean=round(sum(losses) / len(losses), 5) if losses else None,
+        loss_max=round(max(losses), 5) if losses else None,
+        latency_ms={
+            "p50": percentile(latencies, 50),
+            "p95": percentile(latencies, 95),
+            "p99": percentile(latencies, 99),
+            "samples": float(len(latencies)),
+        },
+        join_to_first_frame_ms={
+            "p50": percentile(first_frames, 50),
+            "p95": percentile(first_frames, 95),
+            "max": percentile(first_frames, 100),
+            "count": float(len(first_frames)),
+        },
+        server_rss_mb=round(rss / 2**20, 1) if rss else None,
+        rss_per_participant_kb=(
+            round((rss - idle) / participants / 1024, 1) if rss and idle is not None else None
+        ),
+        loadgen_cpu_share=round((cpu1 - cpu0) / elapsed, 3),
+        loadgen_max_worker_share=round(max(per_worker, default=0), 3),
+        join_errors=errors,
+        keyframe_requests=keyframes,
+        notes=notes,
+    )
+
+
+class BaselineProcess(ServerProcess):
+    """The naive aiortc MediaRelay server (benchmarks/baseline_relay.py) as a child process."""
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "benchmarks.baseline_relay",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+
+
+async def start_target(
+    name: str, remote_url: str | None, secret: Secret | None, max_participants: int
+) -> Target:
+    if remote_url is not None:
+        assert secret is not None
+        base = remote_url.rstrip("/")
+        ws = base.replace("http", "ws", 1) + "/ws"
+        return Target(name, ws, base, secret)
+    process: ServerProcess
+    if name == "baseline":
+        process = BaselineProcess()
+    else:
+        process = ServerProcess(config={"rooms": {"max_participants": max_participants}})
+    await process.start()
+    secret = (
+        Secret(process.secret_file.read_text().strip()) if name != "baseline" else Secret("x" * 32)
+    )
+    return Target(name, process.ws_url, process.url, secret, process)
+
+
+async def run_scenario(
+    scenario: Scenario,
+    sizes: list[int],
+    workers: int,
+    remote_url: str | None = None,
+    secret: Secret | None = None,
+    issuer: str = "dev",
+    baseline: bool = True,
+    results: list[StepResult] | None = None,
+) -> list[StepResult]:
+    """Every size against digiclinic, and the baseline sizes against MediaRelay."""
+    results = [] if results is None else results
+    progress = Progress()
+    vp8_clip(bitrate=scenario.video_bitrate)  # encode once before the workers need it
+    opus_clip()
+    plan: list[tuple[str, int]] = [("digiclinic", n) for n in sizes]
+    if baseline and remote_url is None:
+        plan += [("baseline", n) for n in scenario.baseline_sizes]
+    for name, size in plan:
+        specs = scenario.plan(size)
+        target = await start_target(name, remote_url, secret, max_participants=len(specs) + 5)
+        target.issuer = issuer
+        try:
+            result = await run_step(StepRun(scenario, size, target, workers), progress)
+        finally:
+            if target.process is not None:
+                target.process.stop()
+        results.append(result)
+        progress.done(
+            f"[{scenario.name} {name} size={size}] {result.us_per_forwarded_packet} µs/pkt, "
+            f"server CPU {result.server_cpu_share:.0%}, loss max "
+            f"{'-' if result.loss_max is None else f'{result.loss_max:.2%}'}, "
+            f"latency p95 {result.latency_ms['p95']} ms, loadgen {result.loadgen_cpu_share:.0%}"
+        )
+    return results
+
+
+def default_output(scenario: Scenario) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(__file__).resolve().parent / "results" / f"{scenario.name}-{stamp}"
+
+
+__all__ = ["StepResult", "free_port", "run_scenario"]
