@@ -28,16 +28,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/digiclinic
 
 WORKDIR /src
-# Only what the wheel is built from (README.md is the package's readme).
+# Only what the wheel is built from: README.md (the package's readme) and
+# every package of [tool.setuptools] packages in pyproject.toml
+# (scripts/check-dockerfile.sh checks that this list is complete).
 COPY pyproject.toml README.md ./
 COPY signaling/ signaling/
 COPY sfu/ sfu/
 COPY recording/ recording/
+COPY deploy/constraints.txt deploy/constraints.txt
 
 RUN python -m venv "$VIRTUAL_ENV" \
  && "$VIRTUAL_ENV/bin/python" -m pip install --upgrade pip \
  && "$VIRTUAL_ENV/bin/python" -m pip wheel --no-deps --wheel-dir dist . \
- && "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: dist/digiclinic-*.whl
+ && "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: \
+      -c deploy/constraints.txt dist/digiclinic-*.whl
 
 # ---------------------------------------------------------------------------
 # final image: the same base (the venv's python is /usr/local/bin/python3.11

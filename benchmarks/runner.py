@@ -160,6 +160,7 @@ class StepRun:
                 start_at=start_at,
                 video_bitrate=self.scenario.video_bitrate,
                 loopback=loopback,
+                stamped=self.target.name != "baseline",
             )
             parent, child = context.Pipe()
             proc = context.Process(target=worker_main, args=(child, plan), daemon=True)

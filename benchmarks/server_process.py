@@ -67,7 +67,7 @@ class ServerProcess:
         self.port = free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="digiclinic-")
         base: dict[str, Any] = {
-            "server": {"host": "127.0.0.1", "port": self.port, "demo": False},
+            "server": {"host": "127.0.0.1", "port": self.port},
             "auth": {"dev_secret_file": str(Path(self._dir.name) / "dev-secret")},
             "media": {"ice_addresses": ["127.0.0.1"], "udp_port_min": 45000, "udp_port_max": 49999},
             "logging": {"level": "WARNING"},

@@ -353,6 +353,28 @@ def cmd_check(dockerfile: str, config: str) -> int:
               f"builder stage FROM {s['image']}: must be Python 3.11 like the final stage "
               "(the venv is copied across)")
 
+    # the builder must copy everything the wheel is built from
+    pyproject = os.path.join(os.path.dirname(os.path.abspath(dockerfile)), "pyproject.toml")
+    if os.path.exists(pyproject):
+        import tomllib
+        meta = tomllib.load(open(pyproject, "rb"))
+        packages = meta.get("tool", {}).get("setuptools", {}).get("packages", [])
+        readme = meta.get("project", {}).get("readme")
+        needed = ["pyproject.toml"] + ([readme] if isinstance(readme, str) else [])
+        needed += [pkg.split(".")[0] for pkg in packages]
+        copied: set[str] = set()
+        for s in stages[:-1]:
+            for ins in s["instrs"]:
+                if ins.keyword in ("COPY", "ADD") and "from" not in ins.flags:
+                    srcs = shlex.split(ins.rest)[:-1]
+                    copied.update(os.path.normpath(x) for x in srcs)
+        missing = [n for n in dict.fromkeys(needed) if os.path.normpath(n) not in copied
+                   and "." not in copied]
+        check(not missing,
+              f"builder COPYs pyproject.toml, the readme and every package ({', '.join(needed[1:])})",
+              f"builder stage does not COPY {', '.join(missing)} (pyproject.toml's readme / "
+              "[tool.setuptools] packages): the wheel cannot be built")
+
     by_kw: dict[str, list[Instr]] = {}
     for ins in final["instrs"]:
         by_kw.setdefault(ins.keyword, []).append(ins)
@@ -744,7 +766,7 @@ try:
 except ConfigError as exc:
     out["without_ice"] = "error: " + str(exc)
 c = load_config(path, environ={"DIGICLINIC_MEDIA__ICE_ADDRESSES": "192.0.2.10"})
-out.update(host=c.server.host, port=c.server.port, demo=c.server.demo,
+out.update(host=c.server.host, port=c.server.port,
            udp=[c.media.udp_port_min, c.media.udp_port_max], ice=c.media.ice_addresses,
            secret=c.auth.dev_secret_file, level=c.logging.level, issuers=len(c.auth.issuers))
 print(json.dumps(out))
@@ -766,8 +788,6 @@ def cmd_config(runtime_path: str, dockerfile: str) -> int:
     problems = []
     if c["host"] != "0.0.0.0" or c["port"] != 8080:
         problems.append(f"server {c['host']}:{c['port']}, expected 0.0.0.0:8080")
-    if c["demo"]:
-        problems.append("server.demo must be false")
     if not c["secret"].startswith("/var/lib/digiclinic/"):
         problems.append(f"auth.dev_secret_file {c['secret']} is not under /var/lib/digiclinic")
     if c["level"].upper() != "INFO":
@@ -783,7 +803,7 @@ def cmd_config(runtime_path: str, dockerfile: str) -> int:
         for p in problems:
             print(f"    FAIL: {p}", flush=True)
         raise Failure("production config")
-    ok(f"production config: 0.0.0.0:8080, demo off, UDP {c['udp'][0]}-{c['udp'][1]} "
+    ok(f"production config: 0.0.0.0:8080, UDP {c['udp'][0]}-{c['udp'][1]} "
        f"= EXPOSE, ice_addresses required ({c['without_ice']})")
     return 0
 

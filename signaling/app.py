@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -32,8 +31,6 @@ ROOMS = web.AppKey("rooms", RoomManager)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", SignalingMetrics)
 SESSIONS: web.AppKey[set[SignalingSession]] = web.AppKey("sessions")
-
-WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web-client"
 
 
 def media_settings(config: Config) -> MediaSettings:
@@ -197,6 +194,4 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/rooms/{room}", create_room)
     app.router.add_route("OPTIONS", "/api/{tail:.*}", preflight)
-    if WEB_CLIENT_DIR.is_dir():
-        app.router.add_static("/client/", WEB_CLIENT_DIR, follow_symlinks=False)
     return app

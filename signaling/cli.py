@@ -66,8 +66,8 @@ def serve(args: argparse.Namespace) -> int:
     print(f"digiclinic listening on {base}")
     print(f"  health:  {base}/healthz   metrics: {base}/metrics")
     if not config.auth.issuers:
-        print("  try it:  .venv/bin/python -m signaling.demo_call   (a scripted 3-party consult)")
-        print("  tokens:  .venv/bin/digiclinic token --room demo --identity alice --role patient")
+        print("  try it:  python -m signaling.demo_call   (a scripted 3-party consult)")
+        print("  tokens:  digiclinic token --room demo --identity alice --role patient")
     sys.stdout.flush()
     try:
         web.run_app(

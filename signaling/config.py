@@ -76,7 +76,6 @@ class ServerConfig:
     allowed_origins: list[str] = field(default_factory=list)
     max_message_bytes: int = 65536
     messages_per_second: float = 50.0
-    demo: bool = True
 
 
 @dataclass(slots=True)

@@ -63,8 +63,11 @@ def packetize(clip: EncodedClip) -> list[PacketizedFrame]:
 class RtpReplaySender:
     """Sends one clip on one negotiated m-line, in real time, looping."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver, clip: EncodedClip, mid: str) -> None:
+    def __init__(
+        self, transceiver: RTCRtpTransceiver, clip: EncodedClip, mid: str, stamped: bool = True
+    ) -> None:
         self.transceiver = transceiver
+        self.stamped = stamped  # off for servers that decode: the trailer breaks VP8 frames
         self.clip = clip
         self.frames = packetize(clip)
         self.mid = mid
@@ -127,9 +130,8 @@ class RtpReplaySender:
             for i, payload in enumerate(frame.payloads):
                 seq = self._seq
                 self._seq = (seq + 1) & 0xFFFF
-                data = build_header(i == last, self._pt, seq, timestamp, self._ssrc, ext) + stamp(
-                    payload
-                )
+                header = build_header(i == last, self._pt, seq, timestamp, self._ssrc, ext)
+                data = header + (stamp(payload) if self.stamped else payload)
                 if self._egress.send_rtp(data):
                     self.packets_sent += 1
                 self._sent[seq] = data

@@ -44,6 +44,7 @@ class WorkerPlan:
     video_bitrate: int
     loopback: bool = True
     sample_every: int = 10
+    stamped: bool = True  # latency trailers in payloads (not for a server that decodes)
 
 
 @dataclass
@@ -171,7 +172,9 @@ class Worker:
         transceivers: list[RTCRtpTransceiver] = await client.publish_raw(sources, start)
         for transceiver, source in zip(transceivers, sources, strict=True):
             clip = self.video if source is Source.CAMERA else self.audio
-            senders.append(RtpReplaySender(transceiver, clip, transceiver.mid or ""))
+            senders.append(
+                RtpReplaySender(transceiver, clip, transceiver.mid or "", self.plan.stamped)
+            )
         member.senders = senders
         dtls = aiortc_hooks.dtls_transport(transceivers[0])
         aiortc_hooks.take_over_transport(dtls, lambda data, ms: None, route_rtcp(senders))
