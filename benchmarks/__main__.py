@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: writing the steps finished so far", file=sys.stderr)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        print(f"\nerror: {exc}; writing the steps finished so far", file=sys.stderr)
+        write_report(scenario, results, output, interrupted=True)
+        return 1
     paths = write_report(scenario, results, output, interrupted=interrupted)
     print((output / "report.md").read_text())
     print("written: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)

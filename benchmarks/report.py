@@ -122,6 +122,8 @@ def plots(scenario: Scenario, results: list[StepResult], directory: Path) -> lis
             if points:
                 xs, ys = zip(*sorted(points), strict=True)
                 ax.plot(xs, ys, marker="o", label=server)
+        if name == "latency" and ax.lines:
+            ax.set_yscale("log")  # saturation turns milliseconds into seconds
         ax.set_xlabel("size (" + {"fanout": "subscribers"}.get(scenario.kind, "rooms") + ")")
         ax.set_ylabel(label)
         ax.set_title(f"{scenario.name}: {label}")

@@ -75,6 +75,7 @@ class StepResult:
     loadgen_max_worker_share: float
     join_errors: int
     keyframe_requests: int
+    loss_per_subscriber: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -185,8 +186,13 @@ class StepRun:
                 continue
 
     async def snapshot(self, tag: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-        for conn in self.conns:
-            conn.send(("snapshot", tag))
+        for w, conn in enumerate(self.conns):
+            try:
+                conn.send(("snapshot", tag))
+            except (BrokenPipeError, OSError):
+                raise RuntimeError(
+                    f"load-generator worker {w} exited (exit code {self.procs[w].exitcode})"
+                ) from None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.pump()
@@ -278,6 +284,7 @@ def summarize(
         rss = m1.get("process_resident_memory_bytes")
     idle = run.target.idle_rss
     losses: list[float] = []
+    loss_by_key: dict[str, float] = {}
     latencies: list[float] = []
     first_frames: list[float] = []
     errors = keyframes = 0
@@ -298,7 +305,8 @@ def summarize(
                 expected += exp - exp0
                 received += rec - rec0
             if expected > 0:
-                losses.append(max(0.0, 1 - received / expected))
+                loss_by_key[key] = round(max(0.0, 1 - received / expected), 5)
+                losses.append(loss_by_key[key])
     cpu0 = sum(s["cpu"] for s in workers[0])
     cpu1 = sum(s["cpu"] for s in workers[1])
     per_worker = [
@@ -347,6 +355,7 @@ def summarize(
         loadgen_max_worker_share=round(max(per_worker, default=0), 3),
         join_errors=errors,
         keyframe_requests=keyframes,
+        loss_per_subscriber=loss_by_key,
         notes=notes,
     )
 
@@ -401,8 +410,11 @@ async def run_scenario(
     progress = Progress()
     vp8_clip(bitrate=scenario.video_bitrate)  # encode once before the workers need it
     opus_clip()
+    with_baseline = baseline and remote_url is None and bool(scenario.baseline_sizes)
+    if with_baseline:  # the ratio needs digiclinic at the baseline's sizes too
+        sizes = sorted(set(sizes) | set(scenario.baseline_sizes))
     plan: list[tuple[str, int]] = [("digiclinic", n) for n in sizes]
-    if baseline and remote_url is None:
+    if with_baseline:
         plan += [("baseline", n) for n in scenario.baseline_sizes]
     for name, size in plan:
         specs = scenario.plan(size)

@@ -39,6 +39,9 @@ async def test_scenario_smoke_run_writes_a_consistent_report(name: str, tmp_path
     assert result["packets_out_per_s"] > 0
     assert result["server_cpu_s"] > 0 and result["us_per_forwarded_packet"] > 0
     assert result["loss_max"] is not None and result["loss_max"] < 0.05
+    subscribers = {s.key for s in specs if s.subscribe}
+    assert set(result["loss_per_subscriber"]) <= subscribers
+    assert len(result["loss_per_subscriber"]) >= min(len(subscribers), 1)
     assert result["latency_ms"]["samples"] > 10 and result["latency_ms"]["p50"] < 100
     assert result["join_to_first_frame_ms"]["count"] >= 1
     assert result["server_rss_mb"] > 10
