@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -25,6 +26,8 @@ from signaling.session import SessionLimits, SignalingSession
 from signaling.tokens import TokenVerifier, with_dev_issuer
 
 logger = logging.getLogger(__name__)
+
+REPO_WEB_CLIENT = Path(__file__).resolve().parent.parent / "web-client"
 
 CONFIG = web.AppKey("config", Config)
 ROOMS = web.AppKey("rooms", RoomManager)
@@ -194,4 +197,9 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/rooms/{room}", create_room)
     app.router.add_route("OPTIONS", "/api/{tail:.*}", preflight)
+    web_client = (
+        Path(config.server.web_client_dir) if config.server.web_client_dir else REPO_WEB_CLIENT
+    )
+    if web_client.is_dir():
+        app.router.add_static("/client/", web_client, follow_symlinks=False)
     return app

@@ -76,6 +76,8 @@ class ServerConfig:
     allowed_origins: list[str] = field(default_factory=list)
     max_message_bytes: int = 65536
     messages_per_second: float = 50.0
+    # the web client's files, served under /client/ ("" = the repository's web-client/)
+    web_client_dir: str = ""
 
 
 @dataclass(slots=True)
@@ -113,6 +115,33 @@ class MediaConfig:
 
 
 @dataclass(slots=True)
+class TurnConfig:
+    """TURN for clients on restrictive networks (coturn, TURN REST credentials)."""
+
+    # static-auth-secret values shared with coturn; the first signs new
+    # credentials, all are accepted by coturn (rotation: add the new one first)
+    secrets: list[Secret] = field(default_factory=list)
+    # ICE server URLs handed to admitted clients, e.g.
+    # turn:turn.example.org:3478?transport=udp, turns:turn.example.org:443?transport=tcp
+    urls: list[str] = field(default_factory=list)
+    stun_urls: list[str] = field(default_factory=list)
+    ttl: int = 3600  # credential lifetime, seconds
+    max_ttl: int = 86400
+    realm: str = "digiclinic"
+    listening_port: int = 3478
+    tls_listening_port: int = 443
+    relay_port_min: int = 49152
+    relay_port_max: int = 65535
+    cert_file: str = "/etc/coturn/cert.pem"
+    pkey_file: str = "/etc/coturn/privkey.pem"
+    user_quota: int = 12
+    total_quota: int = 1200
+    max_bps: int = 3_000_000
+    allowed_peer_ips: list[str] = field(default_factory=list)
+    external_ip: str | None = None
+
+
+@dataclass(slots=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -123,6 +152,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def validate(self) -> None:
@@ -148,6 +178,17 @@ class Config:
             raise ConfigError(f"rooms.lobby_roles: unknown role(s) {', '.join(sorted(unknown))}")
         if self.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("logging.level must be DEBUG, INFO, WARNING or ERROR")
+        turn = self.turn
+        if turn.urls and not turn.secrets:
+            raise ConfigError("turn.urls needs at least one turn.secrets entry")
+        if not 0 < turn.ttl <= turn.max_ttl:
+            raise ConfigError("turn.ttl must be positive and at most turn.max_ttl")
+        if any(not u.startswith(("turn:", "turns:")) for u in turn.urls):
+            raise ConfigError("turn.urls must be turn: or turns: URLs")
+        if any(not u.startswith("stun:") for u in turn.stun_urls):
+            raise ConfigError("turn.stun_urls must be stun: URLs")
+        if not 0 < turn.relay_port_min <= turn.relay_port_max <= 65535:
+            raise ConfigError("turn.relay_port_min/relay_port_max must be a valid range")
         if self.auth.max_token_lifetime <= 0:
             raise ConfigError("auth.max_token_lifetime must be positive")
 
