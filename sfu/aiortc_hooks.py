@@ -22,7 +22,7 @@ from typing import Any
 import aioice
 import aiortc
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
-from aioice.ice import StunProtocol
+from aioice.ice import StunProtocol, TransportPolicy
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -280,7 +280,9 @@ def configure_host_candidates(
             loop = asyncio.get_running_loop()
             del addresses  # aioice's own host list: replaced by ours
             candidates: list[Candidate] = []
-            for address in wanted:
+            # relay-only (RFC 9429 3.5.3): no host candidates at all
+            relay_only = _connection._transport_policy == TransportPolicy.RELAY
+            for address in [] if relay_only else wanted:
                 try:
                     sock = _bind_udp(address, port_range)
                 except OSError as exc:

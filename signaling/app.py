@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sfu.errors import ErrorCode, SfuError
-from sfu.participant import LeaveReason, Role
+from sfu.participant import LeaveReason, ParticipantState, Role
 from sfu.peer import IceServer, MediaSettings
 from sfu.room import RoomSettings
 from sfu.room_manager import RoomManager
@@ -24,6 +24,7 @@ from signaling.config import Config
 from signaling.metrics import SignalingMetrics
 from signaling.session import SessionLimits, SignalingSession
 from signaling.tokens import TokenVerifier, with_dev_issuer
+from signaling.turn import TurnCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ CONFIG = web.AppKey("config", Config)
 ROOMS = web.AppKey("rooms", RoomManager)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", SignalingMetrics)
+TURN = web.AppKey("turn", TurnCredentials)
 SESSIONS: web.AppKey[set[SignalingSession]] = web.AppKey("sessions")
 
 
@@ -143,7 +145,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         app[VERIFIER],
         app[METRICS],
         SessionLimits(config.server.max_message_bytes, config.server.messages_per_second),
-        ice_servers=[],
+        app[TURN],
     )
     app[SESSIONS].add(session)
     try:
@@ -151,6 +153,32 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         app[SESSIONS].discard(session)
     return ws
+
+
+async def turn_credentials(request: web.Request) -> web.Response:
+    """Fresh TURN credentials for an admitted participant (``Authorization: Bearer <join token>``).
+
+    The token names the room and identity; the participant must be in the room
+    and admitted right now — nobody in the lobby gets relay credentials.
+    """
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer "):
+        return _error_response(401, ErrorCode.TOKEN_INVALID, "bearer token required")
+    try:
+        claims = request.app[VERIFIER].verify(auth.removeprefix("Bearer ").strip())
+    except SfuError as exc:
+        return _error_response(401, exc.code, exc.message)
+    room = request.app[ROOMS].rooms.get(claims.room)
+    participant = None
+    if room is not None:
+        participant = next(
+            (p for p in room.participants.values() if p.identity == claims.identity), None
+        )
+    if participant is None:
+        return _error_response(404, ErrorCode.NOT_JOINED, "join the room first")
+    if participant.state is not ParticipantState.ACTIVE:
+        return _error_response(403, ErrorCode.NOT_ADMITTED, "waiting in the lobby")
+    return web.json_response({"ice_servers": request.app[TURN].ice_servers(participant.id)})
 
 
 async def create_room(request: web.Request) -> web.Response:
@@ -190,12 +218,14 @@ def create_app(config: Config) -> web.Application:
     app[VERIFIER] = TokenVerifier(auth)
     app[METRICS] = SignalingMetrics(rooms)
     app[SESSIONS] = set()
+    app[TURN] = TurnCredentials(config.turn)
     app.cleanup_ctx.append(_rooms_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/rooms/{room}", create_room)
+    app.router.add_get("/api/turn-credentials", turn_credentials)
     app.router.add_route("OPTIONS", "/api/{tail:.*}", preflight)
     web_client = (
         Path(config.server.web_client_dir) if config.server.web_client_dir else REPO_WEB_CLIENT

@@ -26,6 +26,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpSender,
     RTCRtpTransceiver,
@@ -69,6 +70,7 @@ class ConsultClient:
         room: str | None = None,
         ice_addresses: list[str] | None = None,
         ice_servers: list[RTCIceServer] | None = None,
+        ice_transport_policy: str = "all",
         auto_subscribe: bool = True,
         subscriber_offer_filter: Callable[[str], str] | None = None,
         subscriber_answer_filter: Callable[[str], str] | None = None,
@@ -80,7 +82,12 @@ class ConsultClient:
         self.token = token
         self.room = room
         self.ice_addresses = ice_addresses
-        self.ice_servers = ice_servers or []
+        # None: use the ICE servers (TURN credentials) the server hands out on admission
+        self.ice_servers = ice_servers
+        self.server_ice_servers: list[RTCIceServer] = []
+        if ice_transport_policy not in ("all", "relay"):
+            raise ValueError("ice_transport_policy is 'all' or 'relay'")
+        self.ice_transport_policy = ice_transport_policy
         self.auto_subscribe = auto_subscribe
         # test hooks: rewrite SDP in transit (e.g. to route media through a relay)
         self.subscriber_offer_filter = subscriber_offer_filter
@@ -171,6 +178,7 @@ class ConsultClient:
         kind = event.get("type")
         if kind == "admitted":
             self.state = "active"
+            self._learn_ice_servers(event)
         elif kind == "denied":
             self.state = "denied"
         elif kind == "subscriber_offer":
@@ -212,6 +220,7 @@ class ConsultClient:
         if self.room:
             message["room"] = self.room
         reply = await self.request(message)
+        self._learn_ice_servers(reply)
         self.participant_id = reply["participant"]["id"]
         self.state = reply["state"]
         return reply
@@ -239,9 +248,29 @@ class ConsultClient:
     # -- media -----------------------------------------------------------------------
 
     def _new_pc(self) -> RTCPeerConnection:
-        return RTCPeerConnection(
-            RTCConfiguration(iceServers=self.ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        servers = self.ice_servers if self.ice_servers is not None else self.server_ice_servers
+        policy = (
+            RTCIceTransportPolicy.RELAY
+            if self.ice_transport_policy == "relay"
+            else RTCIceTransportPolicy.ALL
         )
+        return RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=servers,
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+                iceTransportPolicy=policy,
+            )
+        )
+
+    def _learn_ice_servers(self, event: Event) -> None:
+        self.server_ice_servers = [
+            RTCIceServer(
+                urls=server["urls"],
+                username=server.get("username"),
+                credential=server.get("credential"),
+            )
+            for server in event.get("ice_servers", [])
+        ]
 
     async def publish(
         self, tracks: list[tuple[MediaStreamTrack, Source]], video_codec: str | None = None

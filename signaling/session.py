@@ -16,7 +16,6 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiortc.sdp import candidate_from_sdp
@@ -29,6 +28,7 @@ from sfu.room_manager import RoomManager
 from signaling import protocol
 from signaling.metrics import SignalingMetrics
 from signaling.tokens import TokenVerifier
+from signaling.turn import TurnCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class SignalingSession:
         verifier: TokenVerifier,
         metrics: SignalingMetrics,
         limits: SessionLimits,
-        ice_servers: list[dict[str, Any]],
+        turn: TurnCredentials,
     ) -> None:
         self.id = next(_session_ids)
         self.state = SessionState.CONNECTED
@@ -81,7 +81,7 @@ class SignalingSession:
         self.verifier = verifier
         self.metrics = metrics
         self.limits = limits
-        self.ice_servers = ice_servers
+        self.turn = turn
         self.room: Room | None = None
         self.participant: Participant | None = None
         self._outbox: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -98,6 +98,8 @@ class SignalingSession:
     def send(self, event: Event) -> None:
         if self.state is SessionState.CLOSED:
             return
+        if event.get("type") == "admitted" and self.participant is not None:
+            event = {**event, "ice_servers": self.turn.ice_servers(self.participant.id)}
         if self._outbox.qsize() >= OUTBOX_LIMIT:
             logger.warning("session %d: client not reading events, disconnecting", self.id)
             self._outbox.put_nowait(None)
@@ -261,7 +263,8 @@ class SignalingSession:
                 "participants": room.roster(exclude=participant)
                 if participant.state is ParticipantState.ACTIVE
                 else [],
-                "ice_servers": self.ice_servers
+                # TURN credentials only once admitted: never to someone in the lobby
+                "ice_servers": self.turn.ice_servers(participant.id)
                 if participant.state is ParticipantState.ACTIVE
                 else [],
             },

@@ -65,6 +65,7 @@ def test_aioice_gathering_goes_through_get_component_candidates() -> None:
     assert "self.get_component_candidates(component=component, addresses=addresses)" in gather
     assert "self._protocols" in _source(Connection.get_component_candidates)
     assert "_nominated" in _source(Connection.sendto)
+    assert "self._transport_policy = transport_policy" in _source(Connection.__init__)
     assert list(inspect.signature(StunProtocol.__init__).parameters) == ["self", "receiver"]
 
 

@@ -1,0 +1,155 @@
+"""TURN through a real coturn: relay-only participants, credentials, the lobby."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aioice import Connection, TransportPolicy
+
+from sfu.media import Source
+from sfu.participant import Role
+from signaling.config import Secret
+from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
+from signaling.turn import turn_password
+from tests.conftest import RunningServer
+from tests.helpers.coturn import TURNSERVER, Coturn
+
+SECRET = "s3cret-for-tests-only-1234567890"
+OLD_SECRET = "previous-secret-still-accepted-0987"
+
+pytestmark = pytest.mark.skipif(
+    not Path(TURNSERVER).exists(), reason="coturn is not installed (scripts/test.sh installs it)"
+)
+
+
+@pytest.fixture
+async def coturn(tmp_path: Path) -> AsyncIterator[Coturn]:
+    server = Coturn(tmp_path, [SECRET, OLD_SECRET])
+    await server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def turn_server(server_factory: Callable[..., object], coturn: Coturn) -> RunningServer:
+    server: RunningServer = await server_factory(  # type: ignore[operator]
+        turn={"secrets": [SECRET, OLD_SECRET], "urls": [coturn.url], "ttl": 600}
+    )
+    return server
+
+
+async def allocate(coturn: Coturn, username: str, password: str) -> int:
+    """How many relay candidates coturn grants these credentials (0 = refused)."""
+    connection = Connection(
+        ice_controlling=True,
+        turn_server=("127.0.0.1", coturn.port),
+        turn_username=username,
+        turn_password=password,
+        transport_policy=TransportPolicy.RELAY,
+    )
+    try:
+        await connection.gather_candidates()
+        return sum(1 for c in connection.local_candidates if c.type == "relay")
+    finally:
+        await connection.close()
+
+
+async def test_relay_only_participants_exchange_media_through_coturn(
+    turn_server: RunningServer, coturn: Coturn
+) -> None:
+    room = "turn-1"
+    doctor = turn_server.client(
+        turn_server.token(room, "doctor", Role.SPECIALIST), ice_transport_policy="relay"
+    )
+    nurse = turn_server.client(
+        turn_server.token(room, "nurse", Role.HEALTH_WORKER), ice_transport_policy="relay"
+    )
+    try:
+        for client in (doctor, nurse):
+            await client.connect()
+            joined = await client.join()
+            (turn,) = joined["ice_servers"]
+            assert turn["urls"] == [coturn.url] and turn["ttl"] == 600
+            expiry, participant = turn["username"].split(":")
+            assert participant == client.participant_id
+            assert 590 <= int(expiry) - time.time() <= 601
+        await doctor.publish(
+            [(ToneTrack(), Source.MICROPHONE), (CameraTrack(320, 240), Source.CAMERA)]
+        )
+        await nurse.publish(
+            [(ToneTrack(), Source.MICROPHONE), (CameraTrack(256, 192), Source.CAMERA)]
+        )
+        readers = []
+        for client, size in ((doctor, (256, 192)), (nurse, (320, 240))):
+            video = await client.wait_for_track(lambda t: t.kind == "video")
+            audio = await client.wait_for_track(lambda t: t.kind == "audio")
+            readers.append((TrackReader(video.track), TrackReader(audio.track), size))
+        for video, audio, size in readers:
+            assert (await video.wait_frames(15, timeout=20)).sizes == {size}
+            assert (await audio.wait_frames(25, timeout=20)).samples > 0
+            await video.stop()
+            await audio.stop()
+        # only relay candidates were used: every connection of both clients went via coturn
+        for client in (doctor, nurse):
+            for pc in (client.publisher_pc, client.subscriber_pc):
+                assert pc is not None
+                gatherer = pc.getTransceivers()[0].receiver.transport.transport.iceGatherer
+                local = gatherer.getLocalCandidates()
+                assert local and all(c.type == "relay" for c in local)
+        log = coturn.log_text()
+        for client in (doctor, nurse):
+            assert f":{client.participant_id}" in log  # coturn saw each participant's username
+        assert "ALLOCATE" in log and "success" in log.lower()
+    finally:
+        await asyncio.gather(doctor.leave(), nurse.leave())
+
+
+async def test_coturn_refuses_expired_and_wrong_secret_credentials(coturn: Coturn) -> None:
+    now = int(time.time())
+    good = f"{now + 300}:p1"
+    assert await allocate(coturn, good, turn_password(Secret(SECRET), good)) == 1
+    rotated = f"{now + 300}:p2"  # signed with the older secret, still configured: accepted
+    assert await allocate(coturn, rotated, turn_password(Secret(OLD_SECRET), rotated)) == 1
+    expired = f"{now - 60}:p3"
+    assert await allocate(coturn, expired, turn_password(Secret(SECRET), expired)) == 0
+    forged = f"{now + 300}:p4"
+    assert await allocate(coturn, forged, turn_password(Secret("not-the-secret"), forged)) == 0
+
+
+async def test_lobby_participant_gets_no_turn_credentials(
+    turn_server: RunningServer, coturn: Coturn
+) -> None:
+    room = "turn-lobby"
+    doctor = turn_server.client(turn_server.token(room, "doctor", Role.SPECIALIST))
+    patient_token = turn_server.token(room, "patient", Role.PATIENT)
+    patient = turn_server.client(patient_token)
+    url = turn_server.server.make_url("/api/turn-credentials")
+    try:
+        await doctor.connect()
+        await doctor.join()
+        await patient.connect()
+        joined = await patient.join()
+        assert joined["state"] == "lobby" and joined["ice_servers"] == []
+        async with aiohttp.ClientSession() as http:
+            headers = {"Authorization": f"Bearer {patient_token}"}
+            async with http.get(url, headers=headers) as resp:
+                assert resp.status == 403 and (await resp.json())["code"] == "not_admitted"
+            lobby = await doctor.wait_event("lobby", where=lambda e: bool(e["waiting"]))
+            await doctor.admit(lobby["waiting"][0]["id"])
+            admitted = await patient.wait_event("admitted")
+            (turn,) = admitted["ice_servers"]
+            assert turn["username"].endswith(f":{patient.participant_id}")
+            async with http.get(url, headers=headers) as resp:
+                assert resp.status == 200
+                (fresh,) = (await resp.json())["ice_servers"]
+            # the credential works on the real coturn
+            assert await allocate(coturn, fresh["username"], fresh["credential"]) == 1
+            async with http.get(url) as resp:
+                assert resp.status == 401
+    finally:
+        await asyncio.gather(doctor.leave(), patient.leave())

@@ -1,0 +1,86 @@
+"""A real coturn (Debian's `turnserver`) on 127.0.0.1 for tests.
+
+The test config allows loopback peers (`allow-loopback-peers`, which coturn
+only accepts together with `no-cli`): that allowance exists in test configs
+only; the production template denies every private and loopback range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Coturn:
+    def __init__(self, directory: Path, secrets: list[str], realm: str = "digiclinic.test") -> None:
+        self.port = free_udp_port()
+        self.log = directory / "turnserver.log"
+        self.conf = directory / "turnserver.conf"
+        relay = 50000 + (self.port % 1000) * 10
+        lines = [
+            "listening-ip=127.0.0.1",
+            "relay-ip=127.0.0.1",
+            f"listening-port={self.port}",
+            f"min-port={relay}",
+            f"max-port={relay + 9}",
+            "use-auth-secret",
+            *[f"static-auth-secret={s}" for s in secrets],
+            f"realm={realm}",
+            "fingerprint",
+            "no-tls",
+            "no-dtls",
+            "no-cli",
+            "allow-loopback-peers",  # TEST ONLY: media server and clients are on 127.0.0.1
+            "no-multicast-peers",
+            "stale-nonce=600",
+            "simple-log",
+            f"log-file={self.log}",
+            "verbose",
+            f"pidfile={directory / 'turnserver.pid'}",
+        ]
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"turn:127.0.0.1:{self.port}?transport=udp"
+
+    async def start(self, timeout: float = 10.0) -> None:
+        self.proc = subprocess.Popen(
+            [TURNSERVER, "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"turnserver exited:\n{self.log_text()}")
+            if "listener opened on" in self.log_text() or "Total UDP servers" in self.log_text():
+                await asyncio.sleep(0.2)
+                return
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"turnserver did not start:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
