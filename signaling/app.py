@@ -23,7 +23,7 @@ from signaling import protocol
 from signaling.config import Config
 from signaling.metrics import SignalingMetrics
 from signaling.session import SessionLimits, SignalingSession
-from signaling.tokens import TokenVerifier, with_dev_issuer
+from signaling.tokens import JoinClaims, TokenVerifier, with_dev_issuer
 from signaling.turn import TurnCredentials
 
 logger = logging.getLogger(__name__)
@@ -155,19 +155,26 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+def _bearer_claims(request: web.Request) -> JoinClaims | web.Response:
+    """The verified join token of ``Authorization: Bearer``, or the 401 to answer."""
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer "):
+        return _error_response(401, ErrorCode.TOKEN_INVALID, "bearer token required")
+    try:
+        return request.app[VERIFIER].verify(auth.removeprefix("Bearer ").strip())
+    except SfuError as exc:
+        return _error_response(401, exc.code, exc.message)
+
+
 async def turn_credentials(request: web.Request) -> web.Response:
     """Fresh TURN credentials for an admitted participant (``Authorization: Bearer <join token>``).
 
     The token names the room and identity; the participant must be in the room
     and admitted right now — nobody in the lobby gets relay credentials.
     """
-    auth = request.headers.get("Authorization", "")
-    if not auth.startswith("Bearer "):
-        return _error_response(401, ErrorCode.TOKEN_INVALID, "bearer token required")
-    try:
-        claims = request.app[VERIFIER].verify(auth.removeprefix("Bearer ").strip())
-    except SfuError as exc:
-        return _error_response(401, exc.code, exc.message)
+    claims = _bearer_claims(request)
+    if isinstance(claims, web.Response):
+        return claims
     room = request.app[ROOMS].rooms.get(claims.room)
     participant = None
     if room is not None:
@@ -183,13 +190,9 @@ async def turn_credentials(request: web.Request) -> web.Response:
 
 async def create_room(request: web.Request) -> web.Response:
     """Pre-create a room: ``Authorization: Bearer <join token with admit grant>``."""
-    auth = request.headers.get("Authorization", "")
-    if not auth.startswith("Bearer "):
-        return _error_response(401, ErrorCode.TOKEN_INVALID, "bearer token required")
-    try:
-        claims = request.app[VERIFIER].verify(auth.removeprefix("Bearer ").strip())
-    except SfuError as exc:
-        return _error_response(401, exc.code, exc.message)
+    claims = _bearer_claims(request)
+    if isinstance(claims, web.Response):
+        return claims
     if claims.room != request.match_info["room"]:
         return _error_response(403, ErrorCode.WRONG_ROOM, "this token is for another room")
     if not claims.grants.admit:
