@@ -1,4 +1,4 @@
-"""``digiclinic`` command line: ``serve`` and ``token``."""
+"""``digiclinic`` command line: ``serve``, ``token`` and ``turn-config``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sfu.participant import Role
 from signaling.app import create_app
 from signaling.config import Config, ConfigError, load_config
 from signaling.tokens import DEV_ISSUER, dev_secret, mint_token
+from signaling.turn_config import render_coturn_config, write_coturn_config
 
 
 def _config_from(args: argparse.Namespace) -> Config:
@@ -111,6 +112,27 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
+def turn_config(args: argparse.Namespace) -> int:
+    config = _config_from(args)
+    if args.output:
+        try:
+            write_coturn_config(config.turn, args.output)
+        except OSError as exc:
+            print(f"error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.output} (mode 0600); restart coturn to load it")
+        return 0
+    if sys.stdout.isatty():
+        print(
+            "error: coturn's config contains the TURN secrets; not printing it to a "
+            "terminal. Use --output FILE (or redirect stdout to a file).",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.write(render_coturn_config(config.turn))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digiclinic", description=__doc__)
     parser.add_argument("--config", help="YAML config file (default: $DIGICLINIC_CONFIG)")
@@ -138,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_token.add_argument("--ttl", type=int, default=600, help="seconds (default 600)")
     p_token.set_defaults(func=token)
+
+    p_turn = sub.add_parser(
+        "turn-config",
+        help="render coturn's turnserver.conf from this server's configuration "
+        "so the secret is written once",
+    )
+    p_turn.add_argument(
+        "--output",
+        help="file to write, mode 0600, replaced atomically (default: stdout, never a terminal)",
+    )
+    p_turn.set_defaults(func=turn_config)
     return parser
 
 
