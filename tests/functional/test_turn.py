@@ -153,3 +153,74 @@ async def test_lobby_participant_gets_no_turn_credentials(
                 assert resp.status == 401
     finally:
         await asyncio.gather(doctor.leave(), patient.leave())
+
+
+async def test_rendered_production_config_runs_in_coturn_and_refuses_loopback_peers(
+    tmp_path: Path, server_factory: Callable[..., object]
+) -> None:
+    """The hardened config as rendered for production, loaded by the real coturn.
+
+    Only where coturn listens is changed for the test (127.0.0.1, free ports, a
+    self-signed certificate). The media server on 127.0.0.1 is a loopback peer,
+    which the production rules deny: allocations work, relaying to it does not.
+    """
+    from signaling.config import TurnConfig
+    from signaling.turn_config import render_coturn_config
+    from tests.functional.test_http_api import self_signed
+    from tests.helpers.coturn import free_udp_port
+
+    cert, key = self_signed(tmp_path)
+    port, tls_port = free_udp_port(), free_udp_port()
+    relay = 51000 + (port % 500) * 10
+    rendered = render_coturn_config(
+        TurnConfig(
+            secrets=[Secret(SECRET)],
+            urls=[f"turn:127.0.0.1:{port}?transport=udp"],
+            listening_port=port,
+            tls_listening_port=tls_port,
+            relay_port_min=relay,
+            relay_port_max=relay + 9,
+            cert_file=str(cert),
+            pkey_file=str(key),
+        )
+    )
+    assert "allow-loopback-peers" not in rendered
+    log = tmp_path / "coturn.log"
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text(
+        rendered
+        + f"\nlistening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nsimple-log\nlog-file={log}\nverbose\n"
+        + f"pidfile={tmp_path / 'pid'}\n"
+    )
+    coturn = Coturn.__new__(Coturn)
+    coturn.port, coturn.log, coturn.conf, coturn.proc = port, log, conf, None
+    await coturn.start()
+    try:
+        now = int(time.time())
+        username = f"{now + 300}:p1"
+        assert await allocate(coturn, username, turn_password(Secret(SECRET), username)) == 1
+        server: RunningServer = await server_factory(  # type: ignore[operator]
+            turn={"secrets": [SECRET], "urls": [coturn.url]}
+        )
+        client = server.client(
+            server.token("denied", "doctor", Role.SPECIALIST), ice_transport_policy="relay"
+        )
+        await client.connect()
+        await client.join()
+        # signalling succeeds; the relay allocation succeeds; reaching the server does not
+        await client.publish([(CameraTrack(), Source.CAMERA)])
+        pc = client.publisher_pc
+        assert pc is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "403: Forbidden IP" not in coturn.log_text():
+            await asyncio.sleep(0.2)
+        refused = [
+            line
+            for line in coturn.log_text().splitlines()
+            if "403: Forbidden IP" in line and f":{client.participant_id}>" in line
+        ]
+        assert refused, "coturn should refuse to relay to the loopback media server"
+        assert pc.connectionState != "connected"
+        await client.close()
+    finally:
+        coturn.stop()
