@@ -13,11 +13,13 @@ from aioice import Connection, TransportPolicy
 
 from sfu.media import Source
 from sfu.participant import Role
-from signaling.config import Secret
+from signaling.config import Secret, TurnConfig
 from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from signaling.turn import turn_password
+from signaling.turn_config import render_coturn_config
 from tests.conftest import RunningServer
-from tests.helpers.coturn import TURNSERVER, Coturn
+from tests.helpers.coturn import TURNSERVER, Coturn, free_udp_port
+from tests.helpers.tls import self_signed
 
 SECRET = "s3cret-for-tests-only-1234567890"
 OLD_SECRET = "previous-secret-still-accepted-0987"
@@ -164,11 +166,6 @@ async def test_rendered_production_config_runs_in_coturn_and_refuses_loopback_pe
     self-signed certificate). The media server on 127.0.0.1 is a loopback peer,
     which the production rules deny: allocations work, relaying to it does not.
     """
-    from signaling.config import TurnConfig
-    from signaling.turn_config import render_coturn_config
-    from tests.functional.test_http_api import self_signed
-    from tests.helpers.coturn import free_udp_port
-
     cert, key = self_signed(tmp_path)
     port, tls_port = free_udp_port(), free_udp_port()
     relay = 51000 + (port % 500) * 10
@@ -185,15 +182,7 @@ async def test_rendered_production_config_runs_in_coturn_and_refuses_loopback_pe
         )
     )
     assert "allow-loopback-peers" not in rendered
-    log = tmp_path / "coturn.log"
-    conf = tmp_path / "turnserver.conf"
-    conf.write_text(
-        rendered
-        + f"\nlistening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nsimple-log\nlog-file={log}\nverbose\n"
-        + f"pidfile={tmp_path / 'pid'}\n"
-    )
-    coturn = Coturn.__new__(Coturn)
-    coturn.port, coturn.log, coturn.conf, coturn.proc = port, log, conf, None
+    coturn = Coturn.with_config(tmp_path, rendered, port)
     await coturn.start()
     try:
         now = int(time.time())

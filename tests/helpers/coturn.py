@@ -53,6 +53,25 @@ class Coturn:
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def with_config(cls, directory: Path, config: str, port: int) -> Coturn:
+        """Run a given config (e.g. the rendered production one), listening on 127.0.0.1 only."""
+        server = cls.__new__(cls)
+        server.port = port
+        server.log = directory / "turnserver.log"
+        server.conf = directory / "turnserver.conf"
+        server.proc = None
+        local = [
+            "listening-ip=127.0.0.1",
+            "relay-ip=127.0.0.1",
+            "simple-log",
+            f"log-file={server.log}",
+            "verbose",
+            f"pidfile={directory / 'turnserver.pid'}",
+        ]
+        server.conf.write_text(config + "\n" + "\n".join(local) + "\n")
+        return server
+
     @property
     def url(self) -> str:
         return f"turn:127.0.0.1:{self.port}?transport=udp"
