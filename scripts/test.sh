@@ -2,7 +2,8 @@
 # Set up (first time) and run everything CI runs: lint, format check, type check, tests.
 # Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -k rtp).
 source "$(dirname "$0")/_env.sh"
-ensure_debian_packages turnserver:coturn   # real coturn for the TURN tests
+# real coturn for the TURN tests, Debian's Chromium for the browser tests
+ensure_debian_packages turnserver:coturn chromium:chromium
 ensure_venv "test"
 cd "$ROOT"
 echo "==> ruff check";         "$VENV/bin/ruff" check .

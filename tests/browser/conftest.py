@@ -1,0 +1,233 @@
+"""Real-browser fixtures: Debian's Chromium driven by Playwright for Python.
+
+Chromium is /usr/bin/chromium (``apt-get install chromium``) and Playwright
+the PyPI package ``playwright`` with ``executable_path``; its own browser
+download (``playwright install``) is never used. The tests are skipped, with
+the reason, when either is missing.
+
+Chromium offers every interface's address as an ICE candidate. To keep the
+media of these tests on loopback only, each test runs in a private network
+namespace holding just ``lo`` (when the process may create one, i.e. as
+root): the main thread moves into it before the test server, the aiortc
+participants and Chromium open their sockets, and moves back afterwards.
+Sockets stay in the namespace they were created in, so the rest of the
+test session is unaffected.
+
+The async Playwright API runs on the test's event loop, the same loop as
+the aiohttp ``server`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import struct
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from sfu.participant import Role
+from tests.conftest import RunningServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",  # a synthetic camera and microphone
+    "--use-fake-ui-for-media-stream",  # grant getUserMedia without asking
+    "--allow-loopback-in-peer-connection",  # otherwise no 127.0.0.1 ICE candidate
+    "--autoplay-policy=no-user-gesture-required",  # remote <audio> plays unattended
+]
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+TEST_PAGE = "/client/test/consult.html"
+
+CLONE_NEWNET = 0x40000000
+SIOCSIFFLAGS = 0x8914
+IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
+
+
+@pytest.fixture(scope="session")
+def browser_requirements() -> str:
+    """The Chromium executable; skips the test when Chromium or Playwright is missing."""
+    executable = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
+    if executable is None:
+        pytest.skip("Chromium is not installed (/usr/bin/chromium: apt-get install -y chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        pytest.skip("Playwright for Python is not installed (pip install playwright)")
+    return executable
+
+
+def _enter_loopback_namespace() -> int | None:
+    """Move this thread into a new network namespace with ``lo`` up.
+
+    Returns a descriptor of the previous namespace, or None if not allowed.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    previous = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        os.close(previous)
+        return None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        flags = struct.pack("16sh14x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING)
+        fcntl.ioctl(sock, SIOCSIFFLAGS, flags)
+    return previous
+
+
+def _leave_namespace(previous: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        if libc.setns(previous, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns back to the original network namespace")
+    finally:
+        os.close(previous)
+
+
+@pytest.fixture
+def loopback_only(browser_requirements: str) -> Iterator[bool]:
+    """Run the test in a network namespace that has only loopback (if allowed)."""
+    previous = _enter_loopback_namespace()
+    if previous is None:
+        warnings.warn(
+            "cannot create a network namespace (not root?): Chromium will also offer "
+            "non-loopback ICE candidates",
+            stacklevel=1,
+        )
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _leave_namespace(previous)
+
+
+@pytest.fixture
+async def server(  # overrides tests/conftest.py's: created inside the namespace
+    loopback_only: bool, server_factory: Callable[..., Any]
+) -> AsyncIterator[RunningServer]:
+    yield await server_factory()
+
+
+@pytest.fixture
+async def chromium(browser_requirements: str, loopback_only: bool) -> AsyncIterator[Any]:
+    async_api = pytest.importorskip("playwright.async_api")
+    playwright = await async_api.async_playwright().start()
+    try:
+        browser = await playwright.chromium.launch(
+            executable_path=browser_requirements,
+            headless=True,
+            args=CHROMIUM_ARGS,
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+    finally:
+        await playwright.stop()
+
+
+class ConsultPage:
+    """One Chromium page running web-client/test/consult.html."""
+
+    def __init__(self, page: Any, name: str) -> None:
+        self.page = page
+        self.name = name
+        self.console: list[str] = []
+        page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+        page.on("pageerror", lambda err: self.console.append(f"pageerror: {err}"))
+
+    async def js(self, expression: str, arg: Any = None) -> Any:
+        # page.evaluate goes through the DevTools protocol, not eval: fine under the page's CSP
+        return await self.page.evaluate(expression, arg)
+
+    async def wait_for(
+        self, expression: str, timeout: float = 20.0, what: str | None = None
+    ) -> Any:
+        """Poll a JS expression until it is truthy; fail with the page's state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            value = await self.js(expression)
+            if value:
+                return value
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"{self.name}: timed out waiting for {what or expression}\n{await self.dump()}"
+                )
+            await asyncio.sleep(0.25)
+
+    async def dump(self) -> str:
+        state = await self.js(
+            """() => {
+                const t = window.digiclinicTest;
+                return t && {state: t.state, errors: t.errors, events: t.events.slice(-30)};
+            }"""
+        )
+        return f"page state: {json.dumps(state, indent=1)}\nconsole:\n" + "\n".join(
+            self.console[-30:]
+        )
+
+    async def stats(self) -> dict[str, list[dict[str, Any]]]:
+        result: dict[str, list[dict[str, Any]]] = await self.js("() => digiclinicTest.stats()")
+        return result
+
+    async def participant_id(self) -> str:
+        pid: str = await self.wait_for(
+            "window.digiclinicTest?.joined?.participant?.id", what="joined"
+        )
+        return pid
+
+    async def screenshot(self, filename: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / filename
+        await self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+async def open_consult(chromium: Any, server: RunningServer) -> AsyncIterator[Callable[..., Any]]:
+    """``await open_consult(room, identity, role)`` -> a ConsultPage (own browser context).
+
+    ``relay=True`` adds ``relay=1``; ``token`` replaces the minted join token;
+    other keywords are token claims (``name=...``).
+    """
+    contexts: list[Any] = []
+    pages: list[ConsultPage] = []
+
+    async def open_page(
+        room: str,
+        identity: str,
+        role: Role,
+        *,
+        relay: bool = False,
+        token: str | None = None,
+        **claims: Any,
+    ) -> ConsultPage:
+        context = await chromium.new_context(viewport={"width": 1000, "height": 640})
+        contexts.append(context)
+        page = ConsultPage(await context.new_page(), identity)
+        pages.append(page)
+        query = {"token": token or server.token(room, identity, role, **claims)}
+        if relay:
+            query["relay"] = "1"
+        url = str(server.server.make_url(TEST_PAGE)) + "?" + urlencode(query)
+        await page.page.goto(url)
+        return page
+
+    try:
+        yield open_page
+    finally:
+        for page in pages:
+            with contextlib.suppress(Exception):  # the page may be gone already
+                await page.js("() => window.digiclinicTest?.session.leave()")
+        for context in contexts:
+            await context.close()
