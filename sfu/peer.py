@@ -19,6 +19,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpTransceiver,
 )
@@ -57,6 +58,7 @@ class MediaSettings:
     announce: dict[str, str] = field(default_factory=dict)
     port_range: tuple[int, int] | None = None
     ice_servers: tuple[IceServer, ...] = ()
+    relay_only: bool = False
     socket_buffer: int = aiortc_hooks.DEFAULT_SOCKET_BUFFER
     keyframe_interval: float = 0.25
     cname: str = "digiclinic"
@@ -72,7 +74,13 @@ def create_peer_connection(settings: MediaSettings) -> RTCPeerConnection:
         RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
         for s in settings.ice_servers
     ]
-    config = RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    config = RTCConfiguration(
+        iceServers=servers,
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+        iceTransportPolicy=(
+            RTCIceTransportPolicy.RELAY if settings.relay_only else RTCIceTransportPolicy.ALL
+        ),
+    )
     return RTCPeerConnection(configuration=config)
 
 

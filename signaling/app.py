@@ -52,6 +52,7 @@ def media_settings(config: Config) -> MediaSettings:
             )
             for s in media.ice_servers
         ),
+        relay_only=media.ice_transport_policy == "relay",
         socket_buffer=media.socket_buffer_bytes,
         keyframe_interval=media.keyframe_request_interval,
     )

@@ -110,6 +110,8 @@ class MediaConfig:
     udp_port_min: int = 40000
     udp_port_max: int = 49999
     ice_servers: list[IceServerConfig] = field(default_factory=list)
+    # "relay": the server offers only TURN relay candidates (a server behind NAT)
+    ice_transport_policy: str = "all"
     socket_buffer_bytes: int = 4 * 1024 * 1024
     keyframe_request_interval: float = 0.25
 
@@ -162,6 +164,12 @@ class Config:
             raise ConfigError("server.port must be between 1 and 65535")
         if not 0 < self.media.udp_port_min <= self.media.udp_port_max <= 65535:
             raise ConfigError("media.udp_port_min/udp_port_max must be a valid range")
+        if self.media.ice_transport_policy not in ("all", "relay"):
+            raise ConfigError("media.ice_transport_policy must be 'all' or 'relay'")
+        if self.media.ice_transport_policy == "relay" and not any(
+            u.startswith(("turn:", "turns:")) for s in self.media.ice_servers for u in s.urls
+        ):
+            raise ConfigError("media.ice_transport_policy 'relay' needs a turn: URL in ice_servers")
         if not self.media.ice_addresses:
             raise ConfigError("media.ice_addresses needs at least one address")
         for issuer in self.auth.issuers:

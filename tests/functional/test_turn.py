@@ -213,3 +213,45 @@ async def test_rendered_production_config_runs_in_coturn_and_refuses_loopback_pe
         await client.close()
     finally:
         coturn.stop()
+
+
+async def test_media_server_itself_can_relay_through_turn(
+    server_factory: Callable[..., object], coturn: Coturn
+) -> None:
+    """A server that cannot be reached directly: it offers only relay candidates.
+
+    The clients are plain (host candidates, no TURN); every packet between
+    them and the SFU goes through the SFU's own allocations on coturn.
+    """
+    username = f"{int(time.time()) + 3600}:media-server"
+    server: RunningServer = await server_factory(  # type: ignore[operator]
+        media={
+            "ice_servers": [
+                {
+                    "urls": [coturn.url],
+                    "username": username,
+                    "credential": turn_password(Secret(SECRET), username),
+                }
+            ],
+            "ice_transport_policy": "relay",
+        }
+    )
+    doctor = server.client(server.token("nat", "doctor", Role.SPECIALIST))
+    nurse = server.client(server.token("nat", "nurse", Role.HEALTH_WORKER))
+    try:
+        await doctor.connect()
+        await doctor.join()
+        await doctor.publish([(CameraTrack(320, 240), Source.CAMERA)])
+        await nurse.connect()
+        await nurse.join()
+        reader = TrackReader((await nurse.wait_for_track(lambda t: t.kind == "video")).track)
+        assert (await reader.wait_frames(10, timeout=20)).sizes == {(320, 240)}
+        await reader.stop()
+        assert nurse.subscriber_pc is not None and doctor.publisher_pc is not None
+        for pc in (nurse.subscriber_pc, doctor.publisher_pc):
+            remote = pc.remoteDescription.sdp  # what the SFU offered/answered
+            candidates = [line for line in remote.splitlines() if line.startswith("a=candidate:")]
+            assert candidates and all(" typ relay" in c for c in candidates), candidates
+        assert "<media-server>" in coturn.log_text() or ":media-server>" in coturn.log_text()
+    finally:
+        await asyncio.gather(doctor.leave(), nurse.leave())
