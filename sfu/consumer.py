@@ -75,7 +75,7 @@ class Consumer:
         self.jitter = 0
         self.rtt_ms: float | None = None
         self.remb_bitrate: int | None = None
-        self.paused_reason: str | None = None
+        self.pause_reasons: set[str] = set()  # e.g. "muted", "subscriber"; forwarding when empty
 
     def __repr__(self) -> str:
         return f"Consumer({self.id} of {self.producer.id} to {self.subscriber_id})"
@@ -102,7 +102,7 @@ class Consumer:
             self._level_header = params.audio_level_ext << 4
         if params.nack:
             self._buffer = [None] * RTX_BUFFER_SIZE
-        if self.paused_reason is None:
+        if not self.pause_reasons:
             self._await_start()
 
     def _await_start(self) -> None:
@@ -113,13 +113,18 @@ class Consumer:
             self.set_state(ConsumerState.WAITING_KEYFRAME)
 
     def pause(self, reason: str) -> None:
-        self.paused_reason = reason
+        self.pause_reasons.add(reason)
         if self.state in (ConsumerState.WAITING_KEYFRAME, ConsumerState.FORWARDING):
             self.set_state(ConsumerState.PAUSED)
 
-    def resume(self) -> None:
-        self.paused_reason = None
-        if self.state is ConsumerState.PAUSED:
+    def resume(self, reason: str) -> None:
+        """Lift one pause reason; forwarding restarts (at a keyframe) when none is left."""
+        self.pause_reasons.discard(reason)
+        if self.pause_reasons:
+            return
+        if self.state is ConsumerState.PAUSED or (
+            self.state is ConsumerState.NEW and self.params is not None
+        ):
             self._await_start()
 
     def close(self) -> None:

@@ -11,12 +11,13 @@ import enum
 import functools
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from sfu.consumer import Consumer
 from sfu.errors import ErrorCode, SfuError
-from sfu.media import Source
+from sfu.media import MediaKind, Source
 from sfu.participant import LeaveReason, Participant, ParticipantState, Role
 from sfu.peer import MediaSettings, PeerState
 from sfu.producer import Producer
@@ -248,7 +249,7 @@ class Room:
                 if muted:
                     consumer.pause("muted")
                 else:
-                    consumer.resume()
+                    consumer.resume("muted")
             self._broadcast(
                 {
                     "type": "track_muted",
@@ -257,6 +258,34 @@ class Room:
                     "muted": muted,
                 }
             )
+
+    def set_video_paused(self, participant: Participant, track_id: str, paused: bool) -> None:
+        """A subscriber stops (or resumes) receiving one video track: audio-only, on hold."""
+        self._require_active(participant)
+        consumer = participant.consumers.get(track_id)
+        if consumer is None or consumer.kind is not MediaKind.VIDEO:
+            raise SfuError(ErrorCode.NOT_FOUND, "not receiving that video track")
+        if paused:
+            consumer.pause("subscriber")
+        else:
+            consumer.resume("subscriber")
+        participant.send(
+            {"type": "track_paused", "track_id": track_id, "paused": paused, "reason": "subscriber"}
+        )
+
+    def relay_chat(self, participant: Participant, text: str) -> None:
+        """Pass a chat message to everyone in the call. Never stored, never logged."""
+        self._require_active(participant)
+        self._broadcast(
+            {
+                "type": "chat",
+                "from": participant.id,
+                "name": participant.name,
+                "role": participant.role.value,
+                "text": text,
+                "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
 
     def _consume(self, participant: Participant, producer: Producer) -> None:
         if participant.subscriber is None:

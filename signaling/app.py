@@ -23,7 +23,14 @@ from signaling import protocol
 from signaling.config import Config
 from signaling.metrics import SignalingMetrics
 from signaling.session import SessionLimits, SignalingSession
-from signaling.tokens import JoinClaims, TokenVerifier, with_dev_issuer
+from signaling.tokens import (
+    JoinClaims,
+    TokenVerifier,
+    dev_secret,
+    mint_token,
+    valid_id,
+    with_dev_issuer,
+)
 from signaling.turn import TurnCredentials
 
 logger = logging.getLogger(__name__)
@@ -189,6 +196,36 @@ async def turn_credentials(request: web.Request) -> web.Response:
     return web.json_response({"ice_servers": request.app[TURN].ice_servers(participant.id)})
 
 
+async def demo_token(request: web.Request) -> web.Response:
+    """Development join tokens for the demo pages (local development issuer only)."""
+    query = request.query
+    try:
+        role = Role(query.get("role", "patient"))
+    except ValueError:
+        return _error_response(400, ErrorCode.BAD_MESSAGE, "unknown role")
+    room, identity = query.get("room", "demo"), query.get("identity", "")
+    name = query.get("name") or identity
+    if not (valid_id(room, 128) and valid_id(identity, 128)) or not 0 < len(name) <= 100:
+        return _error_response(
+            400, ErrorCode.BAD_MESSAGE, "room and identity: letters, digits, -_.:@"
+        )
+    auth = request.app[CONFIG].auth
+    token = mint_token(
+        dev_secret(auth),
+        room=room,
+        identity=identity,
+        role=role,
+        name=name,
+        ttl=min(3600, auth.max_token_lifetime),
+        audience=auth.audience,
+    )
+    return web.json_response({"token": token, "room": room, "role": role.value})
+
+
+async def demo_index(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/client/demo/index.html")
+
+
 async def create_room(request: web.Request) -> web.Response:
     """Pre-create a room: ``Authorization: Bearer <join token with admit grant>``."""
     claims = _bearer_claims(request)
@@ -236,4 +273,7 @@ def create_app(config: Config) -> web.Application:
     )
     if web_client.is_dir():
         app.router.add_static("/client/", web_client, follow_symlinks=False)
+    if config.server.demo and not config.auth.issuers:
+        app.router.add_get("/demo/token", demo_token)
+        app.router.add_get("/", demo_index)
     return app

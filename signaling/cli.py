@@ -67,6 +67,8 @@ def serve(args: argparse.Namespace) -> int:
     print(f"digiclinic listening on {base}")
     print(f"  health:  {base}/healthz   metrics: {base}/metrics")
     if not config.auth.issuers:
+        if config.server.demo:
+            print(f"  demo:    open {base}/ (patient, specialist and console, in several tabs)")
         print("  try it:  python -m signaling.demo_call   (a scripted 3-party consult)")
         print("  tokens:  digiclinic token --room demo --identity alice --role patient")
     sys.stdout.flush()

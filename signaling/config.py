@@ -78,6 +78,9 @@ class ServerConfig:
     messages_per_second: float = 50.0
     # the web client's files, served under /client/ ("" = the repository's web-client/)
     web_client_dir: str = ""
+    # demo pages at / and development tokens at /demo/token; only ever active
+    # while no auth.issuers are configured (the local development issuer)
+    demo: bool = True
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_SDP_CHARS = 60000
 MAX_TRACKS = 16
+MAX_CHAT_CHARS = 2000
 
 CLIENT_TYPES = frozenset(
     {
@@ -32,6 +33,8 @@ CLIENT_TYPES = frozenset(
         "subscribe",
         "unsubscribe",
         "mute",
+        "pause_video",
+        "chat",
         "ping",
     }
 )

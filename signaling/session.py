@@ -204,6 +204,14 @@ class SignalingSession:
         elif kind == "unsubscribe":
             room.unsubscribe(participant, message.str_field("track_id"))
             self._ack(message)
+        elif kind == "pause_video":
+            paused = message.bool_field("paused", True)
+            room.set_video_paused(participant, message.str_field("track_id"), paused)
+            self._ack(message)
+        elif kind == "chat":
+            text = message.str_field("text", protocol.MAX_CHAT_CHARS)
+            room.relay_chat(participant, text)
+            self._ack(message)
         elif kind == "mute":
             room.set_muted(
                 participant, message.str_field("track_id"), message.bool_field("muted", True)

@@ -52,7 +52,7 @@ class JoinClaims:
     expires_at: int
 
 
-def _valid_id(value: Any, limit: int) -> bool:
+def valid_id(value: Any, limit: int) -> bool:
     return (
         isinstance(value, str)
         and 0 < len(value) <= limit
@@ -109,9 +109,9 @@ class TokenVerifier:
         if exp - iat > self.config.max_token_lifetime:
             raise SfuError(ErrorCode.TOKEN_INVALID, "token lifetime exceeds the maximum")
         room, identity = claims.get("room"), claims.get("sub")
-        if not _valid_id(room, _ROOM_ID_MAX):
+        if not valid_id(room, _ROOM_ID_MAX):
             raise SfuError(ErrorCode.TOKEN_INVALID, "token has no valid room claim")
-        if not _valid_id(identity, _IDENTITY_MAX):
+        if not valid_id(identity, _IDENTITY_MAX):
             raise SfuError(ErrorCode.TOKEN_INVALID, "token has no valid sub claim")
         try:
             role = Role(claims.get("role", "patient"))

@@ -1,0 +1,120 @@
+"""Chat is relayed (never stored); a subscriber can pause a video; demo tokens in dev mode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import pytest
+
+from sfu.media import Source
+from sfu.participant import Role
+from signaling.client import ClientError
+from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
+from tests.conftest import RunningServer
+
+
+async def test_chat_is_relayed_to_everyone_and_never_logged(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    doctor = server.client(server.token("chat", "doctor", Role.SPECIALIST, name="Dr A"))
+    nurse = server.client(server.token("chat", "nurse", Role.HEALTH_WORKER))
+    patient = server.client(server.token("chat", "patient", Role.PATIENT))
+    try:
+        for c in (doctor, nurse, patient):
+            await c.connect()
+            await c.join()
+        with pytest.raises(ClientError) as err:  # in the lobby: no chat
+            await patient.request({"type": "chat", "text": "hello?"})
+        assert err.value.code == "not_admitted"
+        secret_text = "X-ray shows fracture of the left radius"
+        await doctor.request({"type": "chat", "text": secret_text})
+        for c in (doctor, nurse):
+            event = await c.wait_event("chat")
+            assert event["text"] == secret_text and event["name"] == "Dr A"
+            assert event["from"] == doctor.participant_id and event["role"] == "specialist"
+        assert not any(e.get("type") == "chat" for e in patient.events)
+        assert secret_text not in caplog.text
+        with pytest.raises(ClientError) as err:
+            await doctor.request({"type": "chat", "text": "x" * 2001})
+        assert err.value.code == "bad_message"
+    finally:
+        await asyncio.gather(doctor.leave(), nurse.leave(), patient.leave())
+
+
+async def test_subscriber_pauses_and_resumes_one_video(server: RunningServer) -> None:
+    doctor = server.client(server.token("pause", "doctor", Role.SPECIALIST))
+    nurse = server.client(server.token("pause", "nurse", Role.HEALTH_WORKER))
+    try:
+        await doctor.connect()
+        await doctor.join()
+        published = await doctor.publish(
+            [(ToneTrack(), Source.MICROPHONE), (CameraTrack(), Source.CAMERA)]
+        )
+        await nurse.connect()
+        await nurse.join()
+        video = await nurse.wait_for_track(lambda t: t.kind == "video")
+        audio = await nurse.wait_for_track(lambda t: t.kind == "audio")
+        vreader, areader = TrackReader(video.track), TrackReader(audio.track)
+        await vreader.wait_frames(5)
+        await nurse.request({"type": "pause_video", "track_id": video.track_id, "paused": True})
+        event = await nurse.wait_event("track_paused")
+        assert event == {
+            "type": "track_paused",
+            "track_id": video.track_id,
+            "paused": True,
+            "reason": "subscriber",
+        }
+        room = server.rooms.rooms["pause"]
+        nurse_side = next(p for p in room.participants.values() if p.identity == "nurse")
+        consumer = nurse_side.consumers[video.track_id]
+        await asyncio.sleep(0.5)
+        sent = consumer.counters.packets
+        audio_before = areader.stats.frames
+        await asyncio.sleep(1.5)
+        assert consumer.counters.packets == sent  # no video forwarded while paused
+        assert areader.stats.frames > audio_before + 30  # audio continues
+        # the publisher muting and unmuting does not undo the subscriber's pause
+        camera = next(t for t in published.values() if t != audio.track_id)
+        await doctor.mute(camera, True)
+        await doctor.mute(camera, False)
+        await asyncio.sleep(0.5)
+        assert consumer.counters.packets == sent
+        await nurse.request({"type": "pause_video", "track_id": video.track_id, "paused": False})
+        frames = vreader.stats.frames
+        await vreader.wait_frames(frames + 5, timeout=5)
+        with pytest.raises(ClientError) as err:
+            await nurse.request({"type": "pause_video", "track_id": audio.track_id})
+        assert err.value.code == "not_found"
+        await vreader.stop()
+        await areader.stop()
+    finally:
+        await asyncio.gather(doctor.leave(), nurse.leave())
+
+
+async def test_demo_tokens_only_in_development_mode(
+    server: RunningServer, server_factory: object
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        url = server.server.make_url("/demo/token")
+        async with http.get(url, params={"room": "demo", "identity": "p1", "role": "patient"}) as r:
+            token = (await r.json())["token"]
+        async with http.get(url, params={"identity": "p1", "role": "wizard"}) as r:
+            assert r.status == 400
+        async with http.get(server.server.make_url("/"), allow_redirects=False) as r:
+            assert r.status == 302 and r.headers["Location"] == "/client/demo/index.html"
+    client = server.client(token)
+    await client.connect()
+    joined = await client.join()
+    assert joined["state"] == "lobby" and joined["room"] == "demo"
+    await client.leave()
+    production: RunningServer = await server_factory(  # type: ignore[operator]
+        auth={"issuers": [{"id": "portal", "algorithm": "HS256", "secret": "x" * 32}]}
+    )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(production.server.make_url("/demo/token")) as r,
+    ):
+        assert r.status == 404
