@@ -329,7 +329,10 @@ class Room:
         await participant.subscriber.handle_answer(sdp)
 
     def _peer_state(self, participant: Participant, which: str, state: PeerState) -> None:
-        if state is PeerState.FAILED and participant.state is not ParticipantState.LEFT:
+        # FAILED, or CLOSED without our asking (a closed peer reports nothing more):
+        # the client should reconnect
+        lost = state in (PeerState.FAILED, PeerState.CLOSED)
+        if lost and participant.state is not ParticipantState.LEFT:
             logger.warning("%r %s connection failed", participant, which)
             participant.send({"type": "connection_failed", "pc": which})
 
