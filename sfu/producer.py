@@ -60,6 +60,8 @@ class Producer:
         self.audio_level_ext: int | None = None  # publisher's id for ssrc-audio-level
         self.stream: ReceiveStream | None = None
         self.consumers: set[Consumer] = set()
+        # public hook for the recorder: called with every accepted packet, synchronously
+        self.taps: list[Callable[[RtpPacket, int], None]] = []
         self.counters = TrafficCounters()
         self.last_sr: SenderReport | None = None
         self.last_sr_arrival: float = 0.0
@@ -100,6 +102,7 @@ class Producer:
         for consumer in list(self.consumers):
             consumer.close()
         self.consumers.clear()
+        self.taps.clear()
 
     # -- packet path -------------------------------------------------------
 
@@ -134,6 +137,9 @@ class Producer:
             ast = abs_send_time(time.time())
             for consumer in self.consumers:
                 consumer.forward(packet, ast)
+        if self.taps:
+            for tap in self.taps:
+                tap(packet, arrival_ms)
 
     def receive_sender_report(self, report: SenderReport) -> None:
         self.last_sr = report
