@@ -1,9 +1,9 @@
 """Consent-gated encrypted recording (issue 5, in progress).
 
-Built so far: the encrypted file format and key wrapping (crypto_stream), the consent
-policies (consent), the
-signed audit log (audit), RTP-to-WebM remuxing (webm_writer) and the
-per-participant recorder fed by the SFU's producer taps
-(participant_recording). Not yet: the consent flow in signalling, restart
-detection of interrupted recordings, and the command-line tool.
+Built so far: the encrypted file format and key wrapping (crypto_stream), the
+consent policies (consent), the signed audit log (audit), RTP-to-WebM
+remuxing (webm_writer) and the per-participant recorder fed by the SFU's
+producer taps (participant_recording). Not yet: the consent messages in
+signalling, restart detection of interrupted recordings, and the
+command-line tool.
 """
