@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from recording.audit import AuditLog, generate_signing_key, verify_file
+from recording.cli import main
 from recording.crypto_stream import (
     MAGIC,
     EncryptedWriter,
@@ -188,3 +189,37 @@ def test_audit_log_detects_edit_removal_and_reordering(tmp_path: Path) -> None:
     assert any("order" in p or "chain" in p for p in verify_file(path, public).problems)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         log.append("something_else")
+
+
+def test_command_line_keygen_verify_export_and_audit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, pub = tmp_path / "h.key", tmp_path / "h.pub"
+    assert main(["keygen", "--private", str(key), "--public", str(pub)]) == 0
+    assert key.stat().st_mode & 0o777 == 0o600
+    path = write(tmp_path, [RecipientKey.from_pem("h", pub.read_bytes())])
+    assert main(["verify", str(path), "--key", str(key)]) == 0
+    out = tmp_path / "out.webm"
+    assert main(["export", str(path), "--key", str(key), "--output", str(out)]) == 0
+    assert out.read_bytes() == b"".join(CHUNKS)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert main(["verify", str(path), "--key", str(key)]) == 1
+    assert "chunk 4 fails authentication" in capsys.readouterr().out
+    other_key, other_pub = tmp_path / "o.key", tmp_path / "o.pub"
+    main(["keygen", "--private", str(other_key), "--public", str(other_pub)])
+    assert main(["verify", str(path), "--key", str(other_key)]) == 1
+    assert "does not open this recording" in capsys.readouterr().err
+
+    akey, apub = tmp_path / "a.key", tmp_path / "a.pub"
+    assert main(["keygen", "--kind", "audit", "--private", str(akey), "--public", str(apub)]) == 0
+    signing = serialization.load_pem_private_key(akey.read_bytes(), None)
+    assert isinstance(signing, Ed25519PrivateKey)
+    log = AuditLog(tmp_path / "audit.log", signing)
+    log.append("consent_given", actor="p1", recording_id="rec-1")
+    log.append("recording_started", recording_id="rec-1")
+    assert main(["audit-verify", str(tmp_path / "audit.log"), "--public-key", str(apub)]) == 0
+    lines = (tmp_path / "audit.log").read_bytes().splitlines(keepends=True)
+    (tmp_path / "audit.log").write_bytes(lines[1])
+    assert main(["audit-verify", str(tmp_path / "audit.log"), "--public-key", str(apub)]) == 1
