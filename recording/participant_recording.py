@@ -52,9 +52,10 @@ class ParticipantRecording:
         self.state = WritingState.PAUSED
         self.gaps = 0
         self._webm = ParticipantWebm(video=True, audio=True)
-        self._writer = EncryptedWriter(
-            directory, self.file_id, recipients, {**metadata, "participant": participant_id}
-        )
+        self.path = directory / f"{self.file_id}.rec"
+        # the file is created by the writer thread: no disk I/O on the event loop
+        self._writer_args = (directory, recipients, {**metadata, "participant": participant_id})
+        self._writer: EncryptedWriter | None = None
         self._queue: queue.Queue[tuple[bytes, bool] | None] = queue.Queue()
         self._thread = threading.Thread(
             target=self._write_loop, name="recording-writer", daemon=True
@@ -63,10 +64,6 @@ class ParticipantRecording:
         self._last_flush = time.monotonic()
         self._start_ms: int | None = None
         self._producers: list[tuple[Producer, Any]] = []
-
-    @property
-    def path(self) -> Path:
-        return self._writer.path
 
     # -- packet path (event loop) ----------------------------------------------------
 
@@ -109,7 +106,10 @@ class ParticipantRecording:
         self._queue.put((data, False))
 
     def close(self) -> None:
-        """Final chunk, then the .done marker; returns once everything is on disk."""
+        """Final chunk, then the .done marker; returns once everything is on disk.
+
+        Blocks until the writer thread is done: call it in an executor.
+        """
         if self.state is WritingState.CLOSED:
             return
         self.state = WritingState.CLOSED
@@ -129,10 +129,12 @@ class ParticipantRecording:
                 return
             data, final = item
             try:
+                if self._writer is None:
+                    directory, recipients, metadata = self._writer_args
+                    self._writer = EncryptedWriter(directory, self.file_id, recipients, metadata)
                 if final:
                     self._writer.close(data)
-                    done = self._writer.path.with_suffix(".done")
-                    done.write_text(f"{self.gaps}\n")
+                    self.path.with_suffix(".done").write_text(f"{self.gaps}\n")
                 else:
                     self._writer.write_chunk(data)
             except OSError:

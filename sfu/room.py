@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from sfu.consumer import Consumer
 from sfu.errors import ErrorCode, SfuError
@@ -34,6 +35,16 @@ class RoomSettings:
     max_participants: int = 12
     empty_timeout: float = 30.0
     lobby_roles: frozenset[Role] = frozenset({Role.PATIENT})
+
+
+class RoomObserver(Protocol):
+    """Public hook for components driven by the room (the recorder): told, never asked."""
+
+    def participant_active(self, participant: Participant) -> None: ...
+
+    def participant_left(self, participant: Participant) -> None: ...
+
+    def producers_added(self, participant: Participant, producers: list[Producer]) -> None: ...
 
 
 class RoomState(enum.Enum):
@@ -58,6 +69,7 @@ class Room:
         self._empty_timer: asyncio.TimerHandle | None = None
         self._close_task: asyncio.Task[None] | None = None
         self.retired = RetiredCounters()
+        self.observers: list[RoomObserver] = []
 
     def __repr__(self) -> str:
         return f"Room({self.id})"
@@ -100,6 +112,8 @@ class Room:
 
     def _activate(self, participant: Participant) -> None:
         participant.set_state(ParticipantState.ACTIVE)
+        for observer in list(self.observers):
+            observer.participant_active(participant)
         self._broadcast(
             {"type": "participant_joined", "participant": participant.info()}, skip=participant
         )
@@ -144,6 +158,9 @@ class Room:
         was_active = participant.state is ParticipantState.ACTIVE
         was_lobby = participant.state is ParticipantState.LOBBY
         participant.set_state(ParticipantState.LEFT)
+        if was_active:
+            for observer in list(self.observers):
+                observer.participant_left(participant)
         if participant.publisher is not None:
             ended = await participant.publisher.close()
             self._producers_removed(ended)
@@ -180,6 +197,9 @@ class Room:
             return result.answer
         self.retired.add_producers(result.removed)
         self._producers_removed(result.removed)
+        if result.added:
+            for observer in list(self.observers):
+                observer.producers_added(participant, result.added)
         for producer in result.added:
             self._broadcast(
                 {
