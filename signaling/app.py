@@ -22,6 +22,7 @@ from sfu.room_manager import RoomManager
 from signaling import protocol
 from signaling.config import Config
 from signaling.metrics import SignalingMetrics
+from signaling.recording_service import RecordingService
 from signaling.session import SessionLimits, SignalingSession
 from signaling.tokens import (
     JoinClaims,
@@ -42,6 +43,7 @@ ROOMS = web.AppKey("rooms", RoomManager)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", SignalingMetrics)
 TURN = web.AppKey("turn", TurnCredentials)
+RECORDINGS = web.AppKey("recordings", RecordingService)
 SESSIONS: web.AppKey[set[SignalingSession]] = web.AppKey("sessions")
 
 
@@ -154,6 +156,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         app[METRICS],
         SessionLimits(config.server.max_message_bytes, config.server.messages_per_second),
         app[TURN],
+        app[RECORDINGS],
     )
     app[SESSIONS].add(session)
     try:
@@ -241,6 +244,7 @@ async def create_room(request: web.Request) -> web.Response:
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
+    await app[RECORDINGS].close()  # final chunks written before rooms go away
     await app[ROOMS].close()  # tells everyone room_closed (server_shutdown) first
     sessions = app[SESSIONS]
     for session in [*sessions]:
@@ -260,6 +264,7 @@ def create_app(config: Config) -> web.Application:
     app[METRICS] = SignalingMetrics(rooms)
     app[SESSIONS] = set()
     app[TURN] = TurnCredentials(config.turn)
+    app[RECORDINGS] = RecordingService(config.recording)
     app.cleanup_ctx.append(_rooms_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -147,6 +147,24 @@ class TurnConfig:
 
 
 @dataclass(slots=True)
+class RecipientConfig:
+    """A hospital public key recordings are encrypted for (X25519, PEM)."""
+
+    kid: str
+    public_key_file: str
+
+
+@dataclass(slots=True)
+class RecordingConfig:
+    enabled: bool = False  # off unless configured: and even then only with consent
+    directory: str = "recordings"
+    recipients: list[RecipientConfig] = field(default_factory=list)
+    default_policy: str = "all"  # all | patient
+    audit_log: str = "recordings/audit.log"
+    audit_signing_key_file: str = ""  # Ed25519 private key (PEM) signing audit entries
+
+
+@dataclass(slots=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -158,6 +176,7 @@ class Config:
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def validate(self) -> None:
@@ -189,6 +208,13 @@ class Config:
             raise ConfigError(f"rooms.lobby_roles: unknown role(s) {', '.join(sorted(unknown))}")
         if self.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("logging.level must be DEBUG, INFO, WARNING or ERROR")
+        rec = self.recording
+        if rec.default_policy not in ("all", "patient"):
+            raise ConfigError("recording.default_policy must be 'all' or 'patient'")
+        if rec.enabled and not (rec.recipients and rec.audit_signing_key_file):
+            raise ConfigError(
+                "recording.enabled needs recipients (public keys) and audit_signing_key_file"
+            )
         turn = self.turn
         if turn.urls and not turn.secrets:
             raise ConfigError("turn.urls needs at least one turn.secrets entry")

@@ -35,6 +35,9 @@ CLIENT_TYPES = frozenset(
         "mute",
         "pause_video",
         "chat",
+        "recording_start",
+        "consent",
+        "recording_stop",
         "ping",
     }
 )

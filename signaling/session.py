@@ -27,6 +27,7 @@ from sfu.room import Room
 from sfu.room_manager import RoomManager
 from signaling import protocol
 from signaling.metrics import SignalingMetrics
+from signaling.recording_service import RecordingService
 from signaling.tokens import TokenVerifier
 from signaling.turn import TurnCredentials
 
@@ -73,6 +74,7 @@ class SignalingSession:
         metrics: SignalingMetrics,
         limits: SessionLimits,
         turn: TurnCredentials,
+        recordings: RecordingService,
     ) -> None:
         self.id = next(_session_ids)
         self.state = SessionState.CONNECTED
@@ -82,6 +84,7 @@ class SignalingSession:
         self.metrics = metrics
         self.limits = limits
         self.turn = turn
+        self.recordings = recordings
         self.room: Room | None = None
         self.participant: Participant | None = None
         self._outbox: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -211,6 +214,17 @@ class SignalingSession:
         elif kind == "chat":
             text = message.str_field("text", protocol.MAX_CHAT_CHARS)
             room.relay_chat(participant, text)
+            self._ack(message)
+        elif kind == "recording_start":
+            policy = message.body.get("policy")
+            self.recordings.start(room, participant, policy if isinstance(policy, str) else None)
+            self._ack(message)
+        elif kind == "consent":
+            given = message.bool_field("given", True)
+            self.recordings.consent(room, participant, given)  # applied before the ack
+            self._ack(message)
+        elif kind == "recording_stop":
+            await self.recordings.stop(room, participant)
             self._ack(message)
         elif kind == "mute":
             room.set_muted(

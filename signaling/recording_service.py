@@ -1,0 +1,98 @@
+"""Glue between signalling and recording: who may start, consent, stop; one per room."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from recording.audit import AuditLog
+from recording.consent import ConsentPolicy
+from recording.crypto_stream import RecipientKey
+from recording.room_recording import RecordingSettings, RoomRecording
+from sfu.errors import ErrorCode, SfuError
+from sfu.participant import Participant
+from sfu.room import Room
+from signaling.config import RecordingConfig
+
+logger = logging.getLogger(__name__)
+
+
+class RecordingService:
+    def __init__(self, config: RecordingConfig) -> None:
+        self.config = config
+        self.recordings: dict[str, RoomRecording] = {}
+        self.settings: RecordingSettings | None = None
+        if not config.enabled:
+            return
+        directory = Path(config.directory)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        recipients = [
+            RecipientKey.from_pem(r.kid, Path(r.public_key_file).read_bytes())
+            for r in config.recipients
+        ]
+        key = serialization.load_pem_private_key(
+            Path(config.audit_signing_key_file).read_bytes(), None
+        )
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("recording.audit_signing_key_file must be an Ed25519 private key")
+        audit_path = Path(config.audit_log)
+        audit_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.settings = RecordingSettings(
+            directory, recipients, AuditLog(audit_path, key), ConsentPolicy(config.default_policy)
+        )
+
+    def start(self, room: Room, by: Participant, policy: str | None) -> RoomRecording:
+        if self.settings is None:
+            raise SfuError(ErrorCode.FORBIDDEN, "recording is not enabled on this server")
+        if not by.grants.record:
+            raise SfuError(ErrorCode.FORBIDDEN, "starting a recording needs the record grant")
+        current = self.recordings.get(room.id)
+        if current is not None and current.consent.active and current.room is room:
+            return current
+        try:
+            chosen = ConsentPolicy(policy or self.settings.default_policy)
+        except ValueError:
+            raise SfuError(ErrorCode.BAD_MESSAGE, "policy must be 'all' or 'patient'") from None
+
+        def broadcast(event: dict[str, object]) -> None:
+            for participant in room.active():
+                participant.send(event)
+
+        recording = RoomRecording(room, self.settings, by, chosen, broadcast)
+        self.recordings[room.id] = recording
+        broadcast(
+            {
+                "type": "consent_request",
+                "requested_by": by.id,
+                **{k: v for k, v in recording.describe().items() if k != "recorded"},
+            }
+        )
+        return recording
+
+    def _current(self, room: Room) -> RoomRecording:
+        recording = self.recordings.get(room.id)
+        if recording is None or recording.room is not room or not recording.consent.active:
+            raise SfuError(ErrorCode.NOT_FOUND, "no recording is asking for consent in this room")
+        return recording
+
+    def consent(self, room: Room, participant: Participant, given: bool) -> None:
+        recording = self._current(room)
+        if given:
+            recording.give(participant)
+        else:
+            recording.withdraw(participant)  # returns once nothing more is written
+
+    async def stop(self, room: Room, by: Participant) -> None:
+        if not by.grants.record:
+            raise SfuError(ErrorCode.FORBIDDEN, "stopping a recording needs the record grant")
+        recording = self._current(room)
+        del self.recordings[room.id]
+        await recording.stop(by)
+
+    async def close(self) -> None:
+        for recording in list(self.recordings.values()):
+            await recording.stop()
+        self.recordings.clear()

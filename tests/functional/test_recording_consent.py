@@ -1,0 +1,173 @@
+"""Consent-gated recording through the server, with real aiortc participants."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from recording.audit import generate_signing_key, verify_file
+from recording.crypto_stream import generate_keypair, open_recording
+from sfu.media import Source
+from sfu.participant import Role
+from signaling.client import ClientError, ConsultClient
+from signaling.demo_media import CameraTrack, ToneTrack
+from tests.conftest import RunningServer
+
+
+@dataclass
+class Keys:
+    private: X25519PrivateKey
+    audit_public: Ed25519PublicKey
+    directory: Path
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Keys:
+    private_pem, public_pem = generate_keypair()
+    audit_private, audit_public = generate_signing_key()
+    (tmp_path / "h.pub").write_bytes(public_pem)
+    (tmp_path / "audit.key").write_bytes(audit_private)
+    private = serialization.load_pem_private_key(private_pem, None)
+    audit = serialization.load_pem_public_key(audit_public)
+    assert isinstance(private, X25519PrivateKey) and isinstance(audit, Ed25519PublicKey)
+    return Keys(private, audit, tmp_path / "recordings")
+
+
+@pytest.fixture
+async def rec_server(server_factory: Callable[..., object], keys: Keys) -> RunningServer:
+    base = keys.directory.parent
+    server: RunningServer = await server_factory(  # type: ignore[operator]
+        recording={
+            "enabled": True,
+            "directory": str(keys.directory),
+            "recipients": [{"kid": "h1", "public_key_file": str(base / "h.pub")}],
+            "audit_log": str(keys.directory / "audit.log"),
+            "audit_signing_key_file": str(base / "audit.key"),
+        }
+    )
+    return server
+
+
+async def join(server: RunningServer, room: str, identity: str, role: Role) -> ConsultClient:
+    client = server.client(server.token(room, identity, role))
+    await client.connect()
+    await client.join()
+    await client.publish(
+        [(ToneTrack(), Source.MICROPHONE), (CameraTrack(320, 240, 15), Source.CAMERA)]
+    )
+    return client
+
+
+def decode(path: Path, keys: Keys) -> tuple[list[float], float]:
+    """Video frame times (s) and audio seconds of one decrypted participant file."""
+    result = open_recording(path, keys.private)
+    assert result.problem is None, result.problem
+    data = b"".join(result.chunks)
+    container = av.open(io.BytesIO(data))
+    times = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+    container = av.open(io.BytesIO(data))
+    audio = sum(f.samples for f in container.decode(audio=0)) / 48000
+    return times, audio
+
+
+async def test_consent_by_all_records_everyone_and_plays(
+    rec_server: RunningServer, keys: Keys
+) -> None:
+    doctor = await join(rec_server, "r1", "doctor", Role.SPECIALIST)
+    nurse = await join(rec_server, "r1", "nurse", Role.HEALTH_WORKER)
+    try:
+        await doctor.request({"type": "recording_start"})
+        for c in (doctor, nurse):
+            asked = await c.wait_event("consent_request")
+            assert asked["state"] == "awaiting_consent"
+        await doctor.request({"type": "consent", "given": True})
+        await nurse.request({"type": "consent", "given": True})
+        state = await nurse.wait_event("recording_state", where=lambda e: e["state"] == "recording")
+        assert sorted(state["recorded"]) == sorted([doctor.participant_id, nurse.participant_id])
+        await asyncio.sleep(3.5)
+        await doctor.request({"type": "recording_stop"})
+    finally:
+        await asyncio.gather(doctor.leave(), nurse.leave())
+    files = sorted(keys.directory.glob("*.rec"))
+    assert len(files) == 2 and all(f.with_suffix(".done").exists() for f in files)
+    for path in files:
+        times, audio = decode(path, keys)
+        video_s = times[-1] - times[0]
+        assert 2.5 < video_s < 4.5 and 2.5 < audio < 4.5, (video_s, audio)
+        assert abs(video_s - audio) < 0.3
+    report = verify_file(keys.directory / "audit.log", keys.audit_public)
+    assert report.ok
+    events = [line for line in (keys.directory / "audit.log").read_text().splitlines()]
+    assert any('"consent_given"' in e for e in events) and any(
+        '"recording_stopped"' in e for e in events
+    )
+
+
+async def test_no_consent_writes_nothing_but_audit(rec_server: RunningServer, keys: Keys) -> None:
+    doctor = await join(rec_server, "r2", "doctor", Role.SPECIALIST)
+    nurse = await join(rec_server, "r2", "nurse", Role.HEALTH_WORKER)
+    try:
+        with pytest.raises(ClientError) as err:
+            await nurse.request({"type": "recording_start"})  # no record grant
+        assert err.value.code == "forbidden"
+        await doctor.request({"type": "recording_start"})
+        await doctor.request({"type": "consent", "given": True})
+        await asyncio.sleep(2.0)  # the nurse never consents
+        await doctor.request({"type": "recording_stop"})
+    finally:
+        await asyncio.gather(doctor.leave(), nurse.leave())
+    assert sorted(p.name for p in keys.directory.iterdir()) == ["audit.log"]
+
+
+async def test_withdrawal_stops_writing_and_late_joiner_pauses_all(
+    rec_server: RunningServer, keys: Keys
+) -> None:
+    loop = asyncio.get_running_loop()
+    doctor = await join(rec_server, "r3", "doctor", Role.SPECIALIST)
+    nurse = await join(rec_server, "r3", "nurse", Role.HEALTH_WORKER)
+    late: ConsultClient | None = None
+    try:
+        await doctor.request({"type": "recording_start"})
+        await doctor.request({"type": "consent", "given": True})
+        await nurse.request({"type": "consent", "given": True})
+        await asyncio.sleep(2.0)
+        withdrawn_at = loop.time()
+        await nurse.request({"type": "consent", "given": False})  # acked only once applied
+        acked_at = loop.time()
+        await asyncio.sleep(2.0)
+        await nurse.request({"type": "consent", "given": True})
+        resumed_at = loop.time()
+        await asyncio.sleep(1.5)
+        late = await join(rec_server, "r3", "interp", Role.INTERPRETER)  # no consent yet
+        await late.wait_event("consent_request")
+        late_id = late.participant_id
+        state = await doctor.wait_event(
+            "recording_state", where=lambda e: e["state"] == "paused" and e["awaiting"] == [late_id]
+        )
+        assert state["recorded"] == []  # under "all", nobody is written while one is missing
+        await asyncio.sleep(1.0)
+        await doctor.request({"type": "recording_stop"})
+    finally:
+        clients = [c for c in (doctor, nurse, late) if c is not None]
+        await asyncio.gather(*(c.leave() for c in clients))
+    files = {p.name.split("-")[-1].removesuffix(".rec"): p for p in keys.directory.glob("*.rec")}
+    assert late.participant_id not in files  # never written without consent
+    nurse_times, _ = decode(files[nurse.participant_id], keys)
+    # frames are stamped with their arrival time: the withdrawal shows as one hole, as
+    # long as the time between the withdrawal's ack and the renewed consent, ~2 s in
+    gaps = [(b - a, a - nurse_times[0]) for a, b in itertools.pairwise(nurse_times)]
+    hole, at = max(gaps)
+    assert hole >= (resumed_at - acked_at) - 0.3, (hole, resumed_at - acked_at)
+    assert 1.4 < at < 2.6, at
+    assert acked_at - withdrawn_at < 0.5
+    assert nurse_times[-1] - nurse_times[0] > hole + 2.5  # and it resumed after re-consent
