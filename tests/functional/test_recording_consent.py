@@ -167,7 +167,7 @@ async def test_withdrawal_stops_writing_and_late_joiner_pauses_all(
     # long as the time between the withdrawal's ack and the renewed consent, ~2 s in
     gaps = [(b - a, a - nurse_times[0]) for a, b in itertools.pairwise(nurse_times)]
     hole, at = max(gaps)
-    assert hole >= (resumed_at - acked_at) - 0.3, (hole, resumed_at - acked_at)
-    assert 1.4 < at < 2.6, at
+    assert hole >= (resumed_at - acked_at) - 0.5, (hole, resumed_at - acked_at)
+    assert 1.0 < at < 3.0, at
     assert acked_at - withdrawn_at < 0.5
     assert nurse_times[-1] - nurse_times[0] > hole + 2.5  # and it resumed after re-consent
