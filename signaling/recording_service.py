@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recording.audit import AuditLog
 from recording.consent import ConsentPolicy
-from recording.crypto_stream import RecipientKey
+from recording.crypto_stream import RecipientKey, RecordingFormatError, read_header
 from recording.room_recording import RecordingSettings, RoomRecording
 from sfu.errors import ErrorCode, SfuError
 from sfu.participant import Participant
@@ -20,11 +20,40 @@ from signaling.config import RecordingConfig
 logger = logging.getLogger(__name__)
 
 
+def mark_interrupted(settings: RecordingSettings) -> list[Path]:
+    """At start-up: recordings without a .done marker were cut short (crash, kill).
+
+    They are marked ``.interrupted`` and audited; their complete chunks stay
+    decryptable by the hospital. Nothing is decrypted here (no private key).
+    """
+    found = []
+    for path in sorted(settings.directory.glob("*.rec")):
+        done, marker = path.with_suffix(".done"), path.with_suffix(".interrupted")
+        if done.exists() or marker.exists():
+            continue
+        try:
+            with open(path, "rb") as file:
+                header, _ = read_header(file)
+        except (OSError, RecordingFormatError):
+            header = {}
+        marker.write_text("interrupted: no final chunk at start-up\n")
+        if settings.audit is not None:
+            settings.audit.append(
+                "recording_interrupted",
+                recording_id=str(header.get("recording_id", path.stem)),
+                room=str(header.get("metadata", {}).get("room", "")) or None,
+            )
+        logger.warning("recording %s was interrupted; marked", path.name)
+        found.append(path)
+    return found
+
+
 class RecordingService:
     def __init__(self, config: RecordingConfig) -> None:
         self.config = config
         self.recordings: dict[str, RoomRecording] = {}
         self.settings: RecordingSettings | None = None
+        self.interrupted: list[Path] = []
         if not config.enabled:
             return
         directory = Path(config.directory)
@@ -43,6 +72,7 @@ class RecordingService:
         self.settings = RecordingSettings(
             directory, recipients, AuditLog(audit_path, key), ConsentPolicy(config.default_policy)
         )
+        self.interrupted = mark_interrupted(self.settings)
 
     def start(self, room: Room, by: Participant, policy: str | None) -> RoomRecording:
         if self.settings is None:
