@@ -28,7 +28,21 @@
  *   kind, source, mid} of a remote track; `stream` groups a participant's
  *   camera and microphone (or screen share video and audio);
  * - `connection-state`: {pc: "publisher"|"subscriber", state};
+ * - `chat` and `track-paused` (server events, as above);
+ * - `reconnecting`: {attempt, delay, reason} before each reconnection attempt
+ *   and `reconnected`: {joined, attempts} once the call is restored (only
+ *   with the `reconnect` option, below);
  * - `message`: every server message, raw; `closed`: {reason}, once, at the end.
+ *
+ * Reconnection (`reconnect: true` or `{attempts, delay, maxDelay, heartbeat}`):
+ * when the WebSocket closes without our asking, the server reports
+ * `connection_failed`, a RTCPeerConnection goes `failed`, or the server stops
+ * answering the application-level `ping`, the session opens a new WebSocket
+ * with the same token (after a growing, jittered delay), joins again (a new
+ * participant id; back in the lobby if our role waits there), and republishes
+ * the same local tracks with their mute state. Remote tracks end with
+ * `track-removed` and arrive again with `track`. Refused tokens, `denied` and
+ * running out of attempts end the session (`closed`).
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -44,7 +58,7 @@ export class DigiclinicError extends Error {
 }
 
 /** `ws[s]://host:port/ws?v=1` from a ws(s) or http(s) URL. */
-function websocketUrl(url) {
+export function websocketUrl(url) {
   const u = new URL(url, globalThis.location?.href);
   if (u.protocol === "http:") u.protocol = "ws:";
   if (u.protocol === "https:") u.protocol = "wss:";
@@ -61,6 +75,20 @@ function sourceFor(kind, { camera = true, microphone = true, screen = false }) {
 }
 
 const isScreen = (source) => source.startsWith("screen_share");
+const kindOf = (source) => (source === "camera" || source === "screen_share" ? "video" : "audio");
+
+/**
+ * Join errors that another attempt with the same token cannot fix. (Not
+ * `duplicate_identity` or `room_full`: our previous connection may still be
+ * counted until the server notices it is gone.)
+ */
+const FATAL_JOIN_ERRORS = new Set([
+  "token_invalid", "token_expired", "unknown_issuer", "wrong_room", "forbidden",
+]);
+
+const RECONNECT_DEFAULTS = { attempts: 10, delay: 500, maxDelay: 10000, heartbeat: 10000 };
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Our own copy of a participant info (we update its `producers`). */
 const copyInfo = (info) => ({ ...info, producers: (info.producers ?? []).map((t) => ({ ...t })) });
@@ -77,9 +105,14 @@ export class ConsultSession extends EventTarget {
    * @param {boolean} [options.autoSubscribe]  receive everyone's tracks (default)
    * @param {number} [options.gatherTimeout]  ms to wait for ICE gathering
    * @param {number} [options.requestTimeout]  ms to wait for a reply
+   * @param {boolean|object} [options.reconnect]  rejoin automatically after a
+   *   lost connection (default false); an object sets `attempts` (10),
+   *   `delay` (500 ms, doubled each attempt), `maxDelay` (10 s) and
+   *   `heartbeat` (10 s between `ping`s; 0 disables them)
    */
   constructor({ url, token, room, iceServers, iceTransportPolicy = "all",
-                autoSubscribe = true, gatherTimeout = 5000, requestTimeout = 20000 } = {}) {
+                autoSubscribe = true, gatherTimeout = 5000, requestTimeout = 20000,
+                reconnect = false } = {}) {
     super();
     if (!url || !token) throw new TypeError("ConsultSession needs a url and a token");
     if (!["all", "relay"].includes(iceTransportPolicy)) {
@@ -90,9 +123,10 @@ export class ConsultSession extends EventTarget {
     this.room = room ?? null;
     this.iceServers = iceServers ?? [];
     this._iceFromServer = iceServers === undefined; // then take the server's (TURN) list
+    this.reconnect = reconnect ? { ...RECONNECT_DEFAULTS, ...(reconnect === true ? {} : reconnect) } : null;
 
     // Read-only for callers.
-    this.state = "new"; // new, connecting, lobby, active; then closed or denied
+    this.state = "new"; // new, connecting, lobby, active, reconnecting; then closed or denied
     this.joined = null; // the `joined` reply
     this.participantId = null;
     this.participants = new Map(); // other active participants: id -> info (with producers)
@@ -111,6 +145,12 @@ export class ConsultSession extends EventTarget {
     // Negotiations of one connection never overlap: each waits for the previous.
     this._publisherChain = Promise.resolve();
     this._subscriberChain = Promise.resolve();
+    // Reconnection: each connection attempt is a new generation; work queued
+    // for an older one is dropped.
+    this._generation = 0;
+    this._reconnecting = false;
+    this._rejoinAdmission = null; // {resolve, reject} while a rejoin waits in the lobby
+    this._heartbeatTimer = null;
   }
 
   // -- joining -------------------------------------------------------------
@@ -134,14 +174,20 @@ export class ConsultSession extends EventTarget {
       this._shutdown("join_failed");
       throw err;
     }
-    const joined = this.joined;
+    const joined = this._applyJoined(this.joined);
+    if (this.state === "lobby") this._emit("lobby-wait", joined);
+    else this._admission?.resolve(joined); // admitted() called while joining
+    this._startHeartbeat();
+    return joined;
+  }
+
+  _applyJoined(joined) {
+    this.joined = joined;
     this.participantId = joined.participant.id;
     this.room = joined.room;
     this.state = joined.state;
     this._learnIceServers(joined.ice_servers);
     this._setRoster(joined.participants);
-    if (this.state === "lobby") this._emit("lobby-wait", joined);
-    else this._admission?.resolve(joined); // admitted() called while joining
     return joined;
   }
 
@@ -151,7 +197,7 @@ export class ConsultSession extends EventTarget {
    */
   admitted() {
     if (this.state === "active") return Promise.resolve(this.joined);
-    if (this.state !== "lobby" && this.state !== "connecting") {
+    if (!["lobby", "connecting", "reconnecting"].includes(this.state)) {
       return Promise.reject(new DigiclinicError(this.state, "not waiting for admission"));
     }
     if (!this._admission) {
@@ -176,32 +222,48 @@ export class ConsultSession extends EventTarget {
    * offer. Resolves to the tracks added, as in `published`.
    */
   publish(stream, options = {}) {
-    return this._onPublisher(async () => {
-      this._requireActive();
-      const pc = (this.publisherPc ??= this._createPc("publisher"));
-      const added = [];
-      for (const track of stream.getTracks()) {
-        const source = sourceFor(track.kind, options);
-        if (!source) continue;
-        const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-        added.push({ transceiver, track, source });
-      }
-      if (added.length === 0) throw new TypeError("publish: no track of the stream selected");
-      const mids = [];
-      try {
-        await this._negotiatePublisher(pc, () => { // mids exist once the offer is set
-          for (const { transceiver: { mid }, track, source } of added) {
-            this._labels.set(mid, { source, track });
-            mids.push(mid);
-          }
-        });
-      } catch (err) { // rolled back: forget the new tracks
-        mids.forEach((mid) => this._labels.delete(mid));
-        added.forEach(({ transceiver }) => transceiver.stop());
-        throw err;
-      }
-      return [...this.published.values()].filter((entry) => mids.includes(entry.mid));
-    });
+    const items = [];
+    for (const track of stream.getTracks()) {
+      const source = sourceFor(track.kind, options);
+      if (source) items.push({ track, kind: track.kind, source, stream, muted: false });
+    }
+    return this._onPublisher(() => this._publishItems(items));
+  }
+
+  /**
+   * Add sending m-lines for `items` ({track or null, kind, source, stream,
+   * muted}) and renegotiate; a null track sends nothing until replaceTrack().
+   * Muted items are announced muted right after.
+   */
+  async _publishItems(items) {
+    this._requireActive();
+    if (items.length === 0) throw new TypeError("publish: no track of the stream selected");
+    const pc = (this.publisherPc ??= this._createPc("publisher"));
+    const added = items.map((item) => ({
+      ...item,
+      transceiver: pc.addTransceiver(item.track ?? item.kind, {
+        direction: "sendonly", streams: item.stream ? [item.stream] : [],
+      }),
+    }));
+    const mids = [];
+    try {
+      await this._negotiatePublisher(pc, () => { // mids exist once the offer is set
+        for (const { transceiver: { mid }, track, kind, source, stream, muted } of added) {
+          if (track && muted) track.enabled = false;
+          this._labels.set(mid, { source, track, kind, stream, muted: Boolean(muted) });
+          mids.push(mid);
+        }
+      });
+    } catch (err) { // rolled back: forget the new tracks
+      mids.forEach((mid) => this._labels.delete(mid));
+      added.forEach(({ transceiver }) => transceiver.stop());
+      throw err;
+    }
+    const mine = [...this.published.values()].filter((entry) => mids.includes(entry.mid));
+    for (const entry of mine) {
+      if (entry.muted) await this._request("mute", { track_id: entry.trackId, muted: true });
+    }
+    return mine;
   }
 
   /** Stop publishing one of our tracks (its m-line becomes inactive). */
@@ -220,8 +282,47 @@ export class ConsultSession extends EventTarget {
   /** Mark one of our tracks muted for everyone (and stop sending its media). */
   async mute(trackId, muted = true) {
     const entry = this.published.get(trackId);
-    if (entry) entry.track.enabled = !muted; // the server stops forwarding; we stop capturing
+    if (entry) {
+      // the server stops forwarding; we stop capturing
+      if (entry.track) entry.track.enabled = !muted;
+      entry.muted = muted;
+      const label = this._labels.get(entry.mid);
+      if (label) label.muted = muted; // kept when republishing after a reconnection
+    }
     await this._request("mute", { track_id: trackId, muted });
+  }
+
+  /**
+   * Send `track` (or nothing, with null) on one of our published m-lines,
+   * without renegotiating: e.g. a new camera track after the camera was
+   * switched off. A reconnection republishes the current one.
+   */
+  replaceTrack(trackId, track) {
+    return this._onPublisher(async () => {
+      const entry = this.published.get(trackId);
+      const transceiver = this.publisherPc?.getTransceivers().find((t) => t.mid === entry?.mid);
+      if (!transceiver) throw new DigiclinicError("not_found", `not publishing ${trackId}`);
+      const label = this._labels.get(entry.mid);
+      if (track && (label?.muted ?? entry.muted)) track.enabled = false;
+      await transceiver.sender.replaceTrack(track);
+      entry.track = track;
+      if (label) label.track = track;
+    });
+  }
+
+  /** Send a chat message to everyone in the call (relayed, never stored). */
+  chat(text) { return this._request("chat", { text }); }
+
+  /** Stop (or resume, with false) receiving one remote video track. */
+  pauseVideo(trackId, paused = true) {
+    return this._request("pause_video", { track_id: trackId, paused });
+  }
+
+  /** Round-trip time of an application-level `ping`, in milliseconds. */
+  async ping(timeout = this.requestTimeout) {
+    const started = performance.now();
+    await this._request("ping", {}, timeout);
+    return performance.now() - started;
   }
 
   /** Offer, wait for ICE gathering, send `publish`, apply `publish_answer`. */
@@ -239,9 +340,12 @@ export class ConsultSession extends EventTarget {
     }
     await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     // `tracks` lists everything we publish now
-    this.published = new Map(reply.tracks.map(({ mid, track_id: trackId, source }) => [
-      trackId, { trackId, mid, source, track: this._labels.get(mid)?.track ?? null },
-    ]));
+    this.published = new Map(reply.tracks.map(({ mid, track_id: trackId, source }) => {
+      const label = this._labels.get(mid);
+      return [trackId, {
+        trackId, mid, source, track: label?.track ?? null, muted: label?.muted ?? false,
+      }];
+    }));
   }
 
   // -- receiving -----------------------------------------------------------
@@ -297,6 +401,8 @@ export class ConsultSession extends EventTarget {
     });
     pc.addEventListener("connectionstatechange", () => {
       this._emit("connection-state", { pc: name, state: pc.connectionState });
+      const current = pc === this.publisherPc || pc === this.subscriberPc;
+      if (current && pc.connectionState === "failed") this._lost(`${name}_failed`);
     });
     return pc;
   }
@@ -336,7 +442,8 @@ export class ConsultSession extends EventTarget {
   /** Leave the room (telling the server when possible) and close everything. */
   async leave() {
     if (this.state === "closed" || this.state === "denied") return;
-    if (this.joined && this._ws?.readyState === WebSocket.OPEN) {
+    this._leaving = true; // the server closes the WebSocket after `left`: no reconnection
+    if (this.joined && this.state !== "reconnecting" && this._ws?.readyState === WebSocket.OPEN) {
       await this._request("leave", {}, 3000).catch(() => {});
     }
     this._shutdown("left");
@@ -345,6 +452,10 @@ export class ConsultSession extends EventTarget {
   _shutdown(reason) {
     if (this.state === "closed" || this.state === "denied") return;
     this.state = reason === "denied" ? "denied" : "closed";
+    this._reconnecting = false;
+    this._stopHeartbeat();
+    this._rejoinAdmission?.reject(new DigiclinicError(this.state, reason));
+    this._rejoinAdmission = null;
     for (const pc of [this.publisherPc, this.subscriberPc]) pc?.close();
     for (const trackId of [...this.remoteTracks.keys()]) this._removeRemoteTrack(trackId);
     for (const { reject, timer } of this._pending.values()) {
@@ -368,8 +479,137 @@ export class ConsultSession extends EventTarget {
       // before `open` this fails the join; afterwards `close` follows and shuts down
       ws.onerror = () => reject(new DigiclinicError("connect_failed", `cannot connect to ${this.url}`));
       ws.onmessage = (event) => this._onMessage(event.data);
-      ws.onclose = () => this._shutdown(this.state === "denied" ? "denied" : "disconnected");
+      ws.onclose = () => {
+        if (ws !== this._ws) return; // an earlier connection, already replaced
+        if (this._reconnecting) { // fail the attempt in progress; the loop retries
+          reject(new DigiclinicError("connect_failed", `cannot connect to ${this.url}`));
+          this._failPending(new DigiclinicError("disconnected", "the connection closed"));
+        } else if (this.reconnect && !this._leaving && ["active", "lobby"].includes(this.state)) {
+          this._lost("disconnected");
+        } else {
+          this._shutdown(this.state === "denied" ? "denied" : "disconnected");
+        }
+      };
     });
+  }
+
+  _failPending(error) {
+    for (const { reject, timer } of this._pending.values()) {
+      clearTimeout(timer);
+      reject(error);
+    }
+    this._pending.clear();
+    this._rejoinAdmission?.reject(error);
+    this._rejoinAdmission = null;
+  }
+
+  // -- reconnecting --------------------------------------------------------
+
+  /** The connection is lost: reconnect if we may, else end the session. */
+  _lost(reason) {
+    if (!this.reconnect || this._leaving) return;
+    if (this._reconnecting || !["active", "lobby"].includes(this.state)) return;
+    this._reconnectLoop(reason).catch((err) => {
+      this._emit("error", { code: err.code ?? "reconnect_failed", message: err.message });
+      this._shutdown("reconnect_failed");
+    });
+  }
+
+  /** Tear the old connection down, keeping what we publish and the roster's absence. */
+  _dropConnection() {
+    this._generation += 1;
+    this._stopHeartbeat();
+    const ws = this._ws;
+    if (ws) {
+      ws.onopen = ws.onerror = ws.onmessage = ws.onclose = null;
+      if (ws.readyState <= WebSocket.OPEN) ws.close(1000);
+    }
+    this._ws = null;
+    this._failPending(new DigiclinicError("reconnecting", "the connection was lost"));
+    for (const pc of [this.publisherPc, this.subscriberPc]) pc?.close();
+    this.publisherPc = this.subscriberPc = null;
+    for (const trackId of [...this.remoteTracks.keys()]) this._removeRemoteTrack(trackId);
+    this._offerMeta = new Map();
+    this._streams = new Map();
+    this._publisherChain = Promise.resolve();
+    this._subscriberChain = Promise.resolve();
+  }
+
+  async _reconnectLoop(reason) {
+    this._reconnecting = true;
+    // what to publish again: our current tracks, as labelled, with their mute state
+    const republish = [...this.published.values()].map((entry) => {
+      const label = this._labels.get(entry.mid) ?? {};
+      const track = entry.track?.readyState === "live" ? entry.track : null;
+      return {
+        track, kind: label.kind ?? kindOf(entry.source), source: entry.source,
+        stream: label.stream ?? null, muted: label.muted ?? entry.muted ?? false,
+      };
+    }).filter((item) => item.track || item.source === "camera" || item.source === "microphone");
+    this.published = new Map();
+    this._labels = new Map();
+    const { attempts, delay, maxDelay } = this.reconnect;
+    try {
+      for (let attempt = 1; ; attempt += 1) {
+        this._dropConnection();
+        this.participants = new Map();
+        this.state = "reconnecting";
+        const wait = Math.min(maxDelay, delay * 2 ** (attempt - 1)) * (0.75 + Math.random() / 2);
+        this._emit("reconnecting", { attempt, delay: Math.round(wait), reason });
+        await sleep(wait);
+        if (this.state !== "reconnecting") return; // left meanwhile
+        try {
+          await this._rejoin(republish);
+          this._emit("reconnected", { joined: this.joined, attempts: attempt });
+          return;
+        } catch (err) {
+          if (this.state === "closed" || this.state === "denied") return;
+          if (FATAL_JOIN_ERRORS.has(err.code) || attempt >= attempts) throw err;
+          reason = err.code ?? "failed";
+        }
+      }
+    } finally {
+      this._reconnecting = false;
+    }
+  }
+
+  /** One reconnection attempt: connect, join, wait for admission if needed, republish. */
+  async _rejoin(republish) {
+    await this._connect();
+    const message = { token: this.token, auto_subscribe: this.autoSubscribe };
+    if (this.room) message.room = this.room;
+    const joined = this._applyJoined(await this._request("join", message));
+    this._startHeartbeat();
+    if (joined.state === "lobby") {
+      const waiting = new Promise((resolve, reject) => { this._rejoinAdmission = { resolve, reject }; });
+      this._emit("lobby-wait", joined);
+      await waiting;
+    } else {
+      this._admission?.resolve(joined);
+      this._admission = null;
+    }
+    const generation = this._generation;
+    if (republish.length && this.joined.participant.grants?.publish !== false) {
+      await this._onPublisher(() => this._publishItems(republish), generation);
+    }
+  }
+
+  _startHeartbeat() {
+    this._stopHeartbeat();
+    const every = this.reconnect?.heartbeat;
+    if (!every) return;
+    const generation = this._generation;
+    this._heartbeatTimer = setInterval(() => {
+      if (generation !== this._generation || this._ws?.readyState !== WebSocket.OPEN) return;
+      this.ping(Math.max(2000, every * 0.6)).catch((err) => {
+        if (err.code === "timeout" && generation === this._generation) this._lost("heartbeat_timeout");
+      });
+    }, every);
+  }
+
+  _stopHeartbeat() {
+    clearInterval(this._heartbeatTimer);
+    this._heartbeatTimer = null;
   }
 
   /** Send a message with a fresh `id`; resolves to the reply carrying it as `ref`. */
@@ -407,15 +647,21 @@ export class ConsultSession extends EventTarget {
     if (msg.type === "admitted") {
       this._admission?.resolve(msg);
       this._admission = null;
+      this._rejoinAdmission?.resolve(msg);
+      this._rejoinAdmission = null;
+    } else if (msg.type === "connection_failed") {
+      this._lost(`${msg.pc}_failed`);
     } else if (msg.type === "denied") {
       this._shutdown("denied");
     } else if (msg.type === "room_closed") {
       this._shutdown("room_closed");
     } else if (msg.type === "subscriber_offer") {
+      const generation = this._generation;
       this._subscriberChain = this._subscriberChain
-        .then(() => this._answerSubscriber(msg))
+        .then(() => generation === this._generation && this._answerSubscriber(msg))
         .catch((err) => {
-          if (this.state !== "active") return; // we left meanwhile
+          // we left or reconnected meanwhile
+          if (this.state !== "active" || generation !== this._generation) return;
           this._emit("error", {
             code: err.code ?? "subscriber_failed", message: `subscriber answer: ${err.message}`,
           });
@@ -462,8 +708,13 @@ export class ConsultSession extends EventTarget {
     if (this.state !== "active") throw new DigiclinicError("not_joined", "join first");
   }
 
-  _onPublisher(task) {
-    const run = this._publisherChain.then(task);
+  _onPublisher(task, generation = this._generation) {
+    const run = this._publisherChain.then(() => {
+      if (generation !== this._generation) {
+        throw new DigiclinicError("reconnecting", "the connection was replaced");
+      }
+      return task();
+    });
     this._publisherChain = run.catch(() => {});
     return run;
   }

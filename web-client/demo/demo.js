@@ -1,0 +1,48 @@
+// Demo page (GET / redirects here when the server runs without portal
+// issuers): pick a role and a room, get a development token from
+// /demo/token, and show the consult widget.
+
+const form = document.getElementById("start");
+const errorLine = document.getElementById("error");
+const DEFAULT_NAMES = { patient: "Amina (patient)", health_worker: "Nurse Grace", specialist: "Dr. Okafor" };
+
+const params = new URLSearchParams(location.search);
+for (const name of ["room", "name", "lang"]) {
+  if (params.get(name)) form.elements[name].value = params.get(name);
+}
+if (params.get("role")) {
+  const radio = form.querySelector(`input[name="role"][value="${CSS.escape(params.get("role"))}"]`);
+  if (radio) radio.checked = true;
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  errorLine.hidden = true;
+  const data = new FormData(form);
+  const role = data.get("role");
+  const room = String(data.get("room")).trim();
+  const name = String(data.get("name")).trim() || DEFAULT_NAMES[role];
+  // a fresh identity per tab: the server admits one connection per identity and room
+  const identity = `${role}-${crypto.getRandomValues(new Uint32Array(1))[0].toString(36)}`;
+  const query = new URLSearchParams({ room, identity, name, role });
+  let reply;
+  try {
+    const response = await fetch(`/demo/token?${query}`, { credentials: "omit" });
+    reply = await response.json();
+    if (!response.ok) throw new Error(reply.message ?? `HTTP ${response.status}`);
+  } catch (err) {
+    errorLine.textContent = `Could not get a demo token: ${err.message}`;
+    errorLine.hidden = false;
+    return;
+  }
+  const widget = document.createElement("digiclinic-consult");
+  widget.token = reply.token;
+  if (data.get("lang")) widget.setAttribute("lang", String(data.get("lang")));
+  document.getElementById("widget").replaceChildren(widget);
+  document.body.classList.add("started");
+  const roleName = form.querySelector(`input[name="role"][value="${role}"]`).parentElement.textContent.trim();
+  const joinedAs = document.getElementById("joined-as");
+  joinedAs.textContent = `${name} — ${roleName} — room "${room}"`;
+  joinedAs.hidden = false;
+  document.title = `${roleName} · ${room} · digiclinic demo`;
+});

@@ -1,0 +1,28 @@
+// Example portal page for <digiclinic-consult> (also the browser tests' page).
+// Creates the element from the query string and records, for tests, every
+// widget event and every Content-Security-Policy violation in `window.widgetTest`.
+
+const params = new URLSearchParams(location.search);
+const widgetTest = { events: [], violations: [], element: null };
+window.widgetTest = widgetTest;
+
+document.addEventListener("securitypolicyviolation", (e) => {
+  widgetTest.violations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+});
+
+const element = document.createElement("digiclinic-consult");
+element.token = params.get("token") ?? ""; // a property: the token stays out of the DOM
+if (params.get("server")) element.setAttribute("server", params.get("server"));
+if (params.get("lang")) element.setAttribute("lang", params.get("lang"));
+for (const [param, attribute] of [["skip", "skip-precall"], ["relay", "relay"], ["audioOnly", "audio-only"]]) {
+  if (["1", "true", "yes"].includes(params.get(param) ?? "")) element.setAttribute(attribute, "");
+}
+const events = [
+  "ready", "state", "lobby", "joined", "left", "participant-joined", "participant-left",
+  "recording-state", "error", "reconnecting", "reconnected", "mute-state", "audio-only",
+];
+for (const name of events) {
+  element.addEventListener(`digiclinic-${name}`, (e) => widgetTest.events.push({ type: name, detail: e.detail }));
+}
+widgetTest.element = element;
+document.getElementById("host").append(element);
