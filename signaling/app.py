@@ -104,9 +104,15 @@ async def origin_middleware(
         return _error_response(403, ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
     response = await handler(request)
     origin = request.headers.get("Origin")
-    if origin is not None and request.path.startswith("/api/"):
+    # the API, and the widget's modules (portals load them cross-origin as ES modules)
+    if origin is not None and request.path.startswith(("/api/", "/client/")):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
+    if request.path.startswith("/client/"):
+        # only the portals may frame the widget (iframe mode); nobody else can
+        ancestors = " ".join(["'self'", *config.server.allowed_origins])
+        response.headers["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+        response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -517,6 +517,8 @@ async def test_iframe_mode_posts_events_to_the_parent_origin_and_obeys_it(
     digiclinic = str(server.server.make_url("/")).rstrip("/")
     portal_origin = str(portal.make_url("/")).rstrip("/")
     assert digiclinic != portal_origin
+    # as a deployment would: the portal is an allowed origin (CORS, and frame-ancestors)
+    server.config.server.allowed_origins.append(portal_origin)
     context = await chromium.new_context(viewport={"width": 1100, "height": 900})
     try:
         page = ConsultPage(await context.new_page(), "portal")

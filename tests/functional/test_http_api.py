@@ -129,3 +129,23 @@ async def test_metrics_expose_the_documented_series(server: RunningServer) -> No
         "digiclinic_join_seconds_bucket",
     ):
         assert f"\n{name}" in text, name
+
+
+async def test_widget_modules_load_cross_origin_only_for_allowed_portals(
+    server_factory: Callable[..., object],
+) -> None:
+    server: RunningServer = await server_factory(  # type: ignore[operator]
+        server={"allowed_origins": ["https://portal.hospital-a.example"]}
+    )
+    module = server.server.make_url("/client/widget/digiclinic-consult.js")
+    embed = server.server.make_url("/client/widget/embed.html")
+    async with aiohttp.ClientSession() as http:
+        headers = {"Origin": "https://portal.hospital-a.example"}
+        async with http.get(module, headers=headers) as resp:
+            assert resp.status == 200
+            assert resp.headers["Access-Control-Allow-Origin"] == headers["Origin"]
+        async with http.get(module, headers={"Origin": "https://evil.example"}) as resp:
+            assert resp.status == 403
+        async with http.get(embed) as resp:
+            csp = resp.headers["Content-Security-Policy"]
+            assert csp == "frame-ancestors 'self' https://portal.hospital-a.example"
