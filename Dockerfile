@@ -66,6 +66,10 @@ RUN groupadd --system --gid 10001 digiclinic \
 
 COPY --from=builder /opt/digiclinic /opt/digiclinic
 COPY deploy/config.production.yaml /etc/digiclinic/config.yaml
+# the widget, console and their modules, served under /client/ (not the test pages)
+COPY web-client/widget/ /opt/digiclinic-web/widget/
+COPY web-client/console/ /opt/digiclinic-web/console/
+COPY web-client/digiclinic-client.js /opt/digiclinic-web/digiclinic-client.js
 
 WORKDIR /var/lib/digiclinic
 USER 10001:10001
