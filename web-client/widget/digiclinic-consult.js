@@ -12,6 +12,7 @@ import { ConsultSession } from "../digiclinic-client.js";
 import { h, icon, initials, replace } from "./dom.js";
 import { pickLanguage, translator } from "./i18n.js";
 import { PreCallCheck } from "./precall.js";
+import { RecordingPanel } from "./recording.js";
 
 const BASE = new URL(".", import.meta.url);
 const STATS_EVERY_MS = 2000;
@@ -130,11 +131,13 @@ export class DigiclinicConsult extends HTMLElement {
     this._alert = h("div", { class: "dc-banner", role: "alert", hidden: true });
     this._title = h("h2", { class: "dc-title" });
     this._headerInfo = h("span", { class: "dc-header-info" });
+    this._recording = new RecordingPanel(this);
     this._body = h("div", { class: "dc-body" });
     this._audioSink = h("div", { class: "dc-audio-sink", hidden: true });
     this._root = h("div", { class: "dc-root", lang: this.language },
-      h("header", { class: "dc-header" }, this._title, this._status, this._headerInfo),
-      this._alert, this._body, this._audioSink);
+      h("header", { class: "dc-header" }, this._title, this._recording.indicator, this._status,
+        this._headerInfo),
+      this._alert, this._recording.dialog, this._body, this._audioSink);
     shadow.replaceChildren(css, this._root);
     this._title.textContent = this.t("title");
   }
@@ -247,6 +250,7 @@ export class DigiclinicConsult extends HTMLElement {
     });
     this.session = session;
     this._listen(session);
+    this._recording.attach(session);
     let joined;
     try {
       joined = await session.join();
@@ -270,8 +274,10 @@ export class DigiclinicConsult extends HTMLElement {
     this._enterCall();
     await this._publishLocal(audioOnly);
     this._fire("joined", this._joinedDetail());
+    this._recording.joined(); // the record control for clinicians with the record grant
     this._fire("recording-state", {
-      recording: false, canRecord: Boolean(session.joined.participant.grants?.record),
+      recording: this._recording.state === "recording",
+      canRecord: Boolean(session.joined.participant.grants?.record),
     });
     if (audioOnly) await this._setAudioOnly(true);
   }
@@ -926,7 +932,9 @@ export class DigiclinicConsult extends HTMLElement {
     };
     this._buttons.leave.classList.add("dc-danger");
     this._buttons.chat.setAttribute("aria-controls", "dc-chat");
-    replace(this._controls, ...Object.values(this._buttons));
+    replace(this._controls, ...Object.values(this._buttons).slice(0, -1), this._recording.control,
+      this._buttons.leave);
+    this._recording.render();
     this._updateControls();
   }
 
