@@ -304,6 +304,7 @@ async def test_patient_and_specialist_widgets_see_and_hear_each_other(
         "Share your screen",
         "Audio only: pause all video to save bandwidth",
         "Show the chat",
+        "Record",  # the specialist has the record grant
         "Leave the consultation",
     ], labels
 
