@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from recording.crypto_stream import pem_pair
 
 EVENTS = frozenset(
     {
@@ -135,11 +136,5 @@ def verify_file(path: Path, public_key: Ed25519PublicKey) -> AuditReport:
 
 
 def generate_signing_key() -> tuple[bytes, bytes]:
-    key = Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private_pem, public_pem
+    """(private PEM, public PEM) of a new Ed25519 audit signing key."""
+    return pem_pair(Ed25519PrivateKey.generate())

@@ -38,6 +38,7 @@ from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -80,9 +81,8 @@ class RecipientKey:
         return cls(kid, key)
 
 
-def generate_keypair() -> tuple[bytes, bytes]:
-    """(private PEM, public PEM) of a new X25519 recipient key."""
-    private = X25519PrivateKey.generate()
+def pem_pair(private: X25519PrivateKey | Ed25519PrivateKey) -> tuple[bytes, bytes]:
+    """(private PKCS#8 PEM, public SubjectPublicKeyInfo PEM) of a private key."""
     private_pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -90,6 +90,11 @@ def generate_keypair() -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return private_pem, public_pem
+
+
+def generate_keypair() -> tuple[bytes, bytes]:
+    """(private PEM, public PEM) of a new X25519 recipient key."""
+    return pem_pair(X25519PrivateKey.generate())
 
 
 def _kek(shared: bytes, epk: bytes, recipient: bytes, recording_id: str, kid: str) -> bytes:
