@@ -70,6 +70,7 @@ COPY deploy/config.production.yaml /etc/digiclinic/config.yaml
 COPY web-client/widget/ /opt/digiclinic-web/widget/
 COPY web-client/console/ /opt/digiclinic-web/console/
 COPY web-client/digiclinic-client.js /opt/digiclinic-web/digiclinic-client.js
+COPY web-client/client/ /opt/digiclinic-web/client/
 
 WORKDIR /var/lib/digiclinic
 USER 10001:10001

@@ -1,0 +1,130 @@
+// ConsultSession's reconnection: after a lost WebSocket, a failed
+// RTCPeerConnection or a missed heartbeat, join again with the same token and
+// republish our tracks, with growing, jittered delays. A mixin of
+// ConsultSession (../digiclinic-client.js).
+
+import { DigiclinicError } from "./protocol.js";
+
+const kindOf = (source) => (source === "camera" || source === "screen_share" ? "video" : "audio");
+
+/**
+ * Join errors that another attempt with the same token cannot fix. (Not
+ * `duplicate_identity` or `room_full`: our previous connection may still be
+ * counted until the server notices it is gone.)
+ */
+const FATAL_JOIN_ERRORS = new Set([
+  "token_invalid", "token_expired", "unknown_issuer", "wrong_room", "forbidden",
+]);
+
+export const RECONNECT_DEFAULTS = { attempts: 10, delay: 500, maxDelay: 10000, heartbeat: 10000 };
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export const Reconnection = (Base) => class Reconnection extends Base {
+  /** The connection is lost: reconnect if we may, else end the session. */
+  _lost(reason) {
+    if (!this.reconnect || this._leaving) return;
+    if (this._reconnecting || !["active", "lobby"].includes(this.state)) return;
+    this._reconnectLoop(reason).catch((err) => {
+      this._emit("error", { code: err.code ?? "reconnect_failed", message: err.message });
+      this._shutdown("reconnect_failed");
+    });
+  }
+
+  /** Tear the old connection down, keeping what we publish and the roster's absence. */
+  _dropConnection() {
+    this._generation += 1;
+    this._stopHeartbeat();
+    const ws = this._ws;
+    if (ws) {
+      ws.onopen = ws.onerror = ws.onmessage = ws.onclose = null;
+      if (ws.readyState <= WebSocket.OPEN) ws.close(1000);
+    }
+    this._ws = null;
+    this._failPending(new DigiclinicError("reconnecting", "the connection was lost"));
+    for (const pc of [this.publisherPc, this.subscriberPc]) pc?.close();
+    this.publisherPc = this.subscriberPc = null;
+    for (const trackId of [...this.remoteTracks.keys()]) this._removeRemoteTrack(trackId);
+    this._offerMeta = new Map();
+    this._streams = new Map();
+    this._publisherChain = Promise.resolve();
+    this._subscriberChain = Promise.resolve();
+  }
+
+  async _reconnectLoop(reason) {
+    this._reconnecting = true;
+    // what to publish again: our current tracks, as labelled, with their mute state
+    const republish = [...this.published.values()].map((entry) => {
+      const label = this._labels.get(entry.mid) ?? {};
+      const track = entry.track?.readyState === "live" ? entry.track : null;
+      return {
+        track, kind: label.kind ?? kindOf(entry.source), source: entry.source,
+        stream: label.stream ?? null, muted: label.muted ?? entry.muted ?? false,
+      };
+    }).filter((item) => item.track || item.source === "camera" || item.source === "microphone");
+    this.published = new Map();
+    this._labels = new Map();
+    const { attempts, delay, maxDelay } = this.reconnect;
+    try {
+      for (let attempt = 1; ; attempt += 1) {
+        this._dropConnection();
+        this.participants = new Map();
+        this.state = "reconnecting";
+        const wait = Math.min(maxDelay, delay * 2 ** (attempt - 1)) * (0.75 + Math.random() / 2);
+        this._emit("reconnecting", { attempt, delay: Math.round(wait), reason });
+        await sleep(wait);
+        if (this.state !== "reconnecting") return; // left meanwhile
+        try {
+          await this._rejoin(republish);
+          this._emit("reconnected", { joined: this.joined, attempts: attempt });
+          return;
+        } catch (err) {
+          if (this.state === "closed" || this.state === "denied") return;
+          if (FATAL_JOIN_ERRORS.has(err.code) || attempt >= attempts) throw err;
+          reason = err.code ?? "failed";
+        }
+      }
+    } finally {
+      this._reconnecting = false;
+    }
+  }
+
+  /** One reconnection attempt: connect, join, wait for admission if needed, republish. */
+  async _rejoin(republish) {
+    await this._connect();
+    const message = { token: this.token, auto_subscribe: this.autoSubscribe };
+    if (this.room) message.room = this.room;
+    const joined = this._applyJoined(await this._request("join", message));
+    this._startHeartbeat();
+    if (joined.state === "lobby") {
+      const waiting = new Promise((resolve, reject) => { this._rejoinAdmission = { resolve, reject }; });
+      this._emit("lobby-wait", joined);
+      await waiting;
+    } else {
+      this._admission?.resolve(joined);
+      this._admission = null;
+    }
+    const generation = this._generation;
+    if (republish.length && this.joined.participant.grants?.publish !== false) {
+      await this._onPublisher(() => this._publishItems(republish), generation);
+    }
+  }
+
+  _startHeartbeat() {
+    this._stopHeartbeat();
+    const every = this.reconnect?.heartbeat;
+    if (!every) return;
+    const generation = this._generation;
+    this._heartbeatTimer = setInterval(() => {
+      if (generation !== this._generation || this._ws?.readyState !== WebSocket.OPEN) return;
+      this.ping(Math.max(2000, every * 0.6)).catch((err) => {
+        if (err.code === "timeout" && generation === this._generation) this._lost("heartbeat_timeout");
+      });
+    }, every);
+  }
+
+  _stopHeartbeat() {
+    clearInterval(this._heartbeatTimer);
+    this._heartbeatTimer = null;
+  }
+};

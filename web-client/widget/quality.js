@@ -1,0 +1,167 @@
+// The <digiclinic-consult> widget's statistics: the active speaker (audio
+// energy) and each participant's connection quality (loss, jitter, round-trip
+// time) from getStats, and the quality badges in the header and on tiles.
+// A mixin of the element (digiclinic-consult.js).
+
+import { h, replace } from "./dom.js";
+
+const STATS_EVERY_MS = 2000;
+const SPEAKER_EVERY_MS = 400;
+// Level (0..1, linear, as RTP audioLevel; Chrome derives it from 10 ms peaks) above which
+// someone speaks: -26 dBov. Room noise with noise suppression stays well below; speech peaks above.
+const SPEAKING_LEVEL = 0.05;
+
+/** good / fair / poor from packet loss (0..1), jitter (s) and round-trip time (s). */
+export function qualityLevel({ loss = 0, jitter = 0, rtt = 0 }) {
+  if (loss > 0.08 || jitter > 0.1 || rtt > 0.8) return "poor";
+  if (loss > 0.02 || jitter > 0.03 || rtt > 0.3) return "fair";
+  return "good";
+}
+
+export const Quality = (Base) => class Quality extends Base {
+  /** Start polling getStats (each call restarts the timers). */
+  _startPolling() {
+    this._stopPolling();
+    this._statsTimer = setInterval(() => this._pollStats().catch(() => {}), STATS_EVERY_MS);
+    this._speakerTimer = setInterval(() => this._pollSpeakers().catch(() => {}), SPEAKER_EVERY_MS);
+  }
+
+  _stopPolling() {
+    clearInterval(this._statsTimer);
+    clearInterval(this._speakerTimer);
+  }
+
+  /**
+   * Active speaker: the audio energy each audio track carried since the last
+   * poll (getStats `totalAudioEnergy` / `totalSamplesDuration`: the RMS of the
+   * audio level over the interval, so short words are not missed between
+   * polls); remote tracks from the subscriber connection, ours from the
+   * publisher's `media-source`.
+   */
+  async _pollSpeakers() {
+    const s = this.session;
+    if (this.screen !== "call" || s?.state !== "active" || this._speakerBusy) return;
+    this._speakerBusy = true;
+    try {
+      this._energy ??= new Map();
+      const levels = new Map();
+      const measure = (key, who, report) => {
+        const energy = report.totalAudioEnergy;
+        const duration = report.totalSamplesDuration;
+        if (energy == null || duration == null) return;
+        const prev = this._energy.get(key);
+        this._energy.set(key, { energy, duration });
+        if (!prev || duration <= prev.duration) return;
+        const rms = Math.sqrt(Math.max(0, energy - prev.energy) / (duration - prev.duration));
+        levels.set(who, Math.max(levels.get(who) ?? 0, rms));
+      };
+      const byMid = new Map([...s.remoteTracks.values()].map((info) => [info.mid, info]));
+      for (const report of (await s.subscriberPc?.getStats())?.values() ?? []) {
+        if (report.type !== "inbound-rtp" || report.kind !== "audio") continue;
+        const info = byMid.get(report.mid);
+        if (info && info.source === "microphone") measure(`in:${report.id}`, info.participantId, report);
+      }
+      const mic = this.mic?.track;
+      for (const report of (await s.publisherPc?.getStats())?.values() ?? []) {
+        if (report.type === "media-source" && report.kind === "audio" && report.trackIdentifier === mic?.id) {
+          measure("self", "self", report);
+        }
+      }
+      if (this.micMuted) levels.set("self", 0);
+      let loudest = null;
+      let max = SPEAKING_LEVEL;
+      for (const [id, level] of levels) if (level > max) { max = level; loudest = id; }
+      this.levels = levels;
+      const now = performance.now();
+      if (loudest) this._speaker = { id: loudest, until: now + 1500 };
+      const active = this._speaker && this._speaker.until > now ? this._speaker.id : null;
+      if (active !== this._activeSpeaker) {
+        this._activeSpeaker = active;
+        for (const tile of this._tiles?.querySelectorAll(".dc-tile") ?? []) {
+          tile.classList.toggle("dc-speaking", tile.dataset.participant === active);
+        }
+      }
+    } finally {
+      this._speakerBusy = false;
+    }
+  }
+
+  async _pollStats() {
+    const s = this.session;
+    if (this.screen !== "call" || s?.state !== "active") return;
+    const byMid = new Map([...s.remoteTracks.values()].map((info) => [info.mid, info]));
+    const sub = await s.subscriberPc?.getStats();
+    let rtt = 0;
+    const perPerson = new Map();
+    for (const report of sub?.values() ?? []) {
+      if (report.type === "candidate-pair" && report.nominated && report.state === "succeeded") {
+        rtt = report.currentRoundTripTime ?? rtt;
+      }
+    }
+    for (const report of sub?.values() ?? []) {
+      if (report.type !== "inbound-rtp") continue;
+      const info = byMid.get(report.mid);
+      const person = info && this.people.get(info.participantId);
+      if (!person) continue;
+      const prev = person.loss.get(report.ssrc) ?? { lost: 0, received: 0 };
+      const lost = Math.max(0, (report.packetsLost ?? 0) - prev.lost);
+      const received = Math.max(0, (report.packetsReceived ?? 0) - prev.received);
+      person.loss.set(report.ssrc, { lost: report.packetsLost ?? 0, received: report.packetsReceived ?? 0 });
+      const agg = perPerson.get(person) ?? { lost: 0, received: 0, jitter: 0 };
+      agg.lost += lost;
+      agg.received += received;
+      agg.jitter = Math.max(agg.jitter, report.jitter ?? 0);
+      perPerson.set(person, agg);
+    }
+    for (const [person, agg] of perPerson) {
+      if (agg.received + agg.lost === 0) continue; // muted or paused: nothing to judge
+      const loss = agg.lost / (agg.lost + agg.received);
+      person.quality = qualityLevel({ loss, jitter: agg.jitter, rtt });
+      person.metrics = { loss, jitter: agg.jitter, rtt };
+    }
+    // our own uplink, as the server reports it back (RTCP receiver reports)
+    const pub = await s.publisherPc?.getStats();
+    let selfLoss = 0;
+    let selfJitter = 0;
+    let selfRtt = 0;
+    let seen = false;
+    for (const report of pub?.values() ?? []) {
+      if (report.type === "remote-inbound-rtp") {
+        seen = true;
+        selfLoss = Math.max(selfLoss, report.fractionLost ?? 0);
+        selfJitter = Math.max(selfJitter, report.jitter ?? 0);
+        selfRtt = Math.max(selfRtt, report.roundTripTime ?? 0);
+      } else if (report.type === "candidate-pair" && report.nominated && report.state === "succeeded") {
+        selfRtt = Math.max(selfRtt, report.currentRoundTripTime ?? 0);
+        seen = true;
+      }
+    }
+    if (seen) {
+      this.self.quality = qualityLevel({ loss: selfLoss, jitter: selfJitter, rtt: selfRtt });
+      this.self.metrics = { loss: selfLoss, jitter: selfJitter, rtt: selfRtt };
+    }
+    for (const tile of this._tiles?.querySelectorAll(".dc-tile") ?? []) this._renderQuality(tile);
+    this._renderHeaderQuality();
+  }
+
+  _renderHeaderQuality() {
+    const q = this.self.quality;
+    const text = this.t(q ? `quality${q[0].toUpperCase()}${q.slice(1)}` : "qualityUnknown");
+    replace(this._headerInfo, this.screen === "call" ? this._qualityBadge(q, text) : null);
+  }
+
+  _qualityBadge(level, text) {
+    return h("span", { class: "dc-quality", dataset: { level: level ?? "unknown" }, role: "img", aria: { label: text }, title: text },
+      h("span", { class: "dc-bar" }), h("span", { class: "dc-bar" }), h("span", { class: "dc-bar" }));
+  }
+
+  _renderQuality(tile) {
+    const id = tile.dataset.participant;
+    const q = id === "self" ? this.self.quality : this.people.get(id)?.quality;
+    const slot = tile.querySelector(".dc-quality-slot");
+    if (!slot || slot.dataset.level === (q ?? "unknown")) return;
+    slot.dataset.level = q ?? "unknown";
+    const text = this.t(q ? `quality${q[0].toUpperCase()}${q.slice(1)}` : "qualityUnknown");
+    replace(slot, this._qualityBadge(q, text));
+  }
+};
