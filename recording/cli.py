@@ -4,6 +4,7 @@
     digiclinic-recording verify REC --key hospital.key
     digiclinic-recording export REC --key hospital.key --output consult.webm
     digiclinic-recording audit-verify audit.log --public-key audit.pub
+    digiclinic-recording delete REC [--audit-log audit.log --audit-key audit.key]
 
 Exit codes: 0 fine, 1 the recording or log failed verification, 2 usage error.
 """
@@ -16,11 +17,17 @@ import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from recording.audit import generate_signing_key, verify_file
-from recording.crypto_stream import RecordingFormatError, generate_keypair, open_recording
+from recording.audit import AuditLog, generate_signing_key, verify_file
+from recording.crypto_stream import (
+    RecordingFormatError,
+    generate_keypair,
+    open_recording,
+    read_header,
+    shred,
+)
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -80,6 +87,27 @@ def audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def delete(args: argparse.Namespace) -> int:
+    """Retention: crypto-shred (wrapped keys destroyed first), then audit the deletion."""
+    path: Path = args.recording
+    if not path.exists() and not path.with_suffix(".keys").exists():
+        raise FileNotFoundError(f"no recording at {path}")
+    with open(path, "rb") as file:
+        header, _ = read_header(file)
+    shred(path)
+    for marker in (".done", ".interrupted"):
+        path.with_suffix(marker).unlink(missing_ok=True)
+    if args.audit_log is not None:
+        key = serialization.load_pem_private_key(args.audit_key.read_bytes(), None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{args.audit_key} is not an Ed25519 private key")
+        AuditLog(args.audit_log, key).append(
+            "recording_deleted", recording_id=str(header.get("recording_id", path.stem))
+        )
+    print(f"deleted {path.name}: wrapped keys destroyed first, media removed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digiclinic-recording", description=__doc__.split("\n")[0]
@@ -103,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", type=Path)
     p.add_argument("--public-key", type=Path, required=True)
     p.set_defaults(func=audit_verify)
+    p = sub.add_parser("delete", help="crypto-shred a recording (retention)")
+    p.add_argument("recording", type=Path)
+    p.add_argument("--audit-log", type=Path)
+    p.add_argument("--audit-key", type=Path, help="Ed25519 private key signing the audit log")
+    p.set_defaults(func=delete)
     return parser
 
 

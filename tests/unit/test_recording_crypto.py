@@ -223,3 +223,20 @@ def test_command_line_keygen_verify_export_and_audit(
     lines = (tmp_path / "audit.log").read_bytes().splitlines(keepends=True)
     (tmp_path / "audit.log").write_bytes(lines[1])
     assert main(["audit-verify", str(tmp_path / "audit.log"), "--public-key", str(apub)]) == 1
+
+
+def test_delete_command_shreds_and_audits(tmp_path: Path) -> None:
+    key, pub = tmp_path / "h.key", tmp_path / "h.pub"
+    main(["keygen", "--private", str(key), "--public", str(pub)])
+    akey, apub = tmp_path / "a.key", tmp_path / "a.pub"
+    main(["keygen", "--kind", "audit", "--private", str(akey), "--public", str(apub)])
+    path = write(tmp_path, [RecipientKey.from_pem("h", pub.read_bytes())])
+    copy = tmp_path / "backup.rec"
+    copy.write_bytes(path.read_bytes())
+    log = tmp_path / "audit.log"
+    assert main(["delete", str(path), "--audit-log", str(log), "--audit-key", str(akey)]) == 0
+    assert not path.exists() and not path.with_suffix(".keys").exists()
+    assert '"recording_deleted"' in log.read_text() and '"rec-1"' in log.read_text()
+    assert main(["audit-verify", str(log), "--public-key", str(apub)]) == 0
+    # a backup copy of the media is useless: its keys are gone
+    assert main(["verify", str(copy), "--key", str(key)]) == 1
