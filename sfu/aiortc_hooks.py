@@ -41,7 +41,7 @@ if aiortc.__version__ != AIORTC_VERSION or aioice.__version__ != AIOICE_VERSION:
     )
 
 RtpHandler = Callable[[bytes, int], None]
-"""Called with decrypted RTP bytes and the arrival time (ms, :func:`arrival_clock_ms`)."""
+"""Called with decrypted RTP bytes and the arrival time (monotonic clock, ms)."""
 RtcpHandler = Callable[[bytes], None]
 """Called with one decrypted (possibly compound) RTCP datagram."""
 
@@ -126,15 +126,6 @@ def take_over_transport(dtls: RTCDtlsTransport, on_rtp: RtpHandler, on_rtcp: Rtc
 
     setattr(dtls, "_handle_rtp_data", handle_rtp)  # noqa: B010
     setattr(dtls, "_handle_rtcp_data", handle_rtcp)  # noqa: B010
-
-
-def arrival_clock_ms() -> int:
-    """The clock of the arrival times given to :data:`RtpHandler` (monotonic ms)."""
-    return int(time.monotonic() * 1000)
-
-
-def is_taken_over(dtls: RTCDtlsTransport) -> bool:
-    return "_handle_rtp_data" in vars(dtls)
 
 
 class SrtpEgress:

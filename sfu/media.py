@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -73,4 +73,3 @@ class TrafficCounters:
     keyframe_requests: int = 0
     keyframes: int = 0
     dropped: int = 0
-    extra: dict[str, int] = field(default_factory=dict)

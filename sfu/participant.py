@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +77,6 @@ class Participant:
         self.publisher: PublisherPeer | None = None
         self.subscriber: SubscriberPeer | None = None
         self.consumers: dict[str, Consumer] = {}  # by producer id
-        self.joined_at = time.monotonic()
         self._events = events
 
     def __repr__(self) -> str:  # ids only: names are patient data
