@@ -50,6 +50,7 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 TEST_PAGE = "/client/test/consult.html"
+WIDGET_PAGE = "/client/widget/example.html"
 
 CLONE_NEWNET = 0x40000000
 SIOCSIFFLAGS = 0x8914
@@ -229,5 +230,121 @@ async def open_consult(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
         for page in pages:
             with contextlib.suppress(Exception):  # the page may be gone already
                 await page.js("() => window.digiclinicTest?.session.leave()")
+        for context in contexts:
+            await context.close()
+
+
+# -- the embeddable widget (web-client/widget/) ------------------------------------
+
+OpenWidget = Callable[..., Any]
+
+# JS run in a widget page: the subscriber connection's inbound-rtp, labelled
+STATS_JS = """async () => {
+  const s = widgetTest.element.session;
+  if (!s?.subscriberPc) return [];
+  const byMid = new Map([...s.remoteTracks.values()].map(t => [t.mid, t]));
+  const out = [];
+  for (const r of (await s.subscriberPc.getStats()).values()) {
+    if (r.type !== "inbound-rtp") continue;
+    const t = byMid.get(r.mid);
+    if (!t) continue;
+    out.push({kind: r.kind, participantId: t.participantId, source: t.source,
+              trackId: t.trackId, framesDecoded: r.framesDecoded ?? 0,
+              frameWidth: r.frameWidth ?? 0, packetsReceived: r.packetsReceived ?? 0,
+              totalSamplesReceived: r.totalSamplesReceived ?? 0});
+  }
+  return out;
+}"""
+
+
+class WidgetPage(ConsultPage):
+    """A Chromium page running the widget example page."""
+
+    async def dump(self) -> str:
+        state = await self.js(
+            """() => {
+                const w = window.widgetTest;
+                const el = w?.element;
+                return w && {screen: el?.screen, session: el?.session?.state,
+                             violations: w.violations, events: w.events.slice(-25),
+                             text: el?.shadowRoot?.textContent?.slice(0, 600)};
+            }"""
+        )
+        return f"page state: {json.dumps(state, indent=1)}\nconsole:\n" + "\n".join(
+            self.console[-30:]
+        )
+
+    async def screen(self) -> str:
+        return str(await self.js("widgetTest.element.screen"))
+
+    async def wait_screen(self, screen: str, timeout: float = 20.0) -> None:
+        await self.wait_for(
+            f"widgetTest.element?.screen === {screen!r}", timeout=timeout, what=f"screen {screen}"
+        )
+
+    async def participant_id(self) -> str:
+        pid: str = await self.wait_for(
+            "widgetTest.element?.session?.participantId", what="participant id"
+        )
+        return pid
+
+    async def inbound(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.js(STATS_JS)
+        return result
+
+    async def violations(self) -> list[str]:
+        result: list[str] = await self.js("widgetTest.violations")
+        return result
+
+    async def errors(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.js(
+            "widgetTest.events.filter(e => e.type === 'error').map(e => e.detail)"
+        )
+        return result
+
+    def shadow(self, selector: str) -> Any:
+        """A locator inside the widget (Playwright's CSS pierces open shadow roots)."""
+        return self.page.locator(f"digiclinic-consult {selector}")
+
+
+@pytest.fixture
+async def open_widget(chromium: Any, server: RunningServer) -> AsyncIterator[OpenWidget]:
+    """``await open_widget(room, identity, role, skip=True, lang=None, **claims)`` -> WidgetPage."""
+    contexts: list[Any] = []
+    pages: list[WidgetPage] = []
+
+    async def open_page(
+        room: str,
+        identity: str,
+        role: Role,
+        *,
+        skip: bool = True,
+        lang: str | None = None,
+        locale: str | None = None,
+        query: dict[str, str] | None = None,
+        viewport: tuple[int, int] = (1200, 760),
+        **claims: Any,
+    ) -> WidgetPage:
+        options: dict[str, Any] = {"viewport": {"width": viewport[0], "height": viewport[1]}}
+        if locale:
+            options["locale"] = locale
+        context = await chromium.new_context(**options)
+        contexts.append(context)
+        page = WidgetPage(await context.new_page(), identity)
+        pages.append(page)
+        params = {"token": server.token(room, identity, role, **claims), **(query or {})}
+        if skip:
+            params["skip"] = "1"
+        if lang:
+            params["lang"] = lang
+        await page.page.goto(str(server.server.make_url(WIDGET_PAGE)) + "?" + urlencode(params))
+        return page
+
+    try:
+        yield open_page
+    finally:
+        for page in pages:
+            with contextlib.suppress(Exception):
+                await page.js("() => widgetTest.element?.session?.leave()")
         for context in contexts:
             await context.close()

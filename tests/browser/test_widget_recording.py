@@ -10,10 +10,7 @@ import pytest
 
 from recording.audit import generate_signing_key
 from recording.crypto_stream import generate_keypair
-from tests.browser.test_widget import (  # open_widget is the fixture used below
-    open_widget,  # noqa: F401
-    start_consult,
-)
+from tests.browser.widget_helpers import start_consult
 from tests.conftest import RunningServer
 
 
@@ -39,7 +36,7 @@ async def server(  # overrides the browser conftest's: recording enabled
 
 async def test_consent_question_indicator_withdrawal_and_stop(
     server: RunningServer,
-    open_widget: Any,  # noqa: F811 - the fixture imported above
+    open_widget: Any,  # the fixture of tests/browser/conftest.py
     tmp_path: Path,
 ) -> None:
     doctor, patient, _, patient_id = await start_consult(open_widget, "widget-rec")
