@@ -21,6 +21,7 @@ from typing import Any
 
 import aioice
 import aiortc
+import aiortc.codecs
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import StunProtocol, TransportPolicy
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
@@ -316,6 +317,32 @@ def local_candidate_addresses(pc: RTCPeerConnection) -> list[tuple[str, int]]:
             if pair not in seen:
                 seen.append(pair)
     return seen
+
+
+# --------------------------------------------------------------------------
+# Simulcast: header extensions aiortc must accept for it
+# --------------------------------------------------------------------------
+
+SIMULCAST_EXTENSIONS = (
+    (10, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
+    (11, "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"),
+)
+
+
+def accept_simulcast_extensions() -> None:
+    """Add the RID and repaired-RID extensions to aiortc's video extensions.
+
+    aiortc intersects an offer's extensions with the module-level
+    ``aiortc.codecs.HEADER_EXTENSIONS`` in setRemoteDescription, so without
+    them a browser's simulcast offer is answered without RIDs and the
+    browser sends one encoding. Process-wide and idempotent; aiortc peers
+    that don't use the extensions just carry two more extmap lines.
+    """
+    video = aiortc.codecs.HEADER_EXTENSIONS["video"]
+    known = {e.uri for e in video}
+    for ext_id, uri in SIMULCAST_EXTENSIONS:
+        if uri not in known:
+            video.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=uri))
 
 
 # --------------------------------------------------------------------------

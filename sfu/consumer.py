@@ -4,7 +4,13 @@ Rewrites SSRC, sequence number, timestamp, payload type and header-extension
 ids for the subscriber's negotiated m-line, keeps a retransmission buffer to
 answer NACKs with RTX, starts video at a keyframe, translates the
 publisher's sender reports, and records the subscriber's receiver reports
-and REMB (the inputs of bandwidth-driven layer choice).
+(the inputs of bandwidth-driven layer choice).
+
+Of a simulcast Producer it forwards one layer: the *target* layer (set by
+the subscriber's bandwidth allocation) becomes the *current* one at its next
+keyframe, with sequence numbers, timestamps and VP8 picture ids continuing
+where the previous layer left off. Of a VP8 layer with temporal layers it
+may forward only the lower ones, closing the numbering holes it leaves.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from sfu.media import MediaKind, PacketSink, TrafficCounters
 from sfu.producer import Producer
 from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr, ntp_middle
 from sfu.rtp import RtpPacket, abs_send_time, build_header, seq_delta
+from sfu.sequence_map import NumberMap
+from sfu.vp8 import Vp8Descriptor, rewrite
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +67,27 @@ class Consumer:
         self.counters = TrafficCounters()
         self.params: OutboundParams | None = None
         self._sink: PacketSink | None = None
-        self._seq_offset = 0
+        self._seq = NumberMap(0x10000)
         self._ts_offset = 0
-        self._start_seq = 0
         self._next_out_seq = random.randint(0, 0x7FFF)  # below 2^15: SRTP ROC safety
         self._last_out_ts = random.randint(0, 0xFFFFFFFF)
+        self._last_out_time = 0.0
         self._rtx_seq = random.randint(0, 0x7FFF)
-        self._buffer: list[tuple[int, int, RtpPacket] | None] = []
+        self._buffer: list[tuple[int, int, RtpPacket, bytes] | None] = []
+        self._is_video = self.kind is MediaKind.VIDEO
+        # layers: what the allocation wants, and what is being forwarded
+        self.target_layer = 0
+        self.target_temporal = 3
+        self.current_layer = -1
+        self.temporal = 3
+        self._pictures: NumberMap | None = None
+        self._tl0: NumberMap | None = None
+        self._last_pid = -1
+        self._last_tl0 = -1
+        self.layer_switches = 0
+        # what the subscriber said about how it shows this track
+        self.render_size: tuple[int, int] | None = None
+        self.pinned = False
         self._mid_element = b""
         self._ast_header = 0
         self._level_header = 0
@@ -74,7 +96,6 @@ class Consumer:
         self.fraction_lost = 0.0
         self.jitter = 0
         self.rtt_ms: float | None = None
-        self.remb_bitrate: int | None = None
         self.pause_reasons: set[str] = set()  # e.g. "muted", "subscriber"; forwarding when empty
 
     def __repr__(self) -> str:
@@ -106,11 +127,20 @@ class Consumer:
             self._await_start()
 
     def _await_start(self) -> None:
-        if self.kind is MediaKind.VIDEO:
-            self.set_state(ConsumerState.WAITING_KEYFRAME)
-            self.producer.request_keyframe()
-        else:
-            self.set_state(ConsumerState.WAITING_KEYFRAME)
+        self.set_state(ConsumerState.WAITING_KEYFRAME)
+        if self._is_video:
+            self.producer.request_keyframe(self.target_layer)
+
+    def set_target(self, layer: int, temporal: int) -> None:
+        """Forward ``layer`` (from its next keyframe) up to temporal layer ``temporal``."""
+        self.target_temporal = temporal
+        if layer == self.target_layer:
+            return
+        self.target_layer = layer
+        if self.state is ConsumerState.WAITING_KEYFRAME or (
+            self.state is ConsumerState.FORWARDING and layer != self.current_layer
+        ):
+            self.producer.request_keyframe(layer)
 
     def pause(self, reason: str) -> None:
         self.pause_reasons.add(reason)
@@ -139,22 +169,48 @@ class Consumer:
 
     def forward(self, packet: RtpPacket, send_time: bytes) -> None:
         state = self.state
-        if state is not ConsumerState.FORWARDING:
-            if state is not ConsumerState.WAITING_KEYFRAME:
-                return
-            if self.kind is MediaKind.VIDEO and not packet.keyframe:
+        if state is ConsumerState.FORWARDING:
+            if packet.layer != self.current_layer:
+                if packet.layer != self.target_layer or not packet.keyframe:
+                    return
+                self._start(packet)
+        elif state is ConsumerState.WAITING_KEYFRAME:
+            if packet.layer != self.target_layer or (self._is_video and not packet.keyframe):
                 return
             self._start(packet)
-        elif (packet.seq - self._start_seq) & 0xFFFF >= 0x8000:
-            return  # older than where this subscriber started
-        out_seq = (packet.seq + self._seq_offset) & 0xFFFF
+        else:
+            return
+        payload = packet.payload
+        desc = packet.vp8
+        if desc is not None and desc.tid is not None:
+            # down at once; up only where the picture depends on TL0 alone
+            if (
+                desc.start
+                and self.temporal != self.target_temporal
+                and (self.target_temporal < self.temporal or desc.tid == 0 or desc.layer_sync)
+            ):
+                self.temporal = self.target_temporal
+            if desc.tid > self.temporal:
+                self._seq.drop(packet.seq)
+                if desc.start and self._pictures is not None and desc.picture_id is not None:
+                    self._pictures.drop(desc.picture_id)
+                return
+        out_seq = self._seq.map(packet.seq)
+        if out_seq is None:
+            return  # older than where this layer started
+        if desc is not None and self._pictures is not None:
+            rewritten = self._rewrite_vp8(payload, desc)
+            if rewritten is None:
+                return
+            payload = rewritten
         out_ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        data = self._serialize(packet, out_seq, out_ts, send_time)
+        data = self._serialize(packet, payload, out_seq, out_ts, send_time)
         if self._buffer:
-            self._buffer[out_seq & (RTX_BUFFER_SIZE - 1)] = (out_seq, out_ts, packet)
+            self._buffer[out_seq & (RTX_BUFFER_SIZE - 1)] = (out_seq, out_ts, packet, payload)
         if seq_delta(out_seq, self._next_out_seq) >= 0:
             self._next_out_seq = (out_seq + 1) & 0xFFFF
             self._last_out_ts = out_ts
+            self._last_out_time = time.monotonic()
         assert self._sink is not None
         if self._sink.send_rtp(data):
             counters = self.counters
@@ -163,20 +219,56 @@ class Consumer:
         else:
             self.counters.dropped += 1
 
+    def _rewrite_vp8(self, payload: bytes, desc: Vp8Descriptor) -> bytes | None:
+        pid = tl0 = None
+        if desc.picture_id is not None and self._pictures is not None:
+            pid = self._pictures.map(desc.picture_id)
+            if pid is None:
+                return None
+            if desc.start:
+                self._last_pid = pid
+        if desc.tl0 is not None and self._tl0 is not None:
+            tl0 = self._tl0.map(desc.tl0)
+            if tl0 is not None:
+                self._last_tl0 = tl0
+        if pid == desc.picture_id and tl0 == desc.tl0:
+            return payload
+        return rewrite(payload, desc, pid, tl0)
+
     def _start(self, packet: RtpPacket) -> None:
-        """First packet after (re)start: continue our own numbering from here."""
-        self._start_seq = packet.seq
-        self._seq_offset = (self._next_out_seq - packet.seq) & 0xFFFF
+        """First packet of a (re)start or of a new layer: continue our own numbering."""
+        self._seq.reset(packet.seq, self._next_out_seq)
         if self.counters.packets:
-            # keep timestamps moving forward across a restart
+            # keep timestamps moving forward by the time that really passed
             clock = self.producer.codec.clock_rate
-            gap = max(1, int(clock * 0.033))
+            elapsed = time.monotonic() - self._last_out_time
+            gap = max(1, int(clock * min(max(elapsed, 0.0), 10.0)))
             self._ts_offset = (self._last_out_ts + gap - packet.timestamp) & 0xFFFFFFFF
         else:
             self._ts_offset = (self._last_out_ts - packet.timestamp) & 0xFFFFFFFF
+        desc = packet.vp8
+        if desc is not None and desc.picture_id is not None:
+            modulus = 1 << desc.picture_id_bits
+            self._pictures = NumberMap(modulus)
+            first = desc.picture_id if self._last_pid < 0 else (self._last_pid + 1) % modulus
+            self._pictures.reset(desc.picture_id, first)
+            if desc.tl0 is not None:
+                self._tl0 = NumberMap(0x100)
+                first_tl0 = desc.tl0 if self._last_tl0 < 0 else (self._last_tl0 + 1) & 0xFF
+                self._tl0.reset(desc.tl0, first_tl0)
+            else:
+                self._tl0 = None
+        else:
+            self._pictures = self._tl0 = None
+        if self.current_layer >= 0 and packet.layer != self.current_layer:
+            self.layer_switches += 1
+        self.current_layer = packet.layer
+        self.temporal = self.target_temporal
         self.set_state(ConsumerState.FORWARDING)
 
-    def _serialize(self, packet: RtpPacket, out_seq: int, out_ts: int, send_time: bytes) -> bytes:
+    def _serialize(
+        self, packet: RtpPacket, payload: bytes, out_seq: int, out_ts: int, send_time: bytes
+    ) -> bytes:
         params = self.params
         assert params is not None
         body = self._mid_element
@@ -196,7 +288,7 @@ class Consumer:
             ext = b""
         return (
             build_header(packet.marker, params.payload_type, out_seq, out_ts, params.ssrc, ext)
-            + packet.payload
+            + payload
         )
 
     # -- feedback from the subscriber ------------------------------------------------
@@ -211,12 +303,12 @@ class Consumer:
             entry = self._buffer[seq & (RTX_BUFFER_SIZE - 1)]
             if entry is None or entry[0] != seq:
                 continue
-            _out_seq, out_ts, packet = entry
+            _out_seq, out_ts, packet, payload = entry
             if now_ast is None:
                 now_ast = abs_send_time(time.time())
             if params.rtx_ssrc is not None and params.rtx_payload_type is not None:
-                original = self._serialize(packet, seq, out_ts, now_ast)
-                header_len = len(original) - len(packet.payload)
+                original = self._serialize(packet, payload, seq, out_ts, now_ast)
+                header_len = len(original) - len(payload)
                 rtx_header = build_header(
                     packet.marker,
                     params.rtx_payload_type,
@@ -226,15 +318,66 @@ class Consumer:
                     original[12:header_len],
                 )
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-                data = rtx_header + seq.to_bytes(2, "big") + packet.payload
+                data = rtx_header + seq.to_bytes(2, "big") + payload
             else:
-                data = self._serialize(packet, seq, out_ts, now_ast)
+                data = self._serialize(packet, payload, seq, out_ts, now_ast)
             if self._sink.send_rtp(data):
                 self.counters.retransmissions += 1
 
+    @property
+    def can_pad(self) -> bool:
+        """Whether probe padding can go on this Consumer's RTX stream."""
+        params = self.params
+        return (
+            self._sink is not None
+            and params is not None
+            and params.rtx_ssrc is not None
+            and params.rtx_payload_type is not None
+        )
+
+    def send_padding(self, count: int, size: int) -> int:
+        """Send ``count`` RTX padding-only packets of ``size`` padding bytes (probing).
+
+        Receivers feed them to their bandwidth estimator (they carry
+        abs-send-time) and drop them. Returns how many were sent.
+        """
+        params = self.params
+        if not self.can_pad or params is None or self._sink is None:
+            return 0
+        assert params.rtx_ssrc is not None and params.rtx_payload_type is not None
+        size = max(1, min(size, 255))
+        padding = bytes(size - 1) + bytes((size,))
+        ast = abs_send_time(time.time())
+        ext = self._mid_element
+        if self._ast_header:
+            ext += bytes((self._ast_header,)) + ast
+        if ext:
+            pad = -len(ext) % 4
+            ext = b"\xbe\xde" + ((len(ext) + pad) // 4).to_bytes(2, "big") + ext + bytes(pad)
+        sent = 0
+        for _ in range(count):
+            header = bytearray(
+                build_header(
+                    False,
+                    params.rtx_payload_type,
+                    self._rtx_seq,
+                    self._last_out_ts,
+                    params.rtx_ssrc,
+                    ext,
+                )
+            )
+            header[0] |= 0x20  # P: the payload is all padding
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            if self._sink.send_rtp(bytes(header) + padding):
+                sent += 1
+        return sent
+
     def handle_keyframe_request(self) -> None:
         self.counters.keyframe_requests += 1
-        self.producer.request_keyframe()
+        if self.state is ConsumerState.FORWARDING:
+            self.producer.request_keyframe(self.current_layer)
+        elif self.state is ConsumerState.WAITING_KEYFRAME:
+            self.producer.request_keyframe(self.target_layer)
 
     def handle_report_block(self, block: ReportBlock) -> None:
         self.fraction_lost = block.fraction_lost / 256.0
@@ -245,12 +388,13 @@ class Consumer:
             if rtt >= 0:
                 self.rtt_ms = rtt * 1000.0
 
-    def handle_remb(self, bitrate: int) -> None:
-        self.remb_bitrate = bitrate
-
-    def translate_sender_report(self, report: SenderReport) -> None:
-        """Relay the publisher's SR with this subscriber's SSRC and timestamps."""
-        if self.state is not ConsumerState.FORWARDING or self._sink is None:
+    def translate_sender_report(self, report: SenderReport, layer: int = 0) -> None:
+        """Relay the SR of the layer being forwarded, with this subscriber's SSRC and timestamps."""
+        if (
+            self.state is not ConsumerState.FORWARDING
+            or self._sink is None
+            or layer != self.current_layer
+        ):
             return
         params = self.params
         assert params is not None

@@ -62,6 +62,12 @@ class MediaSettings:
     socket_buffer: int = aiortc_hooks.DEFAULT_SOCKET_BUFFER
     keyframe_interval: float = 0.25
     cname: str = "digiclinic"
+    # adaptation (see sfu/bandwidth.py)
+    opus_dtx: bool = True
+    publisher_start_bitrate_kbps: int = 1000
+    subscriber_start_bitrate_kbps: int = 300
+    subscriber_max_bitrate_kbps: int = 5000
+    quality_interval: float = 2.0
 
 
 def create_peer_connection(settings: MediaSettings) -> RTCPeerConnection:

@@ -1,10 +1,12 @@
 """Producer: one incoming media track, fanned out to its Consumers.
 
-The Producer sees every packet of its track once: it unwraps RTX, drops
-duplicates, tracks loss for upstream NACKs, spots keyframes, stamps the
-egress abs-send-time once, and hands the same parsed packet to every
-Consumer. It also turns the Consumers' keyframe requests into one
-rate-limited PLI to the publisher.
+The Producer sees every packet of its track once: it finds the simulcast
+layer (sfu/layers.py) the packet belongs to, unwraps RTX, drops duplicates,
+tracks loss for upstream NACKs, spots keyframes (and VP8 picture sizes and
+temporal layers), stamps the egress abs-send-time once, and hands the same
+parsed packet to every Consumer, which keeps the layer it was given. It
+turns the Consumers' keyframe requests into one rate-limited PLI per layer,
+and works out which layers some Consumer (or the recorder) still needs.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sfu.layers import Layer
 from sfu.media import CodecInfo, MediaKind, Source, TrafficCounters
 from sfu.rtcp import SenderReport
 from sfu.rtp import RtpPacket, abs_send_time, is_keyframe_start, rtx_unwrap
 from sfu.stream_stats import ReceiveStream
+from sfu.vp8 import keyframe_size, parse_descriptor
 
 if TYPE_CHECKING:
     from sfu.consumer import Consumer
@@ -27,7 +31,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 0.25
-"""Minimum seconds between two keyframe requests sent to one publisher track."""
+"""Minimum seconds between two keyframe requests sent to one publisher layer."""
+LAYER_STOP_DELAY = 5.0
+"""Seconds a layer must be unneeded before the publisher is told to stop it."""
 
 
 class ProducerState(enum.Enum):
@@ -46,6 +52,7 @@ class Producer:
         mid: str,
         request_keyframe_upstream: Callable[[int], None],
         keyframe_interval: float = KEYFRAME_REQUEST_INTERVAL,
+        rids: list[str] | None = None,
     ) -> None:
         self.id = producer_id
         self.participant_id = participant_id
@@ -55,25 +62,26 @@ class Producer:
         self.mid = mid
         self.muted = False
         self.state = ProducerState.LIVE
-        self.ssrc: int | None = None
-        self.rtx_ssrc: int | None = None
+        self.layers = [Layer(i, rid, codec.clock_rate) for i, rid in enumerate(rids or [None])]
+        self.simulcast = len(self.layers) > 1
         self.audio_level_ext: int | None = None  # publisher's id for ssrc-audio-level
-        self.stream: ReceiveStream | None = None
+        self.audio_level = 127  # -dBov of the latest packet (127 = silence)
         self.consumers: set[Consumer] = set()
-        # public hook for the recorder: called with every accepted packet, synchronously
+        # public hook for the recorder: called synchronously with every accepted
+        # packet of the top layer
         self.taps: list[Callable[[RtpPacket, int], None]] = []
         self.counters = TrafficCounters()
-        self.last_sr: SenderReport | None = None
-        self.last_sr_arrival: float = 0.0
+        self.last_sr: dict[int, tuple[SenderReport, float]] = {}  # by layer SSRC
+        self._by_ssrc: dict[int, Layer] = {}
         self._is_video = kind is MediaKind.VIDEO
         self._codec_name = codec.name
+        self._is_vp8 = self._codec_name == "VP8"
         self._request_upstream = request_keyframe_upstream
         self._keyframe_interval = keyframe_interval
-        self._last_keyframe_request = -1e9
-        self._pending_request: asyncio.TimerHandle | None = None
+        self._unneeded_since: dict[int, float] = {}
 
     def __repr__(self) -> str:
-        return f"Producer({self.id} {self.source} {self._codec_name})"
+        return f"Producer({self.id} {self.source} {self._codec_name} x{len(self.layers)})"
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -82,9 +90,34 @@ class Producer:
             logger.debug("%r %s -> %s", self, self.state.value, state.value)
             self.state = state
 
-    def bind_ssrc(self, ssrc: int) -> None:
-        self.ssrc = ssrc
-        self.stream = ReceiveStream(ssrc, self.codec.clock_rate)
+    @property
+    def ssrc(self) -> int | None:
+        """The lowest layer's SSRC (the only one without simulcast)."""
+        return self.layers[0].ssrc
+
+    @property
+    def stream(self) -> ReceiveStream | None:
+        return self.layers[0].stream
+
+    def bind_ssrc(self, ssrc: int, layer: Layer | None = None) -> Layer:
+        layer = layer or self.layers[0]
+        if layer.ssrc is not None:
+            self._by_ssrc.pop(layer.ssrc, None)
+        layer.bind(ssrc)
+        self._by_ssrc[ssrc] = layer
+        return layer
+
+    def bind_rtx(self, rtx_ssrc: int, layer: Layer | None = None) -> Layer:
+        layer = layer or self.layers[0]
+        layer.rtx_ssrc = rtx_ssrc
+        self._by_ssrc[rtx_ssrc] = layer
+        return layer
+
+    def layer_by_rid(self, rid: str) -> Layer | None:
+        return next((layer for layer in self.layers if layer.rid == rid), None)
+
+    def ssrcs(self) -> list[int]:
+        return list(self._by_ssrc)
 
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers.add(consumer)
@@ -96,9 +129,8 @@ class Producer:
         if self.state is ProducerState.CLOSED:
             return
         self.set_state(ProducerState.CLOSED)
-        if self._pending_request is not None:
-            self._pending_request.cancel()
-            self._pending_request = None
+        for layer in self.layers:
+            layer.cancel_request()
         for consumer in list(self.consumers):
             consumer.close()
         self.consumers.clear()
@@ -107,18 +139,20 @@ class Producer:
     # -- packet path -------------------------------------------------------
 
     def receive_rtp(self, packet: RtpPacket, arrival_ms: int, size: int) -> None:
-        """One decrypted packet for this track (media or RTX SSRC)."""
+        """One decrypted packet of this track (media or RTX SSRC of any layer)."""
+        layer = self._by_ssrc.get(packet.ssrc)
+        if layer is None or layer.ssrc is None:
+            return
+        layer.last_arrival_ms = arrival_ms
         rtx = False
-        if packet.ssrc != self.ssrc:
-            if self.ssrc is None or packet.ssrc != self.rtx_ssrc:
-                return
-            if not rtx_unwrap(packet, self.ssrc, self.codec.payload_type):
+        if packet.ssrc != layer.ssrc:
+            if not rtx_unwrap(packet, layer.ssrc, self.codec.payload_type):
                 return  # RTX padding probe: not media
             rtx = True
         elif packet.payload_type != self.codec.payload_type:
             self.counters.dropped += 1
             return
-        stream = self.stream
+        stream = layer.stream
         assert stream is not None
         if not stream.receive(packet.seq, packet.timestamp, arrival_ms, size, rtx):
             return
@@ -127,48 +161,106 @@ class Producer:
         counters.bytes += size
         if not packet.payload:
             return  # padding-only packet
-        if self._is_video and is_keyframe_start(self._codec_name, packet.payload):
-            packet.keyframe = True
-            counters.keyframes += 1
-            if self._pending_request is not None:
-                self._pending_request.cancel()
-                self._pending_request = None
+        packet.layer = layer.index
+        if self._is_video:
+            if self._is_vp8:
+                desc = parse_descriptor(packet.payload)
+                packet.vp8 = desc
+                if desc is not None:
+                    layer.rates.add(desc.tid, size)
+                    if desc.keyframe:
+                        packet.keyframe = True
+                        dims = keyframe_size(packet.payload, desc)
+                        if dims is not None:
+                            layer.width, layer.height = dims
+            else:
+                layer.rates.add(None, size)
+                packet.keyframe = is_keyframe_start(self._codec_name, packet.payload)
+            if packet.keyframe:
+                counters.keyframes += 1
+                layer.cancel_request()
+        else:
+            layer.rates.add(None, size)
+            if self.audio_level_ext is not None:
+                level = packet.extensions.get(self.audio_level_ext)
+                if level:
+                    self.audio_level = level[0] & 0x7F
         if self.consumers:
             ast = abs_send_time(time.time())
             for consumer in self.consumers:
                 consumer.forward(packet, ast)
-        if self.taps:
+        if self.taps and layer.index == len(self.layers) - 1:
             for tap in self.taps:
                 tap(packet, arrival_ms)
 
     def receive_sender_report(self, report: SenderReport) -> None:
-        self.last_sr = report
-        self.last_sr_arrival = time.monotonic()
+        layer = self._by_ssrc.get(report.ssrc)
+        if layer is None or layer.ssrc != report.ssrc:
+            return
+        self.last_sr[report.ssrc] = (report, time.monotonic())
         for consumer in self.consumers:
-            consumer.translate_sender_report(report)
+            consumer.translate_sender_report(report, layer.index)
+
+    def sample_rates(self, elapsed: float) -> None:
+        for layer in self.layers:
+            layer.sample(elapsed)
+
+    # -- layers the publisher should send ------------------------------------------
+
+    def needed_layers(self, now: float) -> list[bool] | None:
+        """Which layers to keep sending, or None when nothing changed.
+
+        A layer is needed while a Consumer targets it (the lowest always, and
+        the top one while the recorder taps it). One that nobody has needed
+        for LAYER_STOP_DELAY seconds is switched off; one needed again is
+        switched on at once.
+        """
+        if not self.simulcast:
+            return None
+        wanted = {0}
+        if self.taps:
+            wanted.add(len(self.layers) - 1)
+        for consumer in self.consumers:
+            if not consumer.pause_reasons:
+                wanted.add(consumer.target_layer)
+        changed = False
+        for layer in self.layers:
+            if layer.index in wanted:
+                self._unneeded_since.pop(layer.index, None)
+                if not layer.active:
+                    layer.active = changed = True
+            elif layer.active:
+                since = self._unneeded_since.setdefault(layer.index, now)
+                if now - since >= LAYER_STOP_DELAY:
+                    layer.active = False
+                    changed = True
+        return [layer.active for layer in self.layers] if changed else None
 
     # -- keyframes ----------------------------------------------------------
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per interval.
+    def request_keyframe(self, layer_index: int = 0) -> None:
+        """Ask the publisher for a keyframe on one layer, at most once per interval.
 
         A request inside the interval is not lost: one request is sent when
         the interval ends, unless a keyframe arrived in between.
         """
-        if not self._is_video or self.state is ProducerState.CLOSED or self.ssrc is None:
+        if not self._is_video or self.state is ProducerState.CLOSED:
+            return
+        layer = self.layers[min(layer_index, len(self.layers) - 1)]
+        if layer.ssrc is None:
             return
         loop = asyncio.get_running_loop()
         now = loop.time()
-        wait = self._last_keyframe_request + self._keyframe_interval - now
+        wait = layer.last_keyframe_request + self._keyframe_interval - now
         if wait <= 0:
-            self._send_keyframe_request()
-        elif self._pending_request is None:
-            self._pending_request = loop.call_later(wait, self._send_keyframe_request)
+            self._send_keyframe_request(layer)
+        elif layer.pending_request is None:
+            layer.pending_request = loop.call_later(wait, self._send_keyframe_request, layer)
 
-    def _send_keyframe_request(self) -> None:
-        self._pending_request = None
-        if self.state is ProducerState.CLOSED or self.ssrc is None:
+    def _send_keyframe_request(self, layer: Layer) -> None:
+        layer.pending_request = None
+        if self.state is ProducerState.CLOSED or layer.ssrc is None:
             return
-        self._last_keyframe_request = asyncio.get_running_loop().time()
+        layer.last_keyframe_request = asyncio.get_running_loop().time()
         self.counters.keyframe_requests += 1
-        self._request_upstream(self.ssrc)
+        self._request_upstream(layer.ssrc)

@@ -2,9 +2,10 @@
 
 The client offers, the server answers (recvonly). Every decrypted packet of
 the bundled transport comes here, is routed by SSRC (or, before an SSRC is
-known, by the MID header extension) to its Producer. The peer also speaks
-RTCP upstream: NACKs for lost packets, PLIs for keyframes, receiver reports
-and REMB from an estimate of the publisher's uplink.
+known, by the MID and RID header extensions) to its Producer and simulcast
+layer. The peer also speaks RTCP upstream: NACKs for lost packets, PLIs for
+keyframes, receiver reports and REMB from an estimate of the publisher's
+uplink, fed with every packet (all layers, RTX and padding included).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from aiortc import RTCIceCandidate, RTCSessionDescription
 from aiortc.sdp import SessionDescription
 
-from sfu import aiortc_hooks
+from sfu import aiortc_hooks, sdp_edits
+from sfu.layers import Layer
 from sfu.media import MediaKind, Source
 from sfu.peer import (
     MediaSettings,
@@ -43,12 +45,24 @@ from sfu.rtcp import (
     ntp_middle,
     parse_rtcp,
 )
-from sfu.rtp import EXT_ABS_SEND_TIME, EXT_AUDIO_LEVEL, EXT_MID, RtpError, parse_rtp
+from sfu.rtp import (
+    EXT_ABS_SEND_TIME,
+    EXT_AUDIO_LEVEL,
+    EXT_MID,
+    EXT_REPAIRED_RID,
+    EXT_RID,
+    RtpError,
+    parse_rtp,
+)
 
 logger = logging.getLogger(__name__)
 
+aiortc_hooks.accept_simulcast_extensions()
+
 FEEDBACK_TICK = 0.02
 REPORT_INTERVAL = 1.0
+RATE_INTERVAL = 0.5
+"""Seconds between two samples of every layer's bitrate (and layer on/off decisions)."""
 _producer_ids = itertools.count(1)
 
 
@@ -75,9 +89,13 @@ class PublisherPeer(Peer):
         participant_id: str,
         settings: MediaSettings,
         on_state: Callable[[PeerState], None],
+        on_layers: Callable[[Producer, list[bool]], None] | None = None,
     ) -> None:
         super().__init__(participant_id, settings, on_state)
         self.producers: dict[str, Producer] = {}  # by mid
+        self._on_layers = on_layers
+        self._rid_ext: int | None = None
+        self._repaired_rid_ext: int | None = None
         self.rtp_errors = 0
         self._by_ssrc: dict[int, Producer] = {}
         self._mid_ext: int | None = None
@@ -117,6 +135,7 @@ class PublisherPeer(Peer):
             label = tracks.get(media.rtp.muxId)
             if label is not None and label.kind.value != media.kind:
                 raise SdpError(f"m-line {media.rtp.muxId} is {media.kind} but labelled {label}")
+        rids = sdp_edits.offered_rids(offer)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         except Exception as exc:
@@ -127,11 +146,30 @@ class PublisherPeer(Peer):
         self._take_over_transport()
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        added, removed = self._update_producers(parsed, tracks)
-        return PublishResult(self.pc.localDescription.sdp, added, removed)
+        added, removed = self._update_producers(parsed, tracks, rids)
+        return PublishResult(self._edit_answer(self.pc.localDescription.sdp, rids), added, removed)
+
+    def _edit_answer(self, answer: str, rids: dict[str, list[str]]) -> str:
+        """What aiortc can't write: the simulcast answer and the codec wishes.
+
+        The answer's fmtp describes what this receiver wants: Opus in-band FEC
+        (and DTX, unless configured off), and for simulcast publishers a start
+        bitrate so the browser enables its upper layers at once instead of
+        after tens of seconds of ramp-up.
+        """
+        answer = sdp_edits.answer_simulcast(answer, rids)
+        opus = {"minptime": "10", "useinbandfec": "1"}
+        if self.settings.opus_dtx:
+            opus["usedtx"] = "1"
+        answer = sdp_edits.set_fmtp(answer, "opus", opus)
+        if rids:
+            start = {"x-google-start-bitrate": str(self.settings.publisher_start_bitrate_kbps)}
+            for codec in ("VP8", "H264"):
+                answer = sdp_edits.set_fmtp(answer, codec, start)
+        return answer
 
     def _update_producers(
-        self, parsed: SessionDescription, tracks: dict[str, Source]
+        self, parsed: SessionDescription, tracks: dict[str, Source], rids: dict[str, list[str]]
     ) -> tuple[list[Producer], list[Producer]]:
         transceivers = {t.mid: t for t in self.pc.getTransceivers()}
         added: list[Producer] = []
@@ -154,6 +192,9 @@ class PublisherPeer(Peer):
             ext = extension_ids(transceiver)
             self._mid_ext = ext.get(EXT_MID, self._mid_ext)
             self._abs_ext = ext.get(EXT_ABS_SEND_TIME, self._abs_ext)
+            self._rid_ext = ext.get(EXT_RID, self._rid_ext)
+            self._repaired_rid_ext = ext.get(EXT_REPAIRED_RID, self._repaired_rid_ext)
+            layer_rids = rids.get(mid) if kind is MediaKind.VIDEO and EXT_RID in ext else None
             producer = Producer(
                 producer_id=f"{self.participant_id}:{next(_producer_ids)}",
                 participant_id=self.participant_id,
@@ -163,11 +204,14 @@ class PublisherPeer(Peer):
                 mid=mid,
                 request_keyframe_upstream=self._send_pli,
                 keyframe_interval=self.settings.keyframe_interval,
+                rids=layer_rids,
             )
             producer.audio_level_ext = ext.get(EXT_AUDIO_LEVEL)
             ssrcs = [s.ssrc for s in media.ssrc]
             fid = next((g.items for g in media.ssrc_group if g.semantic == "FID"), None)
-            if fid and len(fid) == 2:
+            if producer.simulcast:
+                pass  # layers are latched from their RID extension as packets arrive
+            elif fid and len(fid) == 2:
                 self._bind(producer, int(fid[0]), int(fid[1]))
             elif ssrcs:
                 self._bind(producer, ssrcs[0], None)
@@ -182,9 +226,9 @@ class PublisherPeer(Peer):
 
     def _bind(self, producer: Producer, ssrc: int, rtx_ssrc: int | None) -> None:
         producer.bind_ssrc(ssrc)
-        producer.rtx_ssrc = rtx_ssrc
         self._by_ssrc[ssrc] = producer
         if rtx_ssrc is not None:
+            producer.bind_rtx(rtx_ssrc)
             self._by_ssrc[rtx_ssrc] = producer
 
     def _forget(self, producer: Producer) -> None:
@@ -220,22 +264,32 @@ class PublisherPeer(Peer):
         producer.receive_rtp(packet, arrival_ms, len(data))
 
     def _latch(self, ssrc: int, payload_type: int, extensions: dict[int, bytes]) -> Producer | None:
-        """An SSRC not in the SDP: find its m-line from the MID extension."""
+        """An SSRC not in the SDP: find its m-line (MID) and simulcast layer (RID)."""
         if self._mid_ext is None or self._mid_ext not in extensions:
             return None
         producer = self.producers.get(extensions[self._mid_ext].decode(errors="replace"))
         if producer is None:
             return None
-        if payload_type == producer.codec.rtx_payload_type:
-            if producer.rtx_ssrc is None:
-                producer.rtx_ssrc = ssrc
-                self._by_ssrc[ssrc] = producer
-                return producer
+        rtx = payload_type == producer.codec.rtx_payload_type
+        layer: Layer | None = producer.layers[0]
+        if producer.simulcast:
+            rid_ext = self._repaired_rid_ext if rtx else self._rid_ext
+            rid = extensions.get(rid_ext) if rid_ext is not None else None
+            if rid is None:
+                return None
+            layer = producer.layer_by_rid(rid.decode(errors="replace"))
+        if layer is None:
             return None
-        if producer.ssrc is None:
-            self._bind(producer, ssrc, producer.rtx_ssrc)
-            return producer
-        return None
+        if rtx:
+            if layer.rtx_ssrc is not None:
+                return None
+            producer.bind_rtx(ssrc, layer)
+        else:
+            if layer.ssrc is not None:
+                return None
+            producer.bind_ssrc(ssrc, layer)
+        self._by_ssrc[ssrc] = producer
+        return producer
 
     def on_rtcp(self, data: bytes) -> None:
         try:
@@ -246,7 +300,7 @@ class PublisherPeer(Peer):
         for record in records:
             if isinstance(record, SenderReport):
                 producer = self._by_ssrc.get(record.ssrc)
-                if producer is not None and producer.ssrc == record.ssrc:
+                if producer is not None:
                     producer.receive_sender_report(record)
 
     # -- feedback out -------------------------------------------------------------
@@ -260,7 +314,13 @@ class PublisherPeer(Peer):
 
     def _send_remb(self) -> None:
         bitrate = self._estimator.bitrate
-        ssrcs = [p.ssrc for p in self.producers.values() if p.kind is MediaKind.VIDEO and p.ssrc]
+        ssrcs = [
+            layer.ssrc
+            for p in self.producers.values()
+            if p.kind is MediaKind.VIDEO
+            for layer in p.layers
+            if layer.ssrc is not None
+        ]
         if bitrate <= 0 or not ssrcs:
             return
         self._remb_sent = bitrate
@@ -276,14 +336,16 @@ class PublisherPeer(Peer):
         now = time.monotonic()
         blocks = []
         for producer in self.producers.values():
-            stream = producer.stream
-            if stream is None or stream.highest < 0:
-                continue
-            lsr = dlsr = 0
-            if producer.last_sr is not None:
-                lsr = ntp_middle(producer.last_sr.ntp)
-                dlsr = int((now - producer.last_sr_arrival) * 65536)
-            blocks.append(stream.report_block(lsr, dlsr))
+            for layer in producer.layers:
+                stream = layer.stream
+                if stream is None or stream.highest < 0:
+                    continue
+                lsr = dlsr = 0
+                last_sr = producer.last_sr.get(stream.ssrc)
+                if last_sr is not None:
+                    lsr = ntp_middle(last_sr[0].ntp)
+                    dlsr = int((now - last_sr[1]) * 65536)
+                blocks.append(stream.report_block(lsr, dlsr))
         if not blocks:
             return
         report = build_rr(ReceiverReport(self._rtcp_ssrc, blocks[:31]))
@@ -291,21 +353,35 @@ class PublisherPeer(Peer):
         self._send_remb()
 
     async def _feedback_loop(self) -> None:
-        next_report = time.monotonic() + REPORT_INTERVAL
+        now = time.monotonic()
+        next_report = now + REPORT_INTERVAL
+        last_rates = now
         while True:
             await asyncio.sleep(FEEDBACK_TICK)
-            now_ms = int(time.monotonic() * 1000)
+            now = time.monotonic()
+            now_ms = int(now * 1000)
             for producer in self.producers.values():
-                stream = producer.stream
-                if stream is None or not stream.missing or producer.ssrc is None:
-                    continue
-                lost = stream.due_nacks(now_ms)
-                if lost:
-                    producer.counters.nacks += 1
-                    self._send_rtcp(build_nack(self._rtcp_ssrc, producer.ssrc, lost))
-            if now_ms / 1000 >= next_report:
+                for layer in producer.layers:
+                    stream = layer.stream
+                    if stream is None or not stream.missing:
+                        continue
+                    lost = stream.due_nacks(now_ms)
+                    if lost:
+                        producer.counters.nacks += 1
+                        self._send_rtcp(build_nack(self._rtcp_ssrc, stream.ssrc, lost))
+            if now - last_rates >= RATE_INTERVAL:
+                self._sample_layers(now - last_rates, now)
+                last_rates = now
+            if now >= next_report:
                 next_report += REPORT_INTERVAL
                 self._send_reports()
+
+    def _sample_layers(self, elapsed: float, now: float) -> None:
+        for producer in list(self.producers.values()):
+            producer.sample_rates(elapsed)
+            needed = producer.needed_layers(now)
+            if needed is not None and self._on_layers is not None:
+                self._on_layers(producer, needed)
 
     # -- teardown -------------------------------------------------------------------
 

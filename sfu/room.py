@@ -191,6 +191,7 @@ class Room:
                 participant.id,
                 self.media,
                 functools.partial(self._peer_state, participant, "publisher"),
+                functools.partial(self._publisher_layers, participant),
             )
         result = await participant.publisher.negotiate(offer, tracks)
         if participant.state is not ParticipantState.ACTIVE:
@@ -293,6 +294,39 @@ class Room:
             {"type": "track_paused", "track_id": track_id, "paused": paused, "reason": "subscriber"}
         )
 
+    def set_track_settings(
+        self,
+        participant: Participant,
+        track_id: str,
+        size: tuple[int, int] | None,
+        pinned: bool | None,
+    ) -> None:
+        """How a subscriber shows one video: its rendered size (device pixels), pinned or not."""
+        self._require_active(participant)
+        consumer = participant.consumers.get(track_id)
+        if consumer is None or consumer.kind is not MediaKind.VIDEO:
+            raise SfuError(ErrorCode.NOT_FOUND, "not receiving that video track")
+        if size is not None:
+            consumer.render_size = size
+        if pinned is not None:
+            consumer.pinned = pinned
+
+    def _publisher_layers(
+        self, participant: Participant, producer: Producer, active: list[bool]
+    ) -> None:
+        """Tell a publisher which simulcast layers somebody still needs."""
+        logger.info("%r layers %s", producer, active)
+        participant.send(
+            {
+                "type": "publisher_layers",
+                "track_id": producer.id,
+                "layers": [
+                    {"rid": layer.rid, "active": on}
+                    for layer, on in zip(producer.layers, active, strict=True)
+                ],
+            }
+        )
+
     def relay_chat(self, participant: Participant, text: str) -> None:
         """Pass a chat message to everyone in the call. Never stored, never logged."""
         self._require_active(participant)
@@ -314,6 +348,7 @@ class Room:
                 self.media,
                 functools.partial(self._send_subscriber_offer, participant),
                 functools.partial(self._peer_state, participant, "subscriber"),
+                participant.send,
             )
         consumer = Consumer(f"c{next(_consumer_ids)}", producer, participant.id)
         if producer.muted:

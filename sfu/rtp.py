@@ -8,7 +8,10 @@ publisher's payload bytes as they arrived (RFC 3550, RFC 8285).
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from sfu.vp8 import Vp8Descriptor
 
 RTP_HEADER = struct.Struct("!BBHII")
 _HH = struct.Struct("!HH")
@@ -35,12 +38,14 @@ class RtpPacket:
     __slots__ = (
         "extensions",
         "keyframe",
+        "layer",
         "marker",
         "payload",
         "payload_type",
         "seq",
         "ssrc",
         "timestamp",
+        "vp8",
     )
 
     def __init__(
@@ -61,6 +66,8 @@ class RtpPacket:
         self.extensions = extensions
         self.payload = payload
         self.keyframe = False
+        self.layer = 0  # simulcast layer index, set by the Producer
+        self.vp8: Vp8Descriptor | None = None
 
 
 def is_rtcp(data: bytes) -> bool:

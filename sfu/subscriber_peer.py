@@ -4,7 +4,9 @@ The server offers (one sendonly m-line per Consumer) and the client answers.
 Consumers are added and removed at any time: changes are batched into one
 renegotiation at a time; m-lines of removed consumers become inactive.
 RTCP from the subscriber (NACK, PLI/FIR, receiver reports, REMB) is routed
-by media SSRC to the Consumer concerned.
+by media SSRC to the Consumer concerned; receiver reports and REMB also feed
+the peer's DownlinkController (sfu/downlink.py), which chooses what each
+Consumer forwards.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiortc import RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 
 from sfu import aiortc_hooks
 from sfu.consumer import Consumer, ConsumerState, OutboundParams
+from sfu.downlink import DownlinkController, Notify
 from sfu.peer import (
     MediaSettings,
     Peer,
@@ -59,10 +62,14 @@ class SubscriberPeer(Peer):
         settings: MediaSettings,
         send_offer: SendOffer,
         on_state: Callable[[PeerState], None],
+        notify: Notify | None = None,
     ) -> None:
         super().__init__(participant_id, settings, on_state)
         self.consumers: dict[str, Consumer] = {}  # by mid, live ones
         self.remb_bitrate: int | None = None
+        self.downlink = DownlinkController(
+            participant_id, settings, self.consumers.values, notify or (lambda event: None)
+        )
         self.rtcp_errors = 0
         self._send_offer = send_offer
         self._transceivers: dict[Consumer, RTCRtpTransceiver] = {}
@@ -167,6 +174,7 @@ class SubscriberPeer(Peer):
         """DTLS is up (or renegotiation finished): bind every new Consumer."""
         if self._egress is None or self._awaiting_answer:
             return
+        self.downlink.start()
         for mid, consumer in self.consumers.items():
             if consumer.state is not ConsumerState.NEW:
                 continue
@@ -208,6 +216,7 @@ class SubscriberPeer(Peer):
             self.rtcp_errors += 1
             return
         by_ssrc = self._by_ssrc
+        downlink = self.downlink
         for record in records:
             if isinstance(record, Nack):
                 consumer = by_ssrc.get(record.media_ssrc)
@@ -218,20 +227,23 @@ class SubscriberPeer(Peer):
                 if consumer is not None:
                     consumer.handle_keyframe_request()
             elif isinstance(record, (ReceiverReport, SenderReport)):
+                blocks = []
                 for block in record.reports:
                     consumer = by_ssrc.get(block.ssrc)
                     if consumer is not None:
                         consumer.handle_report_block(block)
+                        blocks.append((consumer, block))
+                if blocks:
+                    downlink.on_report(blocks)
             elif isinstance(record, Remb):
                 self.remb_bitrate = record.bitrate
-                for ssrc in record.ssrcs:
-                    consumer = by_ssrc.get(ssrc)
-                    if consumer is not None:
-                        consumer.handle_remb(record.bitrate)
+                covered = {by_ssrc[s] for s in record.ssrcs if s in by_ssrc}
+                downlink.on_remb(list(covered), record.bitrate)
 
     # -- teardown ----------------------------------------------------------------------
 
     async def close(self) -> None:
+        await self.downlink.close()
         for consumer in list(self._transceivers) + self._to_add:
             consumer.close()
         self._transceivers.clear()

@@ -64,6 +64,11 @@ def media_settings(config: Config) -> MediaSettings:
         relay_only=media.ice_transport_policy == "relay",
         socket_buffer=media.socket_buffer_bytes,
         keyframe_interval=media.keyframe_request_interval,
+        opus_dtx=media.opus_dtx,
+        publisher_start_bitrate_kbps=media.publisher_start_bitrate_kbps,
+        subscriber_start_bitrate_kbps=media.subscriber_start_bitrate_kbps,
+        subscriber_max_bitrate_kbps=media.subscriber_max_bitrate_kbps,
+        quality_interval=media.quality_interval,
     )
 
 

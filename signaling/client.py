@@ -99,6 +99,8 @@ class ConsultClient:
         self.participant_id: str | None = None
         self.state: str = "new"
         self.events: list[Event] = []
+        # called with every server event, after the client has handled it
+        self.event_listeners: list[Callable[[Event], None]] = []
         self.remote_tracks: dict[str, RemoteTrack] = {}  # by track id
         self.published: dict[str, str] = {}  # mid -> track id
         self.publisher_pc: RTCPeerConnection | None = None
@@ -185,6 +187,8 @@ class ConsultClient:
             await self._answer_subscriber(event)
         elif kind == "track_unpublished":
             self.remote_tracks.pop(event.get("track_id", ""), None)
+        for listener in list(self.event_listeners):
+            listener(event)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
@@ -241,6 +245,20 @@ class ConsultClient:
 
     async def unsubscribe(self, track_id: str) -> None:
         await self.request({"type": "unsubscribe", "track_id": track_id})
+
+    async def track_settings(
+        self, track_id: str, width: int, height: int, pinned: bool | None = None
+    ) -> None:
+        """Tell the server the size (device pixels) this client renders a video at."""
+        message: Event = {
+            "type": "track_settings",
+            "track_id": track_id,
+            "width": width,
+            "height": height,
+        }
+        if pinned is not None:
+            message["pinned"] = pinned
+        await self.request(message)
 
     async def mute(self, track_id: str, muted: bool = True) -> None:
         await self.request({"type": "mute", "track_id": track_id, "muted": muted})

@@ -117,6 +117,11 @@ class MediaConfig:
     ice_transport_policy: str = "all"
     socket_buffer_bytes: int = 4 * 1024 * 1024
     keyframe_request_interval: float = 0.25
+    opus_dtx: bool = True
+    publisher_start_bitrate_kbps: int = 1000
+    subscriber_start_bitrate_kbps: int = 300
+    subscriber_max_bitrate_kbps: int = 5000
+    quality_interval: float = 2.0
 
 
 @dataclass(slots=True)

@@ -34,6 +34,7 @@ CLIENT_TYPES = frozenset(
         "unsubscribe",
         "mute",
         "pause_video",
+        "track_settings",
         "chat",
         "recording_start",
         "consent",
@@ -113,6 +114,28 @@ def tracks_field(message: Message) -> dict[str, Source]:
                 "track 'source' must be one of " + ", ".join(s.value for s in Source),
             ) from None
     return tracks
+
+
+MAX_RENDER_PIXELS = 16384
+
+
+def render_size_field(message: Message) -> tuple[int, int] | None:
+    """``width``/``height`` of a track_settings message (both or neither)."""
+    width, height = message.body.get("width"), message.body.get("height")
+    if width is None and height is None:
+        return None
+    for value in (width, height):
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= MAX_RENDER_PIXELS
+        ):
+            raise SfuError(
+                ErrorCode.BAD_MESSAGE,
+                f"'width' and 'height' must be integers from 0 to {MAX_RENDER_PIXELS}",
+            )
+    assert isinstance(width, int) and isinstance(height, int)
+    return width, height
 
 
 def error(code: ErrorCode, message: str, ref: str | int | None = None) -> dict[str, Any]:

@@ -211,6 +211,17 @@ class SignalingSession:
             paused = message.bool_field("paused", True)
             room.set_video_paused(participant, message.str_field("track_id"), paused)
             self._ack(message)
+        elif kind == "track_settings":
+            pinned = message.body.get("pinned")
+            if pinned is not None and not isinstance(pinned, bool):
+                pinned = message.bool_field("pinned", False)  # raises the usual error
+            room.set_track_settings(
+                participant,
+                message.str_field("track_id"),
+                protocol.render_size_field(message),
+                pinned,
+            )
+            self._ack(message)
         elif kind == "chat":
             text = message.str_field("text", protocol.MAX_CHAT_CHARS)
             room.relay_chat(participant, text)

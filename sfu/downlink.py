@@ -1,0 +1,367 @@
+"""DownlinkController: what one subscriber is sent, from what its link carries.
+
+Owned by a SubscriberPeer. Twice a second it measures what each Consumer
+sends, prices every video track's options (simulcast layer x VP8 temporal
+layer, never larger than the size the subscriber renders it at), allocates
+the estimate (sfu/bandwidth.py) by priority (sfu/allocation.py) with
+hysteresis, and applies the result: a target layer per Consumer, or a pause
+with reason "bandwidth" that the subscriber is told about. While the
+estimator probes, it pads the link with RTX padding packets. Every
+``quality_interval`` the subscriber gets a "quality" event (estimate,
+layers, pauses) for its quality indicator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sfu.allocation import (
+    PRIORITY_OTHER,
+    PRIORITY_PINNED,
+    PRIORITY_SCREEN,
+    PRIORITY_SPEAKER,
+    Demand,
+    Option,
+    allocate,
+    with_hysteresis,
+)
+from sfu.bandwidth import CLEAN_LOSS, DECREASE_HOLD, DownlinkEstimator
+from sfu.consumer import Consumer, ConsumerState
+from sfu.layers import Layer
+from sfu.media import MediaKind, Source
+from sfu.peer import MediaSettings
+from sfu.rtcp import ReportBlock
+
+logger = logging.getLogger(__name__)
+
+TICK = 0.5
+PADDING_TICK = 0.02
+PADDING_SIZE = 255  # bytes of padding per probe packet (the most one packet can carry)
+PADDING_OVERHEAD = 12 + 12 + 10  # header, extensions, SRTP tag
+UPGRADE_HOLD = 3.0  # seconds after a step down before the same track steps up
+HEADROOM = 0.85  # a step up must fit in this share of the estimate
+TOLERANCE = 1.15  # a step down happens once prices exceed the estimate by this much
+# (prices are measured and jump with keyframes; congestion shows as a lower estimate)
+RATE_SMOOTHING = 0.5
+LAYER_STALE_MS = 2000  # a layer silent this long is not offered
+SIZE_SLACK = 0.9  # a layer this close to the rendered size is big enough
+SPEAKER_LEVEL = 70  # -dBov: quieter than this is not speaking
+
+Notify = Callable[[dict[str, Any]], None]
+
+
+class DownlinkController:
+    def __init__(
+        self,
+        subscriber_id: str,
+        settings: MediaSettings,
+        consumers: Callable[[], Iterable[Consumer]],
+        notify: Notify,
+    ) -> None:
+        now = time.monotonic()
+        self.subscriber_id = subscriber_id
+        self.settings = settings
+        self.estimator = DownlinkEstimator(
+            settings.subscriber_start_bitrate_kbps * 1000,
+            settings.subscriber_max_bitrate_kbps * 1000,
+            now,
+        )
+        self.audio_rate = 0.0
+        self.video_rate = 0.0
+        self.padding_packets = 0
+        self.pauses = 0
+        self._consumers = consumers
+        self._notify = notify
+        self._rate: dict[Consumer, float] = {}
+        self._bytes: dict[Consumer, int] = {}
+        self._stepped_down: dict[Consumer, float] = {}
+        self._paused: set[Consumer] = set()
+        self._speaker: str | None = None
+        self._speaker_candidate: str | None = None
+        self._last_tick = now
+        self._last_quality = now
+        self._padding_rate = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(PADDING_TICK if self._padding_rate > 0 else TICK / 5)
+            now = time.monotonic()
+            if now - self._last_tick >= TICK:
+                self.tick(now)
+            if self._padding_rate > 0:
+                self._pad(PADDING_TICK)
+
+    # -- feedback --------------------------------------------------------------------
+
+    def on_remb(self, consumers: list[Consumer], bitrate: int) -> None:
+        if not consumers:
+            return
+        key = tuple(sorted(c.id for c in consumers))
+        sent = sum(self._rate.get(c, 0.0) for c in consumers)
+        self.estimator.on_remb(key, bitrate, sent, self.audio_rate, time.monotonic())
+
+    def on_report(self, blocks: list[tuple[Consumer, ReportBlock]]) -> None:
+        """One receiver report's blocks: loss weighted by what each stream carries."""
+        weight = total = 0.0
+        for consumer, block in blocks:
+            rate = max(self._rate.get(consumer, 0.0), 1.0)
+            weight += rate
+            total += rate * block.fraction_lost / 256.0
+        if weight:
+            self.estimator.on_loss(
+                total / weight, self.audio_rate + self.video_rate, time.monotonic()
+            )
+
+    # -- allocation ------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        elapsed = max(now - self._last_tick, 1e-3)
+        self._last_tick = now
+        live = [c for c in self._consumers() if c.state is not ConsumerState.CLOSED and c.params]
+        self._measure(live, elapsed)
+        self._find_speaker(live)
+        estimator = self.estimator
+        if (
+            estimator.loss < CLEAN_LOSS
+            and now - estimator.last_decrease >= DECREASE_HOLD
+            and self.audio_rate + self.video_rate > estimator.estimate
+        ):
+            # what went through without complaint is carried by the link
+            estimator.estimate = min(estimator.max_bps, self.audio_rate + self.video_rate)
+        video = [
+            c for c in live if c.kind is MediaKind.VIDEO and not (c.pause_reasons - {"bandwidth"})
+        ]
+        options = {c: self._options(c) for c in video}
+        demands = [Demand(c, self._priority(c), options[c]) for c in video]
+        budget = estimator.estimate - self.audio_rate
+        eager = allocate(budget * TOLERANCE, demands)
+        cautious = allocate(budget * HEADROOM, demands)
+        # before any sign of congestion, a low start estimate chooses small
+        # layers but never pauses a track
+        measured = estimator.decreases > 0
+        for consumer in video:
+            opts = options[consumer]
+            if not opts:
+                continue
+            current = None if consumer in self._paused else _index_of(consumer, opts)
+            may_raise = now - self._stepped_down.get(consumer, -1e9) >= UPGRADE_HOLD
+            choice = with_hysteresis(
+                current, cautious.choice[consumer], eager.choice[consumer], may_raise
+            )
+            if choice is None and not measured:
+                choice = 0
+            self._apply(consumer, opts, current, choice, now)
+        # probe for what the best options need *with* headroom, or a step up
+        # would never pass the cautious allocation
+        wanted = self.audio_rate + eager.wanted / HEADROOM
+        target = estimator.padding_target(wanted, now)
+        self._padding_rate = max(0.0, target - self.audio_rate - self.video_rate)
+        if now - self._last_quality >= self.settings.quality_interval:
+            self._last_quality = now
+            if video:
+                self._notify(self.quality(video))
+
+    def _measure(self, live: list[Consumer], elapsed: float) -> None:
+        audio = video = 0.0
+        for consumer in live:
+            sent = consumer.counters.bytes
+            delta = sent - self._bytes.get(consumer, sent)
+            self._bytes[consumer] = sent
+            rate = self._rate.get(consumer, 0.0)
+            rate += RATE_SMOOTHING * (delta * 8 / elapsed - rate)
+            self._rate[consumer] = rate
+            if consumer.kind is MediaKind.AUDIO:
+                audio += rate
+            else:
+                video += rate
+        self.audio_rate, self.video_rate = audio, video
+        gone = set(self._rate) - set(live)
+        for consumer in gone:
+            self._rate.pop(consumer, None)
+            self._bytes.pop(consumer, None)
+            self._stepped_down.pop(consumer, None)
+            self._paused.discard(consumer)
+
+    def _find_speaker(self, live: list[Consumer]) -> None:
+        loudest = min(
+            (c.producer for c in live if c.kind is MediaKind.AUDIO),
+            key=lambda p: p.audio_level,
+            default=None,
+        )
+        candidate = (
+            loudest.participant_id
+            if loudest is not None and loudest.audio_level < SPEAKER_LEVEL
+            else None
+        )
+        # a new speaker must be the loudest on two ticks in a row
+        if candidate is not None and candidate == self._speaker_candidate:
+            self._speaker = candidate
+        self._speaker_candidate = candidate
+
+    def _priority(self, consumer: Consumer) -> int:
+        if consumer.pinned:
+            return PRIORITY_PINNED
+        if consumer.producer.participant_id == self._speaker:
+            return PRIORITY_SPEAKER
+        if consumer.producer.source is Source.SCREEN_SHARE:
+            return PRIORITY_SCREEN
+        return PRIORITY_OTHER
+
+    def _options(self, consumer: Consumer) -> list[Option]:
+        """What this track can be sent at, smallest first, never larger than rendered."""
+        layers = consumer.producer.layers
+        now_ms = int(time.monotonic() * 1000)
+        usable = [
+            layer
+            for layer in layers
+            if (layer.stream is not None and now_ms - layer.last_arrival_ms < LAYER_STALE_MS)
+            or not layer.active
+        ] or layers[:1]
+        usable = usable[: _size_limit(usable, consumer.render_size) + 1]
+        bottom = usable[0]
+        temporal_layers = max(1, bottom.rates.temporal_seen)
+        options = [Option(bottom.index, t, bottom.price(t)) for t in range(temporal_layers)]
+        for layer in usable[1:]:
+            top = max(1, layer.rates.temporal_seen) - 1
+            # a larger layer never prices below a smaller one (measurements lag)
+            price = max(layer.price(top), options[-1].price * 1.1)
+            options.append(Option(layer.index, top, price))
+        return options
+
+    def _apply(
+        self,
+        consumer: Consumer,
+        options: list[Option],
+        current: int | None,
+        choice: int | None,
+        now: float,
+    ) -> None:
+        if choice is None:
+            if consumer not in self._paused:
+                self._paused.add(consumer)
+                self.pauses += 1
+                self._stepped_down[consumer] = now
+                consumer.pause("bandwidth")
+                logger.info("%r paused: not enough bandwidth", consumer)
+                self._notify_paused(consumer, True)
+            return
+        option = options[choice]
+        if current is not None and choice < current:
+            self._stepped_down[consumer] = now
+        consumer.set_target(option.spatial, option.temporal)
+        if consumer in self._paused:
+            self._paused.discard(consumer)
+            consumer.resume("bandwidth")
+            logger.info("%r resumed", consumer)
+            self._notify_paused(consumer, False)
+
+    def _notify_paused(self, consumer: Consumer, paused: bool) -> None:
+        self._notify(
+            {
+                "type": "track_paused",
+                "track_id": consumer.producer.id,
+                "paused": paused,
+                "reason": "bandwidth",
+            }
+        )
+
+    # -- probing ----------------------------------------------------------------------
+
+    def _pad(self, interval: float) -> None:
+        carrier = next(
+            (
+                c
+                for c in self._consumers()
+                if c.kind is MediaKind.VIDEO and c.can_pad and c.state is not ConsumerState.CLOSED
+            ),
+            None,
+        )
+        if carrier is None:
+            return
+        packets = int(self._padding_rate * interval / 8 / (PADDING_SIZE + PADDING_OVERHEAD))
+        if packets:
+            self.padding_packets += carrier.send_padding(max(1, packets), PADDING_SIZE)
+
+    # -- reporting ----------------------------------------------------------------------
+
+    def quality(self, video: Iterable[Consumer]) -> dict[str, Any]:
+        tracks = []
+        for consumer in video:
+            layer: Layer | None = None
+            if consumer.current_layer >= 0:
+                layer = consumer.producer.layers[consumer.current_layer]
+            reason = (
+                "bandwidth"
+                if "bandwidth" in consumer.pause_reasons
+                else next(iter(sorted(consumer.pause_reasons)), None)
+            )
+            tracks.append(
+                {
+                    "track_id": consumer.producer.id,
+                    "participant_id": consumer.producer.participant_id,
+                    "layer": layer.rid if layer else None,
+                    "spatial": consumer.current_layer if layer else None,
+                    "temporal": consumer.temporal if layer else None,
+                    "width": layer.width if layer else 0,
+                    "height": layer.height if layer else 0,
+                    "paused": bool(consumer.pause_reasons),
+                    "reason": reason,
+                    "bitrate_bps": int(self._rate.get(consumer, 0.0)),
+                }
+            )
+        return {
+            "type": "quality",
+            "estimate_bps": int(self.estimator.estimate),
+            "tracks": tracks,
+        }
+
+
+def _index_of(consumer: Consumer, options: list[Option]) -> int | None:
+    """The option a Consumer is at (its target), or the nearest below it."""
+    best = None
+    for i, option in enumerate(options):
+        if (
+            option.spatial == consumer.target_layer
+            and option.temporal <= consumer.target_temporal
+            and (best is None or option.temporal > options[best].temporal)
+        ):
+            best = i
+    if best is None:
+        below = [i for i, o in enumerate(options) if o.spatial < consumer.target_layer]
+        best = max(below, default=0)
+    return best
+
+
+def _size_limit(layers: list[Layer], size: tuple[int, int] | None) -> int:
+    """Index in ``layers`` of the smallest one big enough for ``size`` (the last if none).
+
+    No size said: no limit. A 0x0 size (not on screen): the smallest layer.
+    """
+    if size is None:
+        return len(layers) - 1
+    width, height = size
+    if not width or not height:
+        return 0
+    for i, layer in enumerate(layers):
+        if not layer.width:
+            return len(layers) - 1  # sizes not known yet: no limit
+        if layer.width >= width * SIZE_SLACK and layer.height >= height * SIZE_SLACK:
+            return i
+    return len(layers) - 1

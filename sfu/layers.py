@@ -1,0 +1,101 @@
+"""Simulcast layers of one Producer: what each carries and what it costs.
+
+A non-simulcast track is a Producer with one layer (rid None). A simulcast
+track from a browser has one layer per rid, lowest first (the order of the
+offer's ``a=simulcast:send`` list, which the client library sends lowest
+first; VP8 keyframes give the true sizes once they arrive). Each layer
+measures its bitrate per temporal layer so the allocator can price every
+(spatial, temporal) choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sfu.stream_stats import ReceiveStream
+
+MAX_TEMPORAL = 4
+NOMINAL_BITRATES = (150_000, 500_000, 1_500_000)
+"""Prices (bit/s) of layers not measured yet, by rank; the client library's maxBitrate."""
+RATE_SMOOTHING = 0.25
+"""Weight of the newest one-interval measurement in a layer's bitrate."""
+
+
+@dataclass(slots=True)
+class LayerRates:
+    """Bytes received since the last sample, and smoothed bit/s, per temporal layer."""
+
+    bytes_now: list[int] = field(default_factory=lambda: [0] * MAX_TEMPORAL)
+    bitrate: list[float] = field(default_factory=lambda: [0.0] * MAX_TEMPORAL)
+    temporal_seen: int = 0  # highest temporal id seen + 1 (1 when no T field)
+
+    def add(self, tid: int | None, size: int) -> None:
+        t = 0 if tid is None else min(tid, MAX_TEMPORAL - 1)
+        self.bytes_now[t] += size
+        if t >= self.temporal_seen:
+            self.temporal_seen = t + 1
+
+    def sample(self, elapsed: float) -> bool:
+        """Fold the bytes of the last ``elapsed`` seconds in; False if none arrived."""
+        arrived = any(self.bytes_now)
+        for t in range(MAX_TEMPORAL):
+            rate = self.bytes_now[t] * 8 / elapsed
+            self.bitrate[t] += RATE_SMOOTHING * (rate - self.bitrate[t])
+            self.bytes_now[t] = 0
+        return arrived
+
+    def up_to(self, temporal: int) -> float:
+        """Bit/s of temporal layers 0..temporal together."""
+        return float(sum(self.bitrate[: temporal + 1]))
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.bitrate))
+
+
+class Layer:
+    """One spatial layer (one SSRC, maybe one RTX SSRC) of a Producer."""
+
+    def __init__(self, index: int, rid: str | None, clock_rate: int) -> None:
+        self.index = index
+        self.rid = rid
+        self.clock_rate = clock_rate
+        self.ssrc: int | None = None
+        self.rtx_ssrc: int | None = None
+        self.stream: ReceiveStream | None = None
+        self.rates = LayerRates()
+        self.width = 0
+        self.height = 0
+        self.active = True  # the publisher was not told to stop it
+        self.last_arrival_ms = 0  # monotonic ms of the latest packet, media or RTX
+        self.known_bitrate = 0.0  # last non-zero measurement, survives a pause
+        self.last_keyframe_request = -1e9
+        self.pending_request: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        return f"Layer({self.index} rid={self.rid} {self.width}x{self.height})"
+
+    def bind(self, ssrc: int) -> None:
+        self.ssrc = ssrc
+        self.stream = ReceiveStream(ssrc, self.clock_rate)
+
+    def price(self, temporal: int) -> float:
+        """Bit/s this layer costs at ``temporal``; measured, else remembered, else nominal."""
+        measured = self.rates.up_to(temporal)
+        if measured > 1000:
+            return float(measured)
+        full = self.known_bitrate or NOMINAL_BITRATES[min(self.index, len(NOMINAL_BITRATES) - 1)]
+        temporal_layers = max(1, self.rates.temporal_seen)
+        # without a measurement, assume each temporal step halves the rate
+        return full / float(1 << max(0, temporal_layers - 1 - temporal))
+
+    def sample(self, elapsed: float) -> None:
+        # a layer that stopped decays towards 0: remember what it cost while it flowed
+        if self.rates.sample(elapsed) and self.rates.total > 1000:
+            self.known_bitrate = self.rates.total
+
+    def cancel_request(self) -> None:
+        if self.pending_request is not None:
+            self.pending_request.cancel()
+            self.pending_request = None
