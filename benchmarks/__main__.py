@@ -4,6 +4,7 @@
     python -m benchmarks run consult_grid --sizes 5,10   # override the sizes
     python -m benchmarks run fanout --url https://staging.example:8443 \\
         --secret-file portal.secret --issuer portal-a    # a running server
+    python -m benchmarks run weak_link --rates 250,60    # capped downlink (benchmarks/weak_link.py)
     python -m benchmarks list
 
 Ctrl-C stops cleanly: workers leave, the server stops, and the steps
@@ -16,6 +17,8 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+
+import yaml
 
 from benchmarks.report import write_report
 from benchmarks.runner import StepResult, default_output, run_scenario
@@ -39,12 +42,28 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--issuer", default="dev", help="token issuer id (with --url)")
     run.add_argument("--no-baseline", action="store_true", help="skip the MediaRelay baseline")
     run.add_argument("--output", type=Path, help="report directory")
+    weak = run.add_argument_group("weak_link only")
+    weak.add_argument("--rates", help="comma-separated downlink caps in kbit/s")
+    weak.add_argument("--link", choices=["netns", "relay", "auto"], help="how the cap is applied")
+    weak.add_argument("--publisher", choices=["simulcast", "plain", "auto"])
     args = parser.parse_args(argv)
 
     if args.command == "list":
         for path in sorted(SCENARIO_DIR.glob("*.yaml")):
-            print(f"{path.stem:14} {Scenario.load(path.stem).description}")
+            print(f"{path.stem:14} {_description(path)}")
         return 0
+    if _kind(args.scenario) == "weak_link":
+        from benchmarks.weak_link import run_cli  # noqa: PLC0415 - its own runner
+
+        rates = args.rates or args.sizes
+        return run_cli(
+            [int(r) for r in rates.split(",")] if rates else None,
+            args.duration,
+            args.link,
+            args.publisher,
+            args.output,
+            _path(args.scenario),
+        )
     try:
         scenario = Scenario.load(args.scenario)
     except ScenarioError as exc:
@@ -86,6 +105,25 @@ def main(argv: list[str] | None = None) -> int:
     print((output / "report.md").read_text())
     print("written: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def _path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    return SCENARIO_DIR / f"{name_or_path}.yaml" if not path.suffix else path
+
+
+def _kind(name_or_path: str) -> str | None:
+    try:
+        data = yaml.safe_load(_path(name_or_path).read_text())
+    except OSError:
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def _description(path: Path) -> str:
+    if _kind(str(path)) == "weak_link":
+        return str(yaml.safe_load(path.read_text()).get("description", ""))
+    return Scenario.load(path.stem).description
 
 
 if __name__ == "__main__":

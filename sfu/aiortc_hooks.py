@@ -377,13 +377,17 @@ class UplinkEstimator:
 # --------------------------------------------------------------------------
 
 
-def tap_media_datagrams(pc: RTCPeerConnection, on_media: Callable[[bytes], None]) -> None:
+def tap_media_datagrams(
+    pc: RTCPeerConnection, on_media: Callable[[bytes], None], pass_through: bool = False
+) -> None:
     """Divert every incoming SRTP (not SRTCP) datagram of ``pc`` to ``on_media``.
 
     The SRTP header is cleartext, so a benchmark subscriber can count packets
     and sequence gaps without paying for decryption, jitter buffers or
-    decoders. STUN, DTLS and SRTCP still reach aiortc. Call after
-    setLocalDescription (the sockets exist then).
+    decoders. STUN, DTLS and SRTCP still reach aiortc. With ``pass_through``
+    media reaches aiortc too (it decodes, sends REMB, RRs and NACKs) and
+    ``on_media`` only watches. Call after setLocalDescription (the sockets
+    exist then).
     """
     for transceiver in pc.getTransceivers():
         connection = transceiver.receiver.transport.transport.iceGatherer._connection
@@ -397,6 +401,8 @@ def tap_media_datagrams(pc: RTCPeerConnection, on_media: Callable[[bytes], None]
             ) -> None:
                 if len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
                     on_media(data)
+                    if pass_through:
+                        _original(data, addr)
                 else:
                     _original(data, addr)
 

@@ -80,7 +80,11 @@ def with_hysteresis(
     ``eager`` from the full one (what must not be exceeded).
     """
     if current is None:
-        return cautious if may_raise else None
+        # resuming a paused track: its lowest option fitting is enough; a
+        # picture back is worth more than headroom
+        if not may_raise:
+            return None
+        return cautious if cautious is not None else (0 if eager is not None else None)
     if eager is None or eager < current:
         return eager  # too expensive now: step down at once
     if may_raise and cautious is not None and cautious > current:

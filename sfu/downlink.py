@@ -47,6 +47,9 @@ UPGRADE_HOLD = 3.0  # seconds after a step down before the same track steps up
 HEADROOM = 0.85  # a step up must fit in this share of the estimate
 TOLERANCE = 1.15  # a step down happens once prices exceed the estimate by this much
 # (prices are measured and jump with keyframes; congestion shows as a lower estimate)
+PAUSE_TOLERANCE = 2.0  # a track is paused only once its lowest option exceeds this much
+# (a REMB decrease asks for 15 % less than what arrives, and random loss lowers
+# the loss-based estimate a little: neither should turn a picture off)
 RATE_SMOOTHING = 0.5
 LAYER_STALE_MS = 2000  # a layer silent this long is not offered
 SIZE_SLACK = 0.9  # a layer this close to the rendered size is big enough
@@ -86,6 +89,7 @@ class DownlinkController:
         self._last_tick = now
         self._last_quality = now
         self._padding_rate = 0.0
+        self._padding_due = 0.0  # bytes of padding owed (rates below one packet per tick)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -140,6 +144,7 @@ class DownlinkController:
         estimator = self.estimator
         if (
             estimator.loss < CLEAN_LOSS
+            and not self._paused
             and now - estimator.last_decrease >= DECREASE_HOLD
             and self.audio_rate + self.video_rate > estimator.estimate
         ):
@@ -153,9 +158,11 @@ class DownlinkController:
         budget = estimator.estimate - self.audio_rate
         eager = allocate(budget * TOLERANCE, demands)
         cautious = allocate(budget * HEADROOM, demands)
+        lenient = allocate(budget * PAUSE_TOLERANCE, demands)
         # before any sign of congestion, a low start estimate chooses small
         # layers but never pauses a track
         measured = estimator.decreases > 0
+        paused_now = False
         for consumer in video:
             opts = options[consumer]
             if not opts:
@@ -165,14 +172,25 @@ class DownlinkController:
             choice = with_hysteresis(
                 current, cautious.choice[consumer], eager.choice[consumer], may_raise
             )
-            if choice is None and not measured:
-                choice = 0
+            if choice is None and (
+                not measured or (current is not None and lenient.choice[consumer] is not None)
+            ):
+                choice = 0  # no sign of congestion yet, or not far enough below
+            if choice is None and consumer not in self._paused:
+                paused_now = True
             self._apply(consumer, opts, current, choice, now)
+        if paused_now:
+            # what is left is what the link has shown it carries: probe up from there
+            estimator.cap(self.audio_rate + eager.total / TOLERANCE, now, "pause")
         # probe for what the best options need *with* headroom, or a step up
         # would never pass the cautious allocation
         wanted = self.audio_rate + eager.wanted / HEADROOM
-        target = estimator.padding_target(wanted, now)
+        target = estimator.padding_target(
+            wanted, now, self.audio_rate + self.video_rate, paused=bool(self._paused)
+        )
         self._padding_rate = max(0.0, target - self.audio_rate - self.video_rate)
+        if not self._padding_rate:
+            self._padding_due = 0.0
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
             if video:
@@ -184,8 +202,9 @@ class DownlinkController:
             sent = consumer.counters.bytes
             delta = sent - self._bytes.get(consumer, sent)
             self._bytes[consumer] = sent
-            rate = self._rate.get(consumer, 0.0)
-            rate += RATE_SMOOTHING * (delta * 8 / elapsed - rate)
+            measured = delta * 8 / elapsed
+            rate = self._rate.get(consumer)
+            rate = measured if not rate else rate + RATE_SMOOTHING * (measured - rate)
             self._rate[consumer] = rate
             if consumer.kind is MediaKind.AUDIO:
                 audio += rate
@@ -259,10 +278,27 @@ class DownlinkController:
                 self.pauses += 1
                 self._stepped_down[consumer] = now
                 consumer.pause("bandwidth")
-                logger.info("%r paused: not enough bandwidth", consumer)
+                logger.info(
+                    "%r paused: not enough bandwidth (%r, audio %d, video %d, lowest %d)",
+                    consumer,
+                    self.estimator,
+                    self.audio_rate,
+                    self.video_rate,
+                    options[0].price,
+                )
                 self._notify_paused(consumer, True)
             return
         option = options[choice]
+        if choice != current:
+            logger.debug(
+                "%r: option %s -> %s (%d/%d bit/s, estimate %r)",
+                consumer,
+                current,
+                choice,
+                option.spatial,
+                option.temporal,
+                self.estimator,
+            )
         if current is not None and choice < current:
             self._stepped_down[consumer] = now
         consumer.set_target(option.spatial, option.temporal)
@@ -295,9 +331,11 @@ class DownlinkController:
         )
         if carrier is None:
             return
-        packets = int(self._padding_rate * interval / 8 / (PADDING_SIZE + PADDING_OVERHEAD))
+        self._padding_due += self._padding_rate * interval / 8
+        packets = int(self._padding_due // (PADDING_SIZE + PADDING_OVERHEAD))
         if packets:
-            self.padding_packets += carrier.send_padding(max(1, packets), PADDING_SIZE)
+            self._padding_due -= packets * (PADDING_SIZE + PADDING_OVERHEAD)
+            self.padding_packets += carrier.send_padding(packets, PADDING_SIZE)
 
     # -- reporting ----------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ from sfu.stream_stats import ReceiveStream
 MAX_TEMPORAL = 4
 NOMINAL_BITRATES = (150_000, 500_000, 1_500_000)
 """Prices (bit/s) of layers not measured yet, by rank; the client library's maxBitrate."""
-RATE_SMOOTHING = 0.25
-"""Weight of the newest one-interval measurement in a layer's bitrate."""
+RATE_SMOOTHING = 0.12
+"""Weight of the newest half-second measurement in a layer's price: ~4 s memory, so
+keyframes (every 2 s from browsers, more after losses) do not make it jump."""
 
 
 @dataclass(slots=True)
@@ -41,7 +42,10 @@ class LayerRates:
         arrived = any(self.bytes_now)
         for t in range(MAX_TEMPORAL):
             rate = self.bytes_now[t] * 8 / elapsed
-            self.bitrate[t] += RATE_SMOOTHING * (rate - self.bitrate[t])
+            if self.bitrate[t] == 0.0:
+                self.bitrate[t] = rate  # the first measurement, not a ramp from zero
+            else:
+                self.bitrate[t] += RATE_SMOOTHING * (rate - self.bitrate[t])
             self.bytes_now[t] = 0
         return arrived
 
@@ -70,6 +74,7 @@ class Layer:
         self.active = True  # the publisher was not told to stop it
         self.last_arrival_ms = 0  # monotonic ms of the latest packet, media or RTX
         self.known_bitrate = 0.0  # last non-zero measurement, survives a pause
+        self.flowing = False  # packets arrived in the last sampling interval
         self.last_keyframe_request = -1e9
         self.pending_request: asyncio.TimerHandle | None = None
 
@@ -83,7 +88,7 @@ class Layer:
     def price(self, temporal: int) -> float:
         """Bit/s this layer costs at ``temporal``; measured, else remembered, else nominal."""
         measured = self.rates.up_to(temporal)
-        if measured > 1000:
+        if self.flowing and measured > 1000:
             return float(measured)
         full = self.known_bitrate or NOMINAL_BITRATES[min(self.index, len(NOMINAL_BITRATES) - 1)]
         temporal_layers = max(1, self.rates.temporal_seen)
@@ -92,7 +97,8 @@ class Layer:
 
     def sample(self, elapsed: float) -> None:
         # a layer that stopped decays towards 0: remember what it cost while it flowed
-        if self.rates.sample(elapsed) and self.rates.total > 1000:
+        self.flowing = self.rates.sample(elapsed)
+        if self.flowing and self.rates.total > 1000:
             self.known_bitrate = self.rates.total
 
     def cancel_request(self) -> None:

@@ -78,7 +78,7 @@ def set_fmtp(sdp: str, codec: str, parameters: dict[str, str]) -> str:
     for original in _sections(sdp):
         section = original
         for pt in payload_types(original, codec):
-            pattern = re.compile(rf"^a=fmtp:{pt} (.*)$", re.M)
+            pattern = re.compile(rf"^a=fmtp:{pt} ([^\r\n]*)", re.M)
             match = pattern.search(section)
             current: dict[str, str] = {}
             if match:
@@ -91,7 +91,7 @@ def set_fmtp(sdp: str, codec: str, parameters: dict[str, str]) -> str:
             if match:
                 section = section[: match.start()] + line + section[match.end() :]
             else:
-                rtpmap = re.search(rf"^a=rtpmap:{pt} .*$", section, re.M)
+                rtpmap = re.search(rf"^a=rtpmap:{pt} [^\r\n]*", section, re.M)
                 assert rtpmap is not None
                 section = section[: rtpmap.end()] + eol + line + section[rtpmap.end() :]
         out.append(section)

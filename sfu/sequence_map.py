@@ -17,18 +17,23 @@ HISTORY = 128
 
 
 class NumberMap:
+    """Input numbers are unwrapped against the highest seen, so a long run without
+    drops never reads as old (the same idea as ReceiveStream's extended numbers)."""
+
     __slots__ = ("_changes", "_half", "_highest", "_mod")
 
     def __init__(self, modulus: int) -> None:
         self._mod = modulus
         self._half = modulus >> 1
-        # (first input number the offset applies to, offset), oldest first
+        # (first extended input number the offset applies to, offset), oldest first
         self._changes: deque[tuple[int, int]] = deque(maxlen=HISTORY)
-        self._highest = 0
+        self._highest = 0  # extended
 
-    def _delta(self, a: int, b: int) -> int:
-        d = (a - b) % self._mod
-        return d - self._mod if d >= self._half else d
+    def _extend(self, number: int) -> int:
+        d = (number - self._highest) % self._mod
+        if d >= self._half:
+            d -= self._mod
+        return self._highest + d
 
     @property
     def started(self) -> bool:
@@ -37,18 +42,18 @@ class NumberMap:
     def reset(self, first_in: int, first_out: int) -> None:
         """Input ``first_in`` is sent as ``first_out``; nothing older is mapped."""
         self._changes.clear()
-        self._changes.append((first_in, (first_out - first_in) % self._mod))
         self._highest = first_in
+        self._changes.append((first_in, (first_out - first_in) % self._mod))
 
     def map(self, number: int) -> int | None:
         """The output number for an input one, or None if it is too old to send."""
         changes = self._changes
         if not changes:
             return None
-        if self._delta(number, self._highest) > 0:
-            self._highest = number
+        ext = self._extend(number)
+        self._highest = max(self._highest, ext)
         for first, offset in reversed(changes):
-            if self._delta(number, first) >= 0:
+            if ext >= first:
                 return (number + offset) % self._mod
         return None
 
@@ -59,12 +64,15 @@ class NumberMap:
         being dropped leaves its number unused.
         """
         changes = self._changes
-        if not changes or self._delta(number, self._highest) <= 0:
+        if not changes:
             return
-        self._highest = number
+        ext = self._extend(number)
+        if ext <= self._highest:
+            return
+        self._highest = ext
         first, offset = changes[-1]
-        new = ((number + 1) % self._mod, (offset - 1) % self._mod)
-        if self._delta(number, first) == 0:
+        new = (ext + 1, (offset - 1) % self._mod)
+        if ext == first:
             changes[-1] = new  # consecutive drops: one entry
         else:
             changes.append(new)

@@ -77,6 +77,7 @@ class ConsultClient:
         publisher_offer_filter: Callable[[str], str] | None = None,
         publisher_answer_filter: Callable[[str], str] | None = None,
         media_sink: Callable[[bytes], None] | None = None,
+        media_watch: Callable[[bytes], None] | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -96,6 +97,8 @@ class ConsultClient:
         self.publisher_answer_filter = publisher_answer_filter
         # load testing: received SRTP datagrams go here undecrypted and undecoded
         self.media_sink = media_sink
+        # tests: sees every received SRTP datagram, which aiortc still decodes
+        self.media_watch = media_watch
         self.participant_id: str | None = None
         self.state: str = "new"
         self.events: list[Event] = []
@@ -403,6 +406,8 @@ class ConsultClient:
             await pc.setLocalDescription(await pc.createAnswer())
             if self.media_sink is not None:
                 aiortc_hooks.tap_media_datagrams(pc, self.media_sink)
+            elif self.media_watch is not None:
+                aiortc_hooks.tap_media_datagrams(pc, self.media_watch, pass_through=True)
             for transceiver in pc.getTransceivers():
                 if transceiver.currentDirection == "inactive":
                     # aiortc keeps an inactive m-line's receiver running: stop it

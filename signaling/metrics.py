@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sfu.room_manager import RoomManager
+from signaling.downlink_metrics import DownlinkCollector
 
 
 class SfuCollector(Collector):
@@ -58,6 +59,7 @@ class SignalingMetrics:
     def __init__(self, rooms: RoomManager) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(SfuCollector(rooms))
+        self.registry.register(DownlinkCollector(rooms))
         # process_cpu_seconds_total, process_resident_memory_bytes...: what a load
         # tester reads from a server it cannot see the /proc of
         ProcessCollector(registry=self.registry)

@@ -28,7 +28,11 @@
  *   kind, source, mid} of a remote track; `stream` groups a participant's
  *   camera and microphone (or screen share video and audio);
  * - `connection-state`: {pc: "publisher"|"subscriber", state};
- * - `chat` and `track-paused` (server events, as above);
+ * - `chat`, `track-paused`, `quality` (every ~2 s: the server's estimate of
+ *   our downlink and the layer it forwards per video) and `publisher-layers`
+ *   (server events, as above; `session.quality` keeps the latest `quality`);
+ * - `layers-applied`: {trackId, layers: {rid: active}} once a
+ *   `publisher_layers` request was applied to our camera's encodings;
  * - `reconnecting`: {attempt, delay, reason} before each reconnection attempt
  *   and `reconnected`: {joined, attempts} once the call is restored (only
  *   with the `reconnect` option, below);
@@ -48,12 +52,20 @@
  * errors, URL), client/signalling.js (WebSocket, requests, server events),
  * client/publisher.js, client/subscriber.js, client/peer.js (ICE) and
  * client/reconnect.js; this module joins them into ConsultSession.
+ *
+ * Simulcast: the camera is published as rid-based simulcast (client/simulcast.js:
+ * rids q, h, f at 1/4, 1/2 and full resolution, lowest first; fewer layers
+ * for small cameras), a screen share as one encoding. The server switches
+ * each subscriber between layers; `publisher_layers` switches unused layers
+ * off. Render size: `watchRenderSize(trackId, videoElement)` reports the size
+ * at which we show a remote video (`track_settings`, client/render-size.js).
  */
 
 import { PeerConnections } from "./client/peer.js";
 import { DigiclinicError, websocketUrl } from "./client/protocol.js";
 import { Publishing } from "./client/publisher.js";
 import { RECONNECT_DEFAULTS, Reconnection } from "./client/reconnect.js";
+import { RenderSizeReporter } from "./client/render-size.js";
 import { Signalling } from "./client/signalling.js";
 import { Receiving } from "./client/subscriber.js";
 
@@ -75,10 +87,12 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
    *   lost connection (default false); an object sets `attempts` (10),
    *   `delay` (500 ms, doubled each attempt), `maxDelay` (10 s) and
    *   `heartbeat` (10 s between `ping`s; 0 disables them)
+   * @param {boolean} [options.simulcast]  publish the camera as simulcast
+   *   layers (default true); false sends one encoding
    */
   constructor({ url, token, room, iceServers, iceTransportPolicy = "all",
                 autoSubscribe = true, gatherTimeout = 5000, requestTimeout = 20000,
-                reconnect = false } = {}) {
+                reconnect = false, simulcast = true } = {}) {
     super();
     if (!url || !token) throw new TypeError("ConsultSession needs a url and a token");
     if (!["all", "relay"].includes(iceTransportPolicy)) {
@@ -90,6 +104,7 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
     this.iceServers = iceServers ?? [];
     this._iceFromServer = iceServers === undefined; // then take the server's (TURN) list
     this.reconnect = reconnect ? { ...RECONNECT_DEFAULTS, ...(reconnect === true ? {} : reconnect) } : null;
+    this.simulcast = simulcast !== false;
 
     // Read-only for callers.
     this.state = "new"; // new, connecting, lobby, active, reconnecting; then closed or denied
@@ -100,6 +115,7 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
     this.published = new Map(); // our trackId -> {trackId, mid, source, track}
     this.publisherPc = null;
     this.subscriberPc = null;
+    this.quality = null; // the latest `quality` event
 
     this._ws = null;
     this._nextId = 1;
@@ -117,6 +133,10 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
     this._reconnecting = false;
     this._rejoinAdmission = null; // {resolve, reject} while a rejoin waits in the lobby
     this._heartbeatTimer = null;
+    this._trackSettings = new Map(); // remote trackId -> the track_settings last sent
+    this._settingsInFlight = []; // request ids of track_settings awaiting their reply
+    this._trackSettingsUnsupported = false;
+    this._renderSizes = null; // RenderSizeReporter, created on first use
   }
 
   // -- joining -------------------------------------------------------------
@@ -185,6 +205,72 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
     return this._request("pause_video", { track_id: trackId, paused });
   }
 
+  /**
+   * Tell the server the size, in device pixels, at which we show a remote
+   * video (0x0: not visible), and whether the user pinned it: the server then
+   * forwards no simulcast layer larger than needed and favours pinned videos
+   * when bandwidth is short. Only changes are sent. Resolves to true once
+   * acknowledged, false if the server does not know `track_settings`.
+   */
+  async setTrackSettings(trackId, { width = 0, height = 0, pinned = false } = {}) {
+    const fields = {
+      track_id: trackId, width: Math.max(0, Math.round(width) || 0),
+      height: Math.max(0, Math.round(height) || 0), pinned: Boolean(pinned),
+    };
+    const key = `${fields.width}x${fields.height}${fields.pinned ? "/pinned" : ""}`;
+    if (this._trackSettingsUnsupported) return false;
+    if (this._trackSettings.get(trackId) === key) return true;
+    this._trackSettings.set(trackId, key);
+    const id = this._nextId; // the id _request gives it
+    const reply = this._request("track_settings", fields);
+    this._settingsInFlight.push(id);
+    try {
+      await reply;
+      return true;
+    } catch (err) {
+      if (err.code === "unknown_type") { // an older server: stop asking
+        this._trackSettingsUnsupported = true;
+        return false;
+      }
+      if (this._trackSettings.get(trackId) === key) this._trackSettings.delete(trackId);
+      throw err;
+    } finally {
+      this._settingsInFlight = this._settingsInFlight.filter((x) => x !== id);
+    }
+  }
+
+  /**
+   * A server that does not know a message type answers `unknown_type`
+   * without `ref` (protocol.md): taken as the answer to our oldest
+   * `track_settings` in flight, if any — the only request older servers lack.
+   */
+  _unreferencedError(msg) {
+    if (msg.code !== "unknown_type" || this._settingsInFlight.length === 0) return false;
+    const id = this._settingsInFlight.shift();
+    const pending = this._pending.get(id);
+    if (!pending) return false;
+    this._pending.delete(id);
+    clearTimeout(pending.timer);
+    pending.reject(new DigiclinicError(msg.code, msg.message, msg));
+    return true;
+  }
+
+  /**
+   * Report the render size of `element` (the <video> showing remote video
+   * `trackId`) whenever it changes: ResizeObserver and IntersectionObserver,
+   * debounced 300 ms, times devicePixelRatio, 0x0 while it is hidden, off
+   * screen or detached. Options `{pinned, hidden}`. Returns a watcher with
+   * `setPinned(bool)`, `setHidden(bool)`, `refresh()` and `unwatch()`; it
+   * ends by itself with the track.
+   */
+  watchRenderSize(trackId, element, options = {}) {
+    this._renderSizes ??= new RenderSizeReporter((id, size) => this.setTrackSettings(id, size));
+    return this._renderSizes.watch(trackId, element, options);
+  }
+
+  /** Measure every watched video again (e.g. after re-rendering the page). */
+  refreshRenderSizes() { this._renderSizes?.refreshAll(); }
+
   /** Round-trip time of an application-level `ping`, in milliseconds. */
   async ping(timeout = this.requestTimeout) {
     const started = performance.now();
@@ -213,6 +299,8 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
     this._rejoinAdmission = null;
     for (const pc of [this.publisherPc, this.subscriberPc]) pc?.close();
     for (const trackId of [...this.remoteTracks.keys()]) this._removeRemoteTrack(trackId);
+    this._renderSizes?.close();
+    this._renderSizes = null;
     for (const { reject, timer } of this._pending.values()) {
       clearTimeout(timer);
       reject(new DigiclinicError("closed", "the session has ended"));

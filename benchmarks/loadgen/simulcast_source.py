@@ -40,7 +40,7 @@ from signaling.client import ConsultClient
 aiortc_hooks.accept_simulcast_extensions()
 
 RIDS = ("q", "h", "f")
-LAYER_SIZES = ((320, 180, 150_000), (640, 360, 450_000), (1280, 720, 1_200_000))
+LAYER_SIZES = ((320, 180, 100_000), (640, 360, 350_000), (1280, 720, 900_000))
 FPS = 15
 
 

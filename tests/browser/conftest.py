@@ -143,8 +143,29 @@ class ConsultPage:
         self.page = page
         self.name = name
         self.console: list[str] = []
+        # every signalling message the page sends / receives, parsed (the page's WebSockets)
+        self.ws_sent: list[dict[str, Any]] = []
+        self.ws_received: list[dict[str, Any]] = []
         page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
         page.on("pageerror", lambda err: self.console.append(f"pageerror: {err}"))
+        page.on("websocket", self._on_websocket)
+
+    def _on_websocket(self, ws: Any) -> None:
+        def keep(frames: list[dict[str, Any]]) -> Callable[[Any], None]:
+            def on_frame(payload: Any) -> None:
+                with contextlib.suppress(ValueError, TypeError):
+                    message = json.loads(payload)
+                    if isinstance(message, dict):
+                        frames.append(message)
+
+            return on_frame
+
+        ws.on("framesent", keep(self.ws_sent))
+        ws.on("framereceived", keep(self.ws_received))
+
+    def sent_of(self, kind: str) -> list[dict[str, Any]]:
+        """The messages of that ``type`` the page sent, oldest first."""
+        return [m for m in self.ws_sent if m.get("type") == kind]
 
     async def js(self, expression: str, arg: Any = None) -> Any:
         # page.evaluate goes through the DevTools protocol, not eval: fine under the page's CSP
@@ -199,7 +220,8 @@ async def open_consult(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
     """``await open_consult(room, identity, role)`` -> a ConsultPage (own browser context).
 
     ``relay=True`` adds ``relay=1``; ``token`` replaces the minted join token;
-    other keywords are token claims (``name=...``).
+    ``query`` adds query parameters (e.g. ``{"video": "1280x720"}``); other
+    keywords are token claims (``name=...``).
     """
     contexts: list[Any] = []
     pages: list[ConsultPage] = []
@@ -211,16 +233,17 @@ async def open_consult(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
         *,
         relay: bool = False,
         token: str | None = None,
+        query: dict[str, str] | None = None,
         **claims: Any,
     ) -> ConsultPage:
         context = await chromium.new_context(viewport={"width": 1000, "height": 640})
         contexts.append(context)
         page = ConsultPage(await context.new_page(), identity)
         pages.append(page)
-        query = {"token": token or server.token(room, identity, role, **claims)}
+        params = {"token": token or server.token(room, identity, role, **claims), **(query or {})}
         if relay:
-            query["relay"] = "1"
-        url = str(server.server.make_url(TEST_PAGE)) + "?" + urlencode(query)
+            params["relay"] = "1"
+        url = str(server.server.make_url(TEST_PAGE)) + "?" + urlencode(params)
         await page.page.goto(url)
         return page
 
@@ -309,7 +332,11 @@ class WidgetPage(ConsultPage):
 
 @pytest.fixture
 async def open_widget(chromium: Any, server: RunningServer) -> AsyncIterator[OpenWidget]:
-    """``await open_widget(room, identity, role, skip=True, lang=None, **claims)`` -> WidgetPage."""
+    """``await open_widget(room, identity, role, skip=True, lang=None, **claims)`` -> WidgetPage.
+
+    Also ``locale``, ``query`` (more query parameters), ``viewport`` and
+    ``device_scale_factor`` (devicePixelRatio).
+    """
     contexts: list[Any] = []
     pages: list[WidgetPage] = []
 
@@ -323,9 +350,12 @@ async def open_widget(chromium: Any, server: RunningServer) -> AsyncIterator[Ope
         locale: str | None = None,
         query: dict[str, str] | None = None,
         viewport: tuple[int, int] = (1200, 760),
+        device_scale_factor: float | None = None,
         **claims: Any,
     ) -> WidgetPage:
         options: dict[str, Any] = {"viewport": {"width": viewport[0], "height": viewport[1]}}
+        if device_scale_factor:
+            options["device_scale_factor"] = device_scale_factor
         if locale:
             options["locale"] = locale
         context = await chromium.new_context(**options)

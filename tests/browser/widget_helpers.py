@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sfu.participant import Role
-from tests.browser.conftest import OpenWidget, WidgetPage
+from tests.browser.conftest import ConsultPage, OpenWidget, WidgetPage
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDGET_DIR = ROOT / "web-client" / "widget"
@@ -109,3 +112,140 @@ async def admit_through_button(doctor: WidgetPage, patient: WidgetPage) -> None:
     await admit.wait_for(timeout=15000)
     await admit.click()
     await patient.wait_screen("call")
+
+
+# -- simulcast (tests/browser/test_simulcast_*.py) ----------------------------------
+
+PAGE_SDP_JS = """() => {
+  const pc = digiclinicTest.session.publisherPc;
+  return {offer: pc?.localDescription?.sdp ?? "", answer: pc?.remoteDescription?.sdp ?? ""};
+}"""
+
+CAMERA_JS = """() => {
+  const s = digiclinicTest.session;
+  const entry = [...s.published.values()].find(e => e.source === "camera");
+  return entry ? {trackId: entry.trackId, mid: entry.mid, simulcast: entry.simulcast,
+                  encodings: s.sendEncodings(entry.trackId)} : null;
+}"""
+
+
+def media_section(sdp: str, mid: str) -> list[str]:
+    """The lines of the m-section ``a=mid:<mid>`` of an SDP."""
+    for section in sdp.replace("\r\n", "\n").split("\nm=")[1:]:
+        lines = section.split("\n")
+        if f"a=mid:{mid}" in lines:
+            return lines
+    return []
+
+
+def simulcast_line(sdp: str, mid: str) -> str | None:
+    return next((x for x in media_section(sdp, mid) if x.startswith("a=simulcast:")), None)
+
+
+async def camera_publisher(
+    open_consult: Callable[..., Any], room: str, identity: str = "dr-chromium", **query: str
+) -> tuple[ConsultPage, str, dict[str, Any]]:
+    """A library test page publishing the fake camera (1280x720 unless ``video=``).
+
+    Returns the page, its participant id and its camera (track id, mid, encodings).
+    """
+    page = await open_consult(
+        room, identity, Role.SPECIALIST, name="Dr. Chromium", query={"video": "1280x720", **query}
+    )
+    participant_id = await page.participant_id()
+    await page.wait_for("['published', 'failed'].includes(digiclinicTest.state)", what="published")
+    assert await page.js("digiclinicTest.state") == "published", await page.dump()
+    camera: dict[str, Any] = await page.js(CAMERA_JS)
+    assert camera is not None, await page.dump()
+    return page, participant_id, camera
+
+
+async def require_server_simulcast(page: ConsultPage, mid: str) -> dict[str, str]:
+    """The publisher's offer and answer; skips unless the server accepted simulcast on ``mid``."""
+    sdp: dict[str, str] = await page.js(PAGE_SDP_JS)
+    if simulcast_line(sdp["answer"], mid) is None:
+        pytest.skip(
+            "server side of issue 7 missing: the publish answer has no a=simulcast:recv "
+            "(the server does not accept rid-based simulcast yet)"
+        )
+    return sdp
+
+
+async def track_settings(
+    client: Any, track_id: str, width: int, height: int, pinned: bool | None = None
+) -> None:
+    """``ConsultClient.track_settings`` when it exists, else the raw message."""
+    helper = getattr(client, "track_settings", None)
+    if helper is not None:
+        await helper(track_id, width, height, pinned)
+        return
+    message: dict[str, Any] = {
+        "type": "track_settings",
+        "track_id": track_id,
+        "width": width,
+        "height": height,
+    }
+    if pinned is not None:
+        message["pinned"] = pinned
+    await client.request(message)
+
+
+class FrameLog:
+    """Decodes a remote video track and keeps the size of every frame, in order."""
+
+    def __init__(self, track: Any) -> None:
+        self.track = track
+        self.sizes: list[tuple[int, int]] = []
+        self._progress = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            while True:
+                frame = await self.track.recv()
+                self.sizes.append((frame.width, frame.height))
+                self._progress.set()
+
+    @property
+    def last(self) -> tuple[int, int] | None:
+        return self.sizes[-1] if self.sizes else None
+
+    async def wait_size(
+        self, size: tuple[int, int], frames: int = 10, timeout: float = 20.0
+    ) -> int:
+        """Wait until ``frames`` frames in a row have ``size``; returns the index of the first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            run = 0
+            for w_h in reversed(self.sizes):
+                if w_h != size:
+                    break
+                run += 1
+            if run >= frames:
+                return len(self.sizes) - run
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                seen = sorted(set(self.sizes[-200:]))
+                raise AssertionError(f"no {frames} frames of {size} in a row; last sizes {seen}")
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), min(remaining, 1.0))
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+def server_producer(server: Any, participant_id: str, source: str = "camera") -> Any:
+    """The server's Producer of that participant's track (None if not there yet)."""
+    for room in server.rooms.rooms.values():
+        for producer in room.producers():
+            owner = getattr(producer, "participant_id", None) or str(producer.id).split(":")[0]
+            if (
+                owner == participant_id
+                and str(getattr(producer.source, "value", producer.source)) == source
+            ):
+                return producer
+    return None

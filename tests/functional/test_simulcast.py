@@ -83,7 +83,7 @@ async def simulcast_call(server: RunningServer, room: str) -> AsyncIterator[Call
     publisher = server.client(server.token(room, "doctor", Role.SPECIALIST))
     await publisher.connect()
     await publisher.join()
-    publication = await publish_simulcast(publisher, clips, opus_clip())
+    publication = await publish_simulcast(publisher, clips, opus_clip(bitrate=24_000))
     track_id = next(t for mid, t in publisher.published.items() if mid == publication.video.mid)
     try:
         yield Call(publisher, publication, track_id)
@@ -169,7 +169,7 @@ async def test_subscriber_decodes_each_layer_as_it_is_switched(server: RunningSe
             # no size said, a fresh link: starts small, then probes up to the top
             await wait_size(log, SMALL, timeout=10, consumer=consumer)
             try:
-                await wait_size(log, LARGE, timeout=25, consumer=consumer)
+                await wait_size(log, LARGE, timeout=40, consumer=consumer)
             except AssertionError as exc:
                 raise AssertionError(f"{exc} {estimator} {vars(estimator)}") from None
             # a thumbnail: straight down to the lowest layer

@@ -1,8 +1,12 @@
-// ConsultSession's publisher connection (our tracks; we offer): publishing,
-// unpublishing, muting and replacing local tracks, one negotiation at a time.
-// A mixin of ConsultSession (../digiclinic-client.js).
+// ConsultSession's publisher connection (our tracks; we offer): publishing
+// (the camera as rid-based simulcast, see simulcast.js), unpublishing, muting
+// and replacing local tracks, one negotiation at a time, and the server's
+// `publisher_layers` requests. A mixin of ConsultSession (../digiclinic-client.js).
 
 import { DigiclinicError } from "./protocol.js";
+import {
+  SCREEN_ENCODING, answerHasSimulcast, applyLayers, cameraEncodings, fixRefusedSimulcast,
+} from "./simulcast.js";
 
 /** The protocol's `source` label for a local track, or null to leave it out. */
 function sourceFor(kind, { camera = true, microphone = true, screen = false }) {
@@ -37,18 +41,18 @@ export const Publishing = (Base) => class Publishing extends Base {
     this._requireActive();
     if (items.length === 0) throw new TypeError("publish: no track of the stream selected");
     const pc = (this.publisherPc ??= this._createPc("publisher"));
-    const added = items.map((item) => ({
-      ...item,
-      transceiver: pc.addTransceiver(item.track ?? item.kind, {
-        direction: "sendonly", streams: item.stream ? [item.stream] : [],
-      }),
-    }));
+    const added = items.map((item) => {
+      const init = { direction: "sendonly", streams: item.stream ? [item.stream] : [] };
+      const encodings = this._encodingsFor(item);
+      if (encodings) init.sendEncodings = encodings;
+      return { ...item, encodings, transceiver: pc.addTransceiver(item.track ?? item.kind, init) };
+    });
     const mids = [];
     try {
       await this._negotiatePublisher(pc, () => { // mids exist once the offer is set
-        for (const { transceiver: { mid }, track, kind, source, stream, muted } of added) {
+        for (const { transceiver: { mid }, track, kind, source, stream, muted, encodings } of added) {
           if (track && muted) track.enabled = false;
-          this._labels.set(mid, { source, track, kind, stream, muted: Boolean(muted) });
+          this._labels.set(mid, { source, track, kind, stream, muted: Boolean(muted), encodings });
           mids.push(mid);
         }
       });
@@ -62,6 +66,64 @@ export const Publishing = (Base) => class Publishing extends Base {
       if (entry.muted) await this._request("mute", { track_id: entry.trackId, muted: true });
     }
     return mine;
+  }
+
+  /**
+   * The `sendEncodings` of a new sender: the camera as simulcast layers
+   * (unless `simulcast: false` or the camera is small), a screen share as one
+   * encoding with `contentHint = "detail"`; null (one default encoding) else.
+   */
+  _encodingsFor({ kind, source, track }) {
+    if (kind !== "video") return null;
+    if (source === "screen_share") {
+      if (track && !track.contentHint) track.contentHint = "detail";
+      return [{ ...SCREEN_ENCODING }];
+    }
+    if (source === "camera" && this.simulcast) {
+      const encodings = cameraEncodings(track);
+      return encodings && encodings.length > 1 ? encodings : null;
+    }
+    return null;
+  }
+
+  /**
+   * The encodings one of our video tracks is sent with now:
+   * [{rid, active, scaleResolutionDownBy, maxBitrate}] (one entry without a
+   * rid when not simulcast), or null if we do not publish it.
+   */
+  sendEncodings(trackId) {
+    const sender = this._senderOf(trackId);
+    if (!sender) return null;
+    return (sender.getParameters().encodings ?? []).map(({ rid, active, scaleResolutionDownBy, maxBitrate }) => ({
+      rid: rid ?? null, active: active !== false, scaleResolutionDownBy: scaleResolutionDownBy ?? 1,
+      maxBitrate: maxBitrate ?? null,
+    }));
+  }
+
+  _senderOf(trackId) {
+    const entry = this.published.get(trackId);
+    if (!entry || !this.publisherPc) return null;
+    return this.publisherPc.getTransceivers().find((t) => t.mid === entry.mid && !t.stopped)?.sender ?? null;
+  }
+
+  /**
+   * The server's `publisher_layers`: no subscriber needs the inactive layers,
+   * so stop encoding them (`encodings[i].active` through setParameters; the
+   * camera track itself is never touched), and start them again when told.
+   */
+  _onPublisherLayers({ track_id: trackId, layers }) {
+    return this._onPublisher(async () => {
+      const sender = this._senderOf(trackId);
+      if (!sender) return null;
+      const applied = await applyLayers(sender, layers);
+      if (applied) this._emit("layers-applied", { trackId, layers: applied });
+      return applied;
+    }).catch((err) => {
+      if (err.code === "reconnecting") return null; // the server tells the new connection again
+      const code = err.code ?? err.name ?? "layers_failed";
+      this._emit("error", { code, message: `publisher_layers: ${err.message}` });
+      return null;
+    });
   }
 
   /** Stop publishing one of our tracks (its m-line becomes inactive). */
@@ -125,10 +187,35 @@ export const Publishing = (Base) => class Publishing extends Base {
     // `tracks` lists everything we publish now
     this.published = new Map(reply.tracks.map(({ mid, track_id: trackId, source }) => {
       const label = this._labels.get(mid);
+      const simulcast = (label?.encodings?.length ?? 0) > 1 && answerHasSimulcast(reply.sdp, mid);
       return [trackId, {
-        trackId, mid, source, track: label?.track ?? null, muted: label?.muted ?? false,
+        trackId, mid, source, track: label?.track ?? null, muted: label?.muted ?? false, simulcast,
       }];
     }));
+    await this._tuneSenders(pc);
+  }
+
+  /**
+   * A server that refuses simulcast leaves one encoding, the lowest layer's:
+   * send it at full resolution instead. A screen share keeps its resolution
+   * (text stays readable) and drops frames when the link is short.
+   */
+  async _tuneSenders(pc) {
+    for (const transceiver of pc.getTransceivers()) {
+      const label = this._labels.get(transceiver.mid);
+      if (!label || transceiver.stopped || label.kind !== "video") continue;
+      try {
+        if (label.encodings?.length > 1) await fixRefusedSimulcast(transceiver.sender, label.encodings);
+        if (label.source === "screen_share" && !label.tuned) {
+          label.tuned = true;
+          const params = transceiver.sender.getParameters();
+          params.degradationPreference = "maintain-resolution";
+          await transceiver.sender.setParameters(params);
+        }
+      } catch (err) {
+        console.warn("digiclinic: could not tune a sender", err);
+      }
+    }
   }
 
   _onPublisher(task, generation = this._generation) {

@@ -47,6 +47,7 @@ export const Reconnection = (Base) => class Reconnection extends Base {
     for (const trackId of [...this.remoteTracks.keys()]) this._removeRemoteTrack(trackId);
     this._offerMeta = new Map();
     this._streams = new Map();
+    this._trackSettings = new Map(); // the new participant's consumers start afresh
     this._publisherChain = Promise.resolve();
     this._subscriberChain = Promise.resolve();
   }

@@ -62,6 +62,7 @@ export const Signalling = (Base) => class Signalling extends Base {
     try { msg = JSON.parse(data); } catch { return; }
     if (typeof msg?.type !== "string") return;
     this._emit("message", msg);
+    if (msg.type === "error" && msg.ref === undefined && this._unreferencedError?.(msg)) return;
     const pending = msg.ref !== undefined ? this._pending.get(msg.ref) : undefined;
     if (pending) { // a reply: settle the request
       this._pending.delete(msg.ref);
@@ -83,6 +84,8 @@ export const Signalling = (Base) => class Signalling extends Base {
       this._shutdown("denied");
     } else if (msg.type === "room_closed") {
       this._shutdown("room_closed");
+    } else if (msg.type === "publisher_layers") {
+      this._onPublisherLayers(msg);
     } else if (msg.type === "subscriber_offer") {
       const generation = this._generation;
       this._subscriberChain = this._subscriberChain
@@ -118,6 +121,9 @@ export const Signalling = (Base) => class Signalling extends Base {
       case "track_unpublished":
         if (who) who.producers = who.producers.filter((t) => t.id !== msg.track_id);
         this._removeRemoteTrack(msg.track_id);
+        break;
+      case "quality":
+        this.quality = msg; // the server's latest view of our downlink
         break;
       case "track_muted": {
         const track = who?.producers.find((t) => t.id === msg.track_id);

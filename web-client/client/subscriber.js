@@ -40,6 +40,8 @@ export const Receiving = (Base) => class Receiving extends Base {
   }
 
   _removeRemoteTrack(trackId) {
+    this._renderSizes?.unwatch(trackId);
+    this._trackSettings?.delete(trackId);
     const info = this.remoteTracks.get(trackId);
     if (!info) return;
     this.remoteTracks.delete(trackId);

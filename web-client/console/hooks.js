@@ -19,7 +19,9 @@ export function summary() {
     muted: Object.fromEntries(room.sentMuted),
     paused: Object.fromEntries(room.sentPaused),
     serverPaused: Object.fromEntries(room.serverPaused),
-    remote: [...room.media].map(([trackId, m]) => ({ trackId, kind: m.kind, participantId: m.participantId })),
+    remote: [...room.media].map(([trackId, m]) => ({
+      trackId, kind: m.kind, participantId: m.participantId, renderSize: m.watcher?.lastSent ?? null,
+    })),
   }));
 }
 

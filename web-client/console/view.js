@@ -126,6 +126,7 @@ export function addMedia(room, { track, trackId, participantId, kind }) {
   removeMedia(room, trackId);
   const stream = new MediaStream([track]);
   let element;
+  let watcher = null;
   if (kind === "video") {
     const figure = el("figure", "remote");
     const video = el("video");
@@ -137,12 +138,15 @@ export function addMedia(room, { track, trackId, participantId, kind }) {
     figure.append(video, el("figcaption", "", name));
     room.el.videos.append(figure);
     element = video;
+    // the size we show it at goes to the server (track_settings): a room on hold is a
+    // thumbnail and gets the lowest simulcast layer, the focused room its real size
+    watcher = room.session.watchRenderSize?.(trackId, video) ?? null;
   } else {
     element = el("audio");
     Object.assign(element, { autoplay: true, muted: room.held, srcObject: stream });
     room.el.stage.append(element);
   }
-  room.media.set(trackId, { kind, element, participantId });
+  room.media.set(trackId, { kind, element, participantId, watcher });
   render(room);
 }
 
@@ -150,6 +154,7 @@ export function removeMedia(room, trackId) {
   const entry = room.media.get(trackId);
   if (!entry) return;
   room.media.delete(trackId);
+  entry.watcher?.unwatch();
   entry.element.srcObject = null;
   (entry.element.closest("figure") ?? entry.element).remove();
   render(room);

@@ -3,18 +3,21 @@
 // browser tests as `window.digiclinicTest`.
 //
 // Query string: token (required), server (WebSocket URL; default: this
-// page's server), relay=1 (iceTransportPolicy "relay").
+// page's server), relay=1 (iceTransportPolicy "relay"), video=WxH (the
+// camera size asked for; default 640x360), simulcast=0 (one encoding).
 
 import { ConsultSession } from "../digiclinic-client.js";
 
 const params = new URLSearchParams(location.search);
 const defaultServer = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws?v=1`;
 const relay = ["1", "true", "yes"].includes(params.get("relay") ?? "");
+const [videoWidth, videoHeight] = (params.get("video") ?? "640x360").split("x").map(Number);
 
 const session = new ConsultSession({
   url: params.get("server") || defaultServer,
   token: params.get("token") ?? "",
   iceTransportPolicy: relay ? "relay" : "all",
+  simulcast: !["0", "false", "no"].includes(params.get("simulcast") ?? ""),
 });
 
 const test = {
@@ -91,6 +94,7 @@ const logged = [
   "lobby-wait", "lobby", "admitted", "denied", "participant-joined", "participant-left",
   "track-published", "track-unpublished", "track-muted", "subscriber-offer", "connection-failed",
   "room-closed", "error", "track", "track-removed", "connection-state", "closed",
+  "publisher-layers", "layers-applied", "track-paused",
 ];
 for (const type of logged) {
   session.addEventListener(type, ({ detail }) => {
@@ -127,6 +131,7 @@ async function stats() {
     if (report.type !== "outbound-rtp") continue;
     result.outbound.push({
       kind: report.kind, mid: report.mid, trackId: ours.get(report.mid)?.trackId ?? null,
+      rid: report.rid ?? null, active: report.active ?? null, bytesSent: report.bytesSent ?? 0,
       packetsSent: report.packetsSent ?? 0, framesEncoded: report.framesEncoded ?? 0,
       frameWidth: report.frameWidth ?? 0, frameHeight: report.frameHeight ?? 0,
     });
@@ -139,7 +144,7 @@ async function main() {
   // getUserMedia first: with capture permission Chrome offers real host
   // addresses as ICE candidates instead of mDNS names.
   const stream = await navigator.mediaDevices.getUserMedia({
-    video: { width: 640, height: 360 }, audio: true,
+    video: { width: videoWidth, height: videoHeight }, audio: true,
   });
   test.localStream = stream;
   videoTile($("local"), "me (local preview)", stream, true);

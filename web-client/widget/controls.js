@@ -4,7 +4,9 @@
 
 import { h, icon, replace } from "./dom.js";
 
-export const CAMERA_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
+// 720p: published as three simulcast layers (320x180, 640x360, 1280x720), so a
+// weak link or a small tile gets a small layer while a pinned tile can be sharp.
+export const CAMERA_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 24 } };
 
 export const Controls = (Base) => class Controls extends Base {
   async _setMicMuted(muted) {

@@ -56,6 +56,7 @@ const ICONS = {
   warn: ["M12 3l10 18H2z", "M12 10v5", "M12 17.5v.5"],
   cross: ["M6 6l12 12", "M18 6L6 18"],
   dots: ["M6 12h.01", "M12 12h.01", "M18 12h.01"],
+  pin: ["M9 3h6", "M10 3v6l-3 4h10l-3-4V3", "M12 13v8"],
 };
 
 /** An aria-hidden inline SVG icon (decorative: the button carries the label). */

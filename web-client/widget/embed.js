@@ -15,7 +15,7 @@ import "./digiclinic-consult.js";
 
 const EVENTS = [
   "ready", "state", "lobby", "joined", "left", "participant-joined", "participant-left",
-  "recording-state", "error", "reconnecting", "reconnected", "mute-state", "audio-only",
+  "recording-state", "error", "reconnecting", "reconnected", "mute-state", "audio-only", "pin",
 ];
 
 const query = new URLSearchParams(location.search);

@@ -19,7 +19,7 @@ for (const [param, attribute] of [["skip", "skip-precall"], ["relay", "relay"], 
 }
 const events = [
   "ready", "state", "lobby", "joined", "left", "participant-joined", "participant-left",
-  "recording-state", "error", "reconnecting", "reconnected", "mute-state", "audio-only",
+  "recording-state", "error", "reconnecting", "reconnected", "mute-state", "audio-only", "pin",
 ];
 for (const name of events) {
   element.addEventListener(`digiclinic-${name}`, (e) => widgetTest.events.push({ type: name, detail: e.detail }));

@@ -1,11 +1,16 @@
 // The <digiclinic-consult> widget's statistics: the active speaker (audio
 // energy) and each participant's connection quality (loss, jitter, round-trip
-// time) from getStats, and the quality badges in the header and on tiles.
+// time) from getStats, combined with the server's `quality` events (our
+// downlink estimate, the layer forwarded per video, paused for bandwidth),
+// and the quality badges in the header and on tiles.
 // A mixin of the element (digiclinic-consult.js).
 
 import { h, replace } from "./dom.js";
 
 const STATS_EVERY_MS = 2000;
+// `quality` events come every ~2 s: older than this, the server's view is stale
+const SERVER_QUALITY_FRESH_MS = 7000;
+const LEVELS = ["good", "fair", "poor"];
 const SPEAKER_EVERY_MS = 400;
 // Level (0..1, linear, as RTP audioLevel; Chrome derives it from 10 ms peaks) above which
 // someone speaks: -26 dBov. Room noise with noise suppression stays well below; speech peaks above.
@@ -16,6 +21,24 @@ export function qualityLevel({ loss = 0, jitter = 0, rtt = 0 }) {
   if (loss > 0.08 || jitter > 0.1 || rtt > 0.8) return "poor";
   if (loss > 0.02 || jitter > 0.03 || rtt > 0.3) return "fair";
   return "good";
+}
+
+/** The worse of two levels (null: not measured). */
+export function worseLevel(a, b) {
+  if (!a || !b) return a ?? b ?? null;
+  return LEVELS.indexOf(a) >= LEVELS.indexOf(b) ? a : b;
+}
+
+/**
+ * The level the server's view of one forwarded video implies: paused (our
+ * link cannot carry even the lowest layer) is poor, a layer held down by
+ * bandwidth is fair; a small layer chosen for a small tile is not a problem.
+ */
+export function serverLevel(track) {
+  if (!track) return null;
+  if (track.paused && track.reason === "bandwidth") return "poor";
+  if (track.reason === "bandwidth") return "fair";
+  return null;
 }
 
 export const Quality = (Base) => class Quality extends Base {
@@ -77,7 +100,7 @@ export const Quality = (Base) => class Quality extends Base {
       const active = this._speaker && this._speaker.until > now ? this._speaker.id : null;
       if (active !== this._activeSpeaker) {
         this._activeSpeaker = active;
-        for (const tile of this._tiles?.querySelectorAll(".dc-tile") ?? []) {
+        for (const tile of this._stage?.querySelectorAll('.dc-tile[data-kind="camera"]') ?? []) {
           tile.classList.toggle("dc-speaking", tile.dataset.participant === active);
         }
       }
@@ -140,14 +163,61 @@ export const Quality = (Base) => class Quality extends Base {
       this.self.quality = qualityLevel({ loss: selfLoss, jitter: selfJitter, rtt: selfRtt });
       this.self.metrics = { loss: selfLoss, jitter: selfJitter, rtt: selfRtt };
     }
-    for (const tile of this._tiles?.querySelectorAll(".dc-tile") ?? []) this._renderQuality(tile);
+    this._renderAllQuality();
+  }
+
+  _renderAllQuality() {
+    for (const tile of this._stage?.querySelectorAll(".dc-tile") ?? []) this._renderQuality(tile);
     this._renderHeaderQuality();
   }
 
+  /** A `quality` event: the server's downlink estimate and what it forwards per video. */
+  _serverQuality(msg) {
+    const tracks = new Map();
+    for (const track of Array.isArray(msg.tracks) ? msg.tracks : []) {
+      if (typeof track?.track_id === "string") tracks.set(track.track_id, track);
+    }
+    this.serverQuality = { estimate: msg.estimate_bps ?? null, tracks, at: performance.now() };
+    if (this.screen === "call") this._renderAllQuality();
+  }
+
+  /** The server's latest view of a remote video we receive, if fresh. */
+  _serverTrack(trackId) {
+    const view = this.serverQuality;
+    if (!trackId || !view || performance.now() - view.at > SERVER_QUALITY_FRESH_MS) return null;
+    return view.tracks.get(trackId) ?? null;
+  }
+
+  _levelText(level) {
+    return this.t(level ? `quality${level[0].toUpperCase()}${level.slice(1)}` : "qualityUnknown");
+  }
+
+  /** {level, text} of a tile's indicator: getStats and the server's view combined. */
+  _qualityOf(id) {
+    if (id === "self") {
+      const level = this.self.quality;
+      const parts = [this._levelText(level)];
+      const view = this.serverQuality;
+      const estimate = view && performance.now() - view.at <= SERVER_QUALITY_FRESH_MS ? view.estimate : null;
+      if (estimate > 0) parts.push(this.t("qualityDownlink", { kbps: Math.round(estimate / 1000) }));
+      return { level, text: parts.join(" · ") };
+    }
+    const person = this.people.get(id);
+    const track = this._serverTrack(person?.camera?.trackId) ?? this._serverTrack(person?.screen?.trackId);
+    const level = worseLevel(person?.quality ?? null, serverLevel(track));
+    const parts = [this._levelText(level)];
+    if (track?.paused && track.reason === "bandwidth") parts.push(this.t("videoPausedWeak"));
+    else if (track && !track.paused && track.height > 0) {
+      parts.push(this.t("qualityReceiving", {
+        res: `${track.height}p`, kbps: Math.round((track.bitrate_bps ?? 0) / 1000),
+      }));
+    }
+    return { level, text: parts.join(" · "), layer: track?.layer ?? null };
+  }
+
   _renderHeaderQuality() {
-    const q = this.self.quality;
-    const text = this.t(q ? `quality${q[0].toUpperCase()}${q.slice(1)}` : "qualityUnknown");
-    replace(this._headerInfo, this.screen === "call" ? this._qualityBadge(q, text) : null);
+    const { level, text } = this._qualityOf("self");
+    replace(this._headerInfo, this.screen === "call" ? this._qualityBadge(level, text) : null);
   }
 
   _qualityBadge(level, text) {
@@ -156,12 +226,14 @@ export const Quality = (Base) => class Quality extends Base {
   }
 
   _renderQuality(tile) {
-    const id = tile.dataset.participant;
-    const q = id === "self" ? this.self.quality : this.people.get(id)?.quality;
     const slot = tile.querySelector(".dc-quality-slot");
-    if (!slot || slot.dataset.level === (q ?? "unknown")) return;
-    slot.dataset.level = q ?? "unknown";
-    const text = this.t(q ? `quality${q[0].toUpperCase()}${q.slice(1)}` : "qualityUnknown");
-    replace(slot, this._qualityBadge(q, text));
+    if (!slot) return;
+    const { level, text, layer } = this._qualityOf(tile.dataset.participant);
+    if (slot.dataset.level === (level ?? "unknown") && slot.dataset.text === text) return;
+    slot.dataset.level = level ?? "unknown";
+    slot.dataset.text = text;
+    const badge = this._qualityBadge(level, text);
+    if (layer) badge.dataset.layer = layer;
+    replace(slot, badge);
   }
 };

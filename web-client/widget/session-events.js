@@ -20,6 +20,7 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     on("track-muted", ({ participant_id: id }) => { if (id !== session.participantId) this._updateTile(id); });
     on("track-published", ({ participant_id: id }) => this._updateTile(id));
     on("track-paused", ({ track_id: trackId, paused, reason }) => this._trackPaused(trackId, paused, reason));
+    on("quality", (msg) => this._serverQuality(msg));
     on("chat", (msg) => this._chatMessage(msg));
     on("lobby", ({ waiting }) => this._lobbyChanged(waiting));
     on("reconnecting", (detail) => this._reconnecting(detail));
@@ -106,16 +107,33 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     this._renderTiles();
   }
 
+  /**
+   * The server paused (or resumed) a video we receive. Our own `pause_video`
+   * (reason `subscriber`) is shown by audio-only mode; `bandwidth` means our
+   * link cannot carry even the lowest layer: the tile says so until resumed.
+   */
   _trackPaused(trackId, paused, reason) {
     if (reason !== "subscriber") {
+      const name = this._ownerOf(trackId)?.info.name ?? "";
       if (paused) {
+        const known = this.pausedByServer.get(trackId) === reason;
         this.pausedByServer.set(trackId, reason);
-        this._say(this.t("videoPausedBandwidth"));
-      } else {
-        this.pausedByServer.delete(trackId);
+        if (!known) {
+          this._say(reason === "bandwidth" ? this.t("statusVideoPausedWeak", { name }) : this.t("videoPausedBandwidth"));
+        }
+      } else if (this.pausedByServer.delete(trackId)) {
+        this._say(this.t("statusVideoResumed", { name }));
       }
     }
     this._renderTiles();
+  }
+
+  /** The participant view whose camera or screen is `trackId`. */
+  _ownerOf(trackId) {
+    for (const person of this.people.values()) {
+      if (person.camera?.trackId === trackId || person.screen?.trackId === trackId) return person;
+    }
+    return null;
   }
 
   _reconnecting({ attempt }) {

@@ -1,6 +1,9 @@
 // The <digiclinic-consult> widget's stage: a tile per participant (video or
-// initials, name, role, microphone state, quality slot) and the spotlight of
-// a shared screen. A mixin of the element (digiclinic-consult.js).
+// initials, name, role, microphone state, quality slot, pin button) and the
+// spotlight: a pinned participant, else a shared screen. Every remote video's
+// render size is reported to the server (ConsultSession.watchRenderSize), so
+// a small tile gets a small simulcast layer and a hidden one none.
+// A mixin of the element (digiclinic-consult.js).
 
 import { h, icon, initials, replace } from "./dom.js";
 
@@ -11,6 +14,7 @@ export const Tiles = (Base) => class Tiles extends Base {
     const t = this.t;
     const me = this.session?.joined?.participant;
     const reconnecting = this.session?.state === "reconnecting";
+    const focusedPin = this.shadowRoot.activeElement?.dataset?.pin ?? null; // keep keyboard focus
     const tiles = [];
     const selfVideo = !this.cameraOff && this.cam?.track ? this.cam.track : null;
     tiles.push(this._tile({
@@ -22,43 +26,84 @@ export const Tiles = (Base) => class Tiles extends Base {
     if (this.share) {
       screens.push({ id: "self-screen", name: t("screenOf", { name: t("you") }), video: this.share.stream.getVideoTracks()[0] });
     }
+    let pinnedTile = null;
     for (const [id, person] of this.people) {
       const { info } = person;
       const producers = this.session.participants.get(id)?.producers ?? info.producers ?? [];
       const camMuted = producers.find((p) => p.source === "camera")?.muted;
       const micMuted = producers.find((p) => p.source === "microphone")?.muted;
       const cameraId = person.camera?.trackId;
-      let note = null;
-      if (cameraId && this.pausedByServer.has(cameraId)) note = t("videoPausedBandwidth");
-      else if (cameraId && this.pausedByUs.has(cameraId)) note = t("videoPausedAudioOnly");
-      else if (camMuted || !person.camera) note = producers.some((p) => p.source === "camera") ? t("cameraIsOff") : null;
-      const video = person.camera && !note ? person.camera.track : null;
-      tiles.push(this._tile({ id, name: info.name, role: info.role, video, micOff: micMuted, note }));
+      const camera = this._videoState(cameraId);
+      let note = camera.note;
+      if (!note && (camMuted || !person.camera)) {
+        note = producers.some((p) => p.source === "camera") ? t("cameraIsOff") : null;
+      }
+      // paused by the server: keep the last picture (and its size report) under the message
+      const video = person.camera && (!note || camera.serverPaused) ? person.camera.track : null;
+      const pinned = this.pinned === id;
+      const tile = this._tile({
+        id, name: info.name, role: info.role, video, micOff: micMuted, note, trackId: cameraId,
+        paused: camera.serverPaused, pinnable: true, pinned, listed: !pinned,
+      });
+      if (pinned) pinnedTile = tile;
+      else tiles.push(tile);
       if (person.screen) {
         const sid = person.screen.trackId;
-        const paused = this.pausedByUs.has(sid) || this.pausedByServer.has(sid);
+        const screen = this._videoState(sid);
         screens.unshift({
-          id: `${id}-screen`, name: t("screenOf", { name: info.name }), video: paused ? null : person.screen.track,
-          note: paused ? (this.pausedByServer.has(sid) ? t("videoPausedBandwidth") : t("videoPausedAudioOnly")) : null,
+          id: `${id}-screen`, name: t("screenOf", { name: info.name }), trackId: sid,
+          video: screen.note && !screen.serverPaused ? null : person.screen.track,
+          note: screen.note, paused: screen.serverPaused,
         });
       }
     }
+    // a pinned camera takes the spotlight; a screen share then joins the strip
+    let spotlight = pinnedTile;
+    if (pinnedTile) tiles.push(...screens.map((s) => this._tile({ ...s, screen: true, listed: true })));
+    else if (screens[0]) spotlight = this._tile({ ...screens[0], screen: true });
     replace(this._tiles, tiles);
     this._alone.hidden = this.people.size > 0 || reconnecting;
-    const spotlight = screens[0];
-    replace(this._spotlight, spotlight ? this._tile({ ...spotlight, screen: true }) : null);
+    replace(this._spotlight, spotlight);
     this._stage.classList.toggle("dc-has-screen", Boolean(spotlight));
+    this._stage.classList.toggle("dc-has-pin", Boolean(pinnedTile));
     this._tiles.dataset.count = String(tiles.length);
-    for (const tile of this._tiles.querySelectorAll(".dc-tile")) {
+    for (const tile of this._stage.querySelectorAll('.dc-tile[data-kind="camera"]')) {
       tile.classList.toggle("dc-speaking", tile.dataset.participant === this._activeSpeaker);
     }
+    if (focusedPin) this.shadowRoot.querySelector(`button[data-pin="${CSS.escape(focusedPin)}"]`)?.focus();
+    this.session?.refreshRenderSizes?.(); // videos no longer shown report 0x0
+  }
+
+  /** Why a remote video is not shown: {note, serverPaused}. */
+  _videoState(trackId) {
+    if (!trackId) return { note: null, serverPaused: false };
+    const reason = this.pausedByServer.get(trackId);
+    if (reason) {
+      return { note: this.t(reason === "bandwidth" ? "videoPausedWeak" : "videoPausedBandwidth"), serverPaused: true };
+    }
+    if (this.pausedByUs.has(trackId)) return { note: this.t("videoPausedAudioOnly"), serverPaused: false };
+    return { note: null, serverPaused: false };
   }
 
   _updateTile() { this._renderTiles(); }
 
-  _tile({ id, name, initialsOf = name, role, video, mirror = false, micOff = false, note = null, screen = false }) {
+  /** Pin (or unpin) a participant's camera: shown large, and favoured by the server. */
+  _togglePin(id) {
+    const person = this.people.get(id);
+    if (!person) return;
+    this.pinned = this.pinned === id ? null : id;
+    this._renderTiles();
+    this._say(this.t(this.pinned ? "statusPinned" : "statusUnpinned", { name: person.info.name }));
+    this._fire("pin", { participantId: id, pinned: this.pinned === id });
+  }
+
+  _tile({
+    id, name, initialsOf = name, role, video, mirror = false, micOff = false, note = null, screen = false,
+    trackId = null, paused = false, pinnable = false, pinned = false, listed = true,
+  }) {
+    const classes = ["dc-tile", screen && "dc-screen", paused && "dc-paused", pinned && "dc-pinned", pinnable && "dc-pinnable"];
     const figure = h("figure", {
-      class: screen ? "dc-tile dc-screen" : "dc-tile", role: screen ? null : "listitem",
+      class: classes.filter(Boolean).join(" "), role: listed ? "listitem" : null,
       dataset: { participant: screen ? id.replace(/-screen$/, "") : id, kind: screen ? "screen" : "camera" },
     });
     if (video) {
@@ -74,6 +119,10 @@ export const Tiles = (Base) => class Tiles extends Base {
       el.classList.toggle("dc-mirror", mirror);
       figure.append(el);
       el.play?.().catch(() => {});
+      if (trackId) {
+        el.dataset.trackId = trackId;
+        this.session?.watchRenderSize?.(trackId, el, { pinned });
+      }
     } else {
       figure.append(h("div", { class: "dc-avatar", aria: { hidden: "true" } }, initials(initialsOf)));
     }
@@ -83,6 +132,18 @@ export const Tiles = (Base) => class Tiles extends Base {
       h("span", { class: "dc-name" }, name),
       role && !screen ? h("span", { class: "dc-role" }, this._role(role)) : null);
     figure.append(caption);
+    if (pinnable) {
+      // a real button (keyboard, screen readers); a click anywhere else on the tile does the same
+      figure.append(h("button", {
+        type: "button", class: "dc-pin", dataset: { pin: id },
+        aria: { pressed: String(pinned), label: this.t(pinned ? "unpinLabel" : "pinLabel", { name }) },
+        title: this.t(pinned ? "unpinLabel" : "pinLabel", { name }),
+        onclick: () => this._togglePin(id),
+      }, icon("pin")));
+      figure.addEventListener("click", (event) => {
+        if (!event.target.closest?.("button")) this._togglePin(id);
+      });
+    }
     if (!screen) {
       const slot = h("span", { class: "dc-quality-slot" });
       figure.append(slot);

@@ -1,0 +1,237 @@
+"""Adaptation on emulated weak links: a rate cap, a link too thin for video, loss.
+
+Each subscriber is a real aiortc peer (it decodes, and sends the REMB,
+receiver reports and NACKs the server adapts to) behind the user-space
+impairment relay (tests/helpers/udp_relay.py: a tbf-like token bucket with a
+bounded queue, random loss), since this kernel has no netem. The publisher
+replays three simulcast layers (~150 / 450 / 1200 kbit/s) and Opus
+(~45 kbit/s on the wire).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import re
+import struct
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from sfu.consumer import Consumer
+from sfu.participant import Role
+from signaling.client import ConsultClient
+from tests.conftest import RunningServer
+from tests.functional.test_simulcast import (
+    SMALL,
+    SizeLog,
+    consumer_of,
+    describe,
+    read_sizes,
+    simulcast_call,
+)
+from tests.helpers.udp_relay import LinkSettings, UdpImpairmentRelay
+
+_HDR = struct.Struct("!BBH")
+
+
+@dataclass
+class AudioWatch:
+    """Arrival times and sequence numbers of the audio stream at the subscriber."""
+
+    payload_type: int | None = None
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
+
+    def learn_offer(self, sdp: str) -> str:
+        audio = sdp.split("m=audio", 1)[1].split("m=", 1)[0] if "m=audio" in sdp else ""
+        match = re.search(r"a=rtpmap:(\d+) opus/", audio)
+        if match:
+            self.payload_type = int(match.group(1))
+        return sdp
+
+    def __call__(self, data: bytes) -> None:
+        _b0, b1, seq = _HDR.unpack_from(data)
+        if (b1 & 0x7F) == self.payload_type:
+            self.arrivals.append((time.monotonic(), seq))
+
+    def window(self, start: float, end: float) -> list[tuple[float, int]]:
+        return [a for a in self.arrivals if start <= a[0] <= end]
+
+    def loss(self, start: float, end: float) -> float:
+        seqs = sorted({s for _, s in self.window(start, end)})
+        if len(seqs) < 2:
+            return 1.0
+        expected = (seqs[-1] - seqs[0]) % 65536 + 1
+        return 1 - len(seqs) / expected
+
+    def max_gap(self, start: float, end: float) -> float:
+        times = [t for t, _ in self.window(start, end)]
+        return max((b - a for a, b in itertools.pairwise(times)), default=end - start)
+
+
+@dataclass
+class Viewer:
+    client: ConsultClient
+    relay: UdpImpairmentRelay
+    audio: AudioWatch
+    sizes: SizeLog
+    track_id: str
+    reader: asyncio.Task[None]
+
+
+@contextlib.asynccontextmanager
+async def viewer_behind(
+    server: RunningServer, room: str, identity: str, down: LinkSettings
+) -> AsyncIterator[Viewer]:
+    relay = UdpImpairmentRelay(down=down)
+    await relay.start()
+    audio = AudioWatch()
+
+    def offer_filter(sdp: str) -> str:
+        return relay.rewrite_server_sdp(audio.learn_offer(sdp))
+
+    client = server.client(
+        server.token(room, identity, Role.HEALTH_WORKER),
+        subscriber_offer_filter=offer_filter,
+        subscriber_answer_filter=relay.rewrite_client_sdp,
+        media_watch=audio,
+    )
+    await client.connect()
+    await client.join()
+    remote = await client.wait_for_track(lambda t: t.kind == "video", timeout=20)
+    sizes = SizeLog()
+    reader = asyncio.get_running_loop().create_task(read_sizes(remote.track, sizes))
+    viewer = Viewer(client, relay, audio, sizes, remote.track_id, reader)
+    try:
+        yield viewer
+    finally:
+        reader.cancel()
+        await client.leave()
+        relay.close()
+
+
+def capped(rate_bps: float) -> LinkSettings:
+    # like `tc qdisc add ... tbf rate R burst 3000 latency 300ms`
+    return LinkSettings(rate_bps=rate_bps, burst_bytes=3000, queue_ms=300)
+
+
+async def sample_layers(consumer: Consumer, seconds: float) -> list[tuple[float, int]]:
+    samples = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        samples.append((time.monotonic(), -1 if consumer.pause_reasons else consumer.current_layer))
+        await asyncio.sleep(0.1)
+    return samples
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 7 open: probes above a 250 kbit/s cap sometimes cost >1 % audio and freeze video",
+)
+async def test_250_kbps_settles_on_the_lowest_layer_without_audio_loss(
+    server: RunningServer,
+) -> None:
+    room = "weak-250"
+    async with (
+        simulcast_call(server, room),
+        viewer_behind(server, room, "clinic", capped(250_000)) as viewer,
+    ):
+        consumer = consumer_of(server, room, "clinic")
+        start = time.monotonic()
+        samples = await sample_layers(consumer, 14)
+        end = time.monotonic()
+        settled = [layer for t, layer in samples if t >= start + 5]
+        assert settled and all(layer == 0 for layer in settled), samples
+        assert viewer.sizes.size == SMALL
+        loss = viewer.audio.loss(start, end)
+        assert loss < 0.01, f"audio loss {loss:.2%} on a 250 kbit/s link"
+        assert viewer.sizes.frames > 14 * 10, "video keeps decoding at the lowest layer"
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 7 open: resume after the cap is lifted is not reliably within 10 s",
+)
+async def test_60_kbps_pauses_video_keeps_audio_then_resumes(server: RunningServer) -> None:
+    room = "weak-60"
+    async with (
+        simulcast_call(server, room),
+        viewer_behind(server, room, "clinic", capped(60_000)) as viewer,
+    ):
+        client = viewer.client
+        paused = await client.wait_event(
+            "track_paused",
+            timeout=15,
+            where=lambda e: e["reason"] == "bandwidth" and e["paused"],
+        )
+        assert paused["track_id"] == viewer.track_id
+        quality = await client.wait_event(
+            "quality", timeout=5, where=lambda e: e["tracks"][0]["paused"]
+        )
+        assert quality["tracks"][0]["reason"] == "bandwidth"
+        await asyncio.sleep(1.5)  # the queue built before the pause drains
+        start = time.monotonic()
+        await asyncio.sleep(8)
+        end = time.monotonic()
+        gap = viewer.audio.max_gap(start, end)
+        assert gap <= 0.2, f"audio gap of {gap * 1000:.0f} ms while video is paused"
+        # the cap is lifted: probing finds the room and video comes back
+        frames = viewer.sizes.frames
+        viewer.relay.set_down(rate_bps=None)
+        lifted = time.monotonic()
+        await client.wait_event(
+            "track_paused",
+            timeout=10,
+            where=lambda e: e["reason"] == "bandwidth" and not e["paused"],
+        )
+        async with asyncio.timeout(10 - (time.monotonic() - lifted) + 2):
+            while viewer.sizes.frames < frames + 5:
+                await asyncio.sleep(0.1)
+        assert time.monotonic() - lifted < 12
+
+
+async def test_ten_percent_loss_keeps_video_decoding_and_audio_flowing(
+    server: RunningServer,
+) -> None:
+    room = "weak-loss"
+    async with (
+        simulcast_call(server, room),
+        viewer_behind(server, room, "clinic", LinkSettings(loss=0.10)) as viewer,
+    ):
+        await asyncio.sleep(3)
+        frames = viewer.sizes.frames
+        start = time.monotonic()
+        await asyncio.sleep(6)
+        end = time.monotonic()
+        decoded = viewer.sizes.frames - frames
+        consumer = consumer_of(server, room, "clinic")
+        assert decoded >= 6 * 15 * 0.7, (
+            f"{decoded} frames in 6 s at 10 % loss: {describe(consumer)} {viewer.sizes}"
+        )
+        assert consumer.counters.retransmissions > 0
+        assert not consumer.pause_reasons
+        arrived = len(viewer.audio.window(start, end))
+        assert arrived >= 6 * 50 * 0.8, f"{arrived} audio packets in 6 s"
+
+
+async def test_two_subscribers_on_different_links_get_their_own_layers(
+    server: RunningServer,
+) -> None:
+    room = "weak-two"
+    async with (
+        simulcast_call(server, room),
+        viewer_behind(server, room, "rural", capped(250_000)) as rural,
+        viewer_behind(server, room, "city", LinkSettings()) as city,
+    ):
+        await city.client.track_settings(city.track_id, 640, 360)
+        async with asyncio.timeout(20):
+            while city.sizes.size != (640, 360):
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(3)
+        assert rural.sizes.size == SMALL
+        assert city.sizes.size == (640, 360)
+        assert consumer_of(server, room, "rural").current_layer == 0
+        assert consumer_of(server, room, "city").current_layer == 1
