@@ -19,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sfu.room_manager import RoomManager
-from signaling.config import Config, RecordingConfig
+from signaling.config import Config, ConfigError, RecordingConfig
 from signaling.drain import Drainer
 from signaling.placement import (
     InProcessPlacement,
@@ -134,7 +134,8 @@ def setup_cluster(
     placement: Placement
     signer = None
     if cluster.redis_url:
-        assert cluster.secret is not None
+        if not cluster.secret:
+            raise ConfigError("cluster.redis_url needs cluster.secret (the same on every node)")
         signer = TicketSigner(cluster.secret, cluster.ticket_ttl)
         redis_placement = RedisPlacement(node, rooms, cluster, on_node_gone=reaper.node_gone)
         reaper.placement = redis_placement

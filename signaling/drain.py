@@ -14,7 +14,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sfu.participant import LeaveReason
 from sfu.room_manager import RoomManager
@@ -44,6 +44,8 @@ class Drainer:
         self.state = DrainState.SERVING
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        # run first when draining starts (e.g. stop listening on the shared port)
+        self.listeners: list[Callable[[], Awaitable[None]]] = []
 
     def _set_state(self, state: DrainState) -> None:
         if state is not self.state:
@@ -65,6 +67,8 @@ class Drainer:
             if self.state is not DrainState.SERVING:
                 return
             self._set_state(DrainState.DRAINING)
+            for listener in self.listeners:
+                await listener()
             await self.placement.drain()
             await self._move(None, ReconnectReason.NODE_DRAINING)
 
