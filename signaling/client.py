@@ -80,12 +80,15 @@ class ConsultClient:
         publisher_answer_filter: Callable[[str], str] | None = None,
         media_sink: Callable[[bytes], None] | None = None,
         reconnect: bool = False,
+        fallback_urls: list[str] | None = None,
         reconnect_attempts: int = 30,
         reconnect_delay: float = 0.25,
         max_reconnect_delay: float = 2.0,
     ) -> None:
         self.url = url
         self.entry_url = url  # where reconnections start (any node of the cluster)
+        # more entry points, tried in turn when reconnecting (the first may be gone)
+        self.fallback_urls = list(fallback_urls or [])
         self.token = token
         self.room = room
         self.ice_addresses = ice_addresses

@@ -1,7 +1,8 @@
 """ConsultClient's reconnection after a lost connection (node gone or draining).
 
 Connect again (to the node the server suggested in ``reconnect``, else to
-the URL the client started with: any node of the cluster), join with the
+the URL the client started with, then its ``fallback_urls`` in turn: any
+node of the cluster will do), join with the
 same token (redirects followed), wait in the lobby if the role waits there,
 and republish the same tracks. Delays grow from ``reconnect_delay`` to
 ``max_reconnect_delay``; fatal join errors (a refused token) end it.
@@ -31,7 +32,8 @@ async def reconnect_loop(client: ConsultClient, reason: str) -> None:
     client._changed.set()
     delay = client.reconnect_delay
     for attempt in range(1, client.reconnect_attempts + 1):
-        url = client._hint or client.entry_url
+        entries = [client.entry_url, *client.fallback_urls]
+        url = client._hint or entries[(attempt - 1) % len(entries)]
         client._hint = None
         try:
             await client._open(url)

@@ -31,15 +31,16 @@ FAST = {"heartbeat_interval": 0.5, "node_ttl": 2.0, "room_lease": 10.0, "drain_t
 
 
 class Cluster:
-    def __init__(self, tmp: Path, redis: RedisProcess) -> None:
+    def __init__(self, tmp: Path, redis: RedisProcess, **sections: dict[str, Any]) -> None:
         self.tmp = tmp
+        self.sections = sections
         self.redis = redis
         self.secret_file = tmp / "dev-secret"
         dev_secret(AuthConfig(dev_secret_file=str(self.secret_file)))  # one, before any node
         self.nodes: dict[str, ServerProcess] = {}
 
     def node_config(self, node_id: str, **cluster: Any) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "auth": {"dev_secret_file": str(self.secret_file)},
             "cluster": {
                 "redis_url": self.redis.url,
@@ -52,6 +53,9 @@ class Cluster:
             "rooms": {"empty_timeout": 2.0},
             "recording": {"directory": str(self.tmp / "recordings")},
         }
+        for section, values in self.sections.items():
+            config.setdefault(section, {}).update(values)
+        return config
 
     async def start_nodes(self, *node_ids: str) -> list[ServerProcess]:
         procs = []
@@ -101,10 +105,13 @@ def pythonpath() -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_cluster(tmp: Path, *node_ids: str) -> AsyncIterator[Cluster]:
+async def running_cluster(
+    tmp: Path, *node_ids: str, **sections: dict[str, Any]
+) -> AsyncIterator[Cluster]:
+    """Redis and the nodes; ``sections`` are added to every node's config."""
     redis = RedisProcess()
     redis.start()
-    cluster = Cluster(tmp, redis)
+    cluster = Cluster(tmp, redis, **sections)
     try:
         await cluster.start_nodes(*node_ids)
         yield cluster
