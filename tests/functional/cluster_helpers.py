@@ -127,11 +127,12 @@ async def publish_av(client: ConsultClient, size: tuple[int, int] = (320, 240)) 
 
 
 async def decodes_video_from(
-    client: ConsultClient, other: ConsultClient, frames: int = 10, timeout: float = 20
+    client: ConsultClient, other: ConsultClient | str, frames: int = 10, timeout: float = 20
 ) -> set[tuple[int, int]]:
-    """Wait for the other participant's video and decode frames of it."""
+    """Wait for the other participant's video (a client or a participant id) and decode it."""
+    who = other if isinstance(other, str) else other.participant_id
     track = await client.wait_for_track(
-        lambda t: t.kind == "video" and t.participant_id == other.participant_id, timeout
+        lambda t: t.kind == "video" and t.participant_id == who, timeout
     )
     reader = TrackReader(track.track)
     try:

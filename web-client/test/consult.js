@@ -3,7 +3,8 @@
 // browser tests as `window.digiclinicTest`.
 //
 // Query string: token (required), server (WebSocket URL; default: this
-// page's server), relay=1 (iceTransportPolicy "relay").
+// page's server), relay=1 (iceTransportPolicy "relay"), reconnect=1 (rejoin
+// automatically), fallback (comma-separated other entry URLs of a cluster).
 
 import { ConsultSession } from "../digiclinic-client.js";
 
@@ -15,6 +16,8 @@ const session = new ConsultSession({
   url: params.get("server") || defaultServer,
   token: params.get("token") ?? "",
   iceTransportPolicy: relay ? "relay" : "all",
+  reconnect: params.get("reconnect") === "1" ? { delay: 250, maxDelay: 2000, attempts: 30 } : false,
+  fallbackUrls: (params.get("fallback") ?? "").split(",").filter(Boolean),
 });
 
 const test = {
@@ -91,6 +94,7 @@ const logged = [
   "lobby-wait", "lobby", "admitted", "denied", "participant-joined", "participant-left",
   "track-published", "track-unpublished", "track-muted", "subscriber-offer", "connection-failed",
   "room-closed", "error", "track", "track-removed", "connection-state", "closed",
+  "reconnecting", "reconnected", "reconnect",
 ];
 for (const type of logged) {
   session.addEventListener(type, ({ detail }) => {
