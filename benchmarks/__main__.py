@@ -4,6 +4,7 @@
     python -m benchmarks run consult_grid --sizes 5,10   # override the sizes
     python -m benchmarks run fanout --url https://staging.example:8443 \\
         --secret-file portal.secret --issuer portal-a    # a running server
+    python -m benchmarks run consult_grid --compare-workers 1,2   # 1 vs 2 processes
     python -m benchmarks list
 
 Ctrl-C stops cleanly: workers leave, the server stops, and the steps
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--issuer", default="dev", help="token issuer id (with --url)")
     run.add_argument("--no-baseline", action="store_true", help="skip the MediaRelay baseline")
     run.add_argument("--output", type=Path, help="report directory")
+    run.add_argument(
+        "--compare-workers",
+        help="e.g. 1,2: each size against `serve --workers N` for each N (a Redis is started)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -73,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.issuer,
                 baseline=not args.no_baseline,
                 results=results,
+                compare_workers=[int(w) for w in args.compare_workers.split(",")]
+                if args.compare_workers
+                else None,
             )
         )
     except KeyboardInterrupt:

@@ -123,6 +123,16 @@ class ServerProcess:
                 await asyncio.sleep(0.1)
         raise TimeoutError("server did not become healthy")
 
+    @property
+    def pids(self) -> list[int]:
+        """The processes doing the server's work (several for ``--workers``)."""
+        return [self.pid]
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        """Where the server's /metrics are read (summed when several)."""
+        return [self.url]
+
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
