@@ -50,6 +50,12 @@ class Target:
     def pids(self) -> list[int]:
         return self.process.pids if self.process else []
 
+    async def rooms_per_process(self) -> list[int]:
+        """Rooms hosted by each of the server's processes (several with ``--workers``)."""
+        urls = self.process.metrics_urls if self.process else [self.http_url]
+        values = await asyncio.gather(*(scrape(u) for u in urls))
+        return [int(v.get("digiclinic_rooms", 0)) for v in values]
+
     async def scrape(self) -> dict[str, float]:
         """The server's metrics, summed over its processes (``--workers``)."""
         urls = self.process.metrics_urls if self.process else [self.http_url]
@@ -260,9 +266,13 @@ async def run_step(run: StepRun, progress: Progress) -> StepResult:
         m1, p1 = await target.scrape(), _server_sample(target)
         w1 = await run.snapshot("end")
         elapsed = time.monotonic() - t0
+        spread = await target.rooms_per_process()
     finally:
         await run.stop_workers()
-    return summarize(run, elapsed, (m0, m1), (p0, p1), (w0, w1))
+    result = summarize(run, elapsed, (m0, m1), (p0, p1), (w0, w1))
+    if len(spread) > 1:
+        result.notes.append("rooms per worker process: " + " / ".join(map(str, spread)))
+    return result
 
 
 def _server_sample(target: Target) -> tuple[float, float, int] | None:
