@@ -140,6 +140,12 @@ class Placement(Protocol):
     async def drain(self) -> None:
         """Take no new rooms and give up the hosted ones (their clients move)."""
 
+    def admitted(self, room_id: str, identity: str) -> None:
+        """A clinician admitted this identity from the lobby of a room hosted here."""
+
+    async def was_admitted(self, room_id: str, identity: str) -> bool:
+        """Admitted to this room before it moved here: it skips the lobby."""
+
     async def rooms(self) -> list[RoomSummary]: ...
 
     async def nodes(self) -> list[NodeInfo]: ...
@@ -209,6 +215,12 @@ class InProcessPlacement:
 
     async def drain(self) -> None:
         self.state = PlacementState.DRAINING
+
+    def admitted(self, room_id: str, identity: str) -> None:
+        pass  # one node: a room never moves, a reconnection waits in the lobby as before
+
+    async def was_admitted(self, room_id: str, identity: str) -> bool:
+        return False
 
     async def rooms(self) -> list[RoomSummary]:
         return local_summaries(self._rooms, self.node.id)

@@ -8,6 +8,9 @@ Keys (``P`` is ``cluster.key_prefix``; docs/cluster.md has the full story):
 - ``P:room:<room>`` hash (node, participants, lobby, placed_at) with a lease of
   ``room_lease``, refreshed by the hosting node's heartbeat. ``P:rooms`` lists
   the room ids.
+- ``P:admitted:<room>`` set of keyed digests of the identities a clinician
+  admitted from the lobby, so a room that moves does not send them back to
+  the lobby; same lease, deleted when the room ends.
 
 A room is placed by one Lua script, so two simultaneous first joins on two
 nodes cannot both place it: the script keeps a mapping whose node is alive,
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -170,7 +175,10 @@ class RedisPlacement:
         self._pending: dict[str, float] = {}  # placed here, first join not arrived yet
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.conflicts: list[str] = []  # rooms another node took over while Redis was away
+        # identities admitted from a hosted room's lobby (keyed digests, never the ids)
+        self._admitted: dict[str, set[str]] = {}
+        secret = config.secret.reveal() if config.secret else ""
+        self._digest_key = hashlib.sha256(b"digiclinic-admitted\0" + secret.encode()).digest()
         self.on_conflict: Callable[[str], None] | None = None
 
     # -- keys ------------------------------------------------------------------
@@ -180,6 +188,9 @@ class RedisPlacement:
 
     def _room_key(self, room_id: str) -> str:
         return f"{self._prefix}:room:{room_id}"
+
+    def _admitted_key(self, room_id: str) -> str:
+        return f"{self._prefix}:admitted:{room_id}"
 
     @property
     def _nodes_key(self) -> str:
@@ -285,10 +296,12 @@ class RedisPlacement:
         for room_id in list(self._hosted):
             if room_id in live or room_id in self._pending:
                 continue
-            await self._release(
+            if await self._release(
                 keys=[self._room_key(room_id), self._rooms_key], args=[self.node.id, room_id]
-            )
+            ):
+                await self._redis.delete(self._admitted_key(room_id))  # the consult is over
             self._hosted.discard(room_id)
+            self._admitted.pop(room_id, None)
         for room_id, room in live.items():
             owner = _s(
                 await self._claim(
@@ -304,6 +317,12 @@ class RedisPlacement:
                 )
             )
             self._hosted.add(room_id)
+            admitted = self._admitted.get(room_id)
+            if admitted and owner == self.node.id:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.sadd(self._admitted_key(room_id), *admitted)
+                    pipe.pexpire(self._admitted_key(room_id), lease)
+                    await pipe.execute()
             if owner != self.node.id:
                 # placed elsewhere while Redis was away: our participants move there
                 logger.warning("room placed on another node meanwhile; moving its participants")
@@ -388,6 +407,30 @@ class RedisPlacement:
             return bool(await self._redis.set(key, self.node.id, nx=True, px=lease))
         except _ERRORS:
             return False
+
+    # -- lobby admissions survive a move ---------------------------------------------
+
+    def _digest(self, room_id: str, identity: str) -> str:
+        data = f"{room_id}\0{identity}".encode()
+        return hmac.new(self._digest_key, data, hashlib.sha256).hexdigest()[:32]
+
+    def admitted(self, room_id: str, identity: str) -> None:
+        self._admitted.setdefault(room_id, set()).add(self._digest(room_id, identity))
+        self._wake.set()
+
+    async def was_admitted(self, room_id: str, identity: str) -> bool:
+        digest = self._digest(room_id, identity)
+        if digest in self._admitted.get(room_id, ()):
+            return True
+        if not self._connected:  # Redis away: do not make the join wait for it
+            return False
+        try:
+            found = bool(await self._redis.sismember(self._admitted_key(room_id), digest))
+        except _ERRORS:
+            return False
+        if found:
+            self._admitted.setdefault(room_id, set()).add(digest)
+        return found
 
     async def drain(self) -> None:
         self._set_state(PlacementState.DRAINING)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sfu.errors import ErrorCode, SfuError
+from sfu.room import Room
 from signaling.placement import Placement
 from signaling.tickets import TicketSigner
 from signaling.tokens import JoinClaims, TokenVerifier
@@ -41,6 +42,15 @@ class JoinRouter:
                 raise SfuError(ErrorCode.TICKET_INVALID, "this server does not accept tickets")
             return self.signer.verify(ticket, self.placement.node.id)
         return self.verifier.verify(body.get("token"))
+
+    async def readmit(self, claims: JoinClaims) -> bool:
+        """True if this identity was admitted from the room's lobby before the room moved."""
+        return await self.placement.was_admitted(claims.room, claims.identity)
+
+    def admitted(self, room: Room, participant_id: str) -> None:
+        participant = room.participants.get(participant_id)
+        if participant is not None:
+            self.placement.admitted(room.id, participant.identity)
 
     async def route(self, claims: JoinClaims) -> None:
         """Return if the room lives here (placing it here if needed); else raise Redirect."""

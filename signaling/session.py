@@ -181,7 +181,9 @@ class SignalingSession:
             self._reply(message, {"type": "left"})
             await self.close(LeaveReason.LEFT)
         elif kind == "admit":
-            room.admit(participant, message.str_field("participant_id"))
+            admitted = message.str_field("participant_id")
+            room.admit(participant, admitted)
+            self.router.admitted(room, admitted)
             self._ack(message)
         elif kind == "deny":
             denied = room.deny(participant, message.str_field("participant_id"))
@@ -259,6 +261,7 @@ class SignalingSession:
         if wanted_room != claims.room:
             raise SfuError(ErrorCode.WRONG_ROOM, "this token is for another room")
         await self.router.route(claims)  # raises Redirect when the room is elsewhere
+        readmit = await self.router.readmit(claims)  # admitted before the room moved here
         room = self.rooms.get_or_create(claims.room)
         participant = Participant(
             participant_id=f"p{secrets.token_hex(6)}",
@@ -269,7 +272,7 @@ class SignalingSession:
             events=self.send,
             auto_subscribe=message.bool_field("auto_subscribe", True),
         )
-        room.join(participant)
+        room.join(participant, admitted=readmit)
         self.router.placement.room_changed(room.id)
         self.room, self.participant = room, participant
         self._set_state(SessionState.JOINED)

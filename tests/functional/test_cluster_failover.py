@@ -89,6 +89,7 @@ async def test_sigkill_of_the_rooms_node_moves_the_call_within_10s(tmp_path: Pat
             proc.send_signal(signal.SIGKILL)
             await back_in_call(clients, timeout=10)
             recovered = time.monotonic() - killed_at
+            print(f"back in a working call {recovered:.1f} s after SIGKILL")
             assert recovered < 10, f"back in a working call after {recovered:.1f} s"
             new_host = cluster.node_of_url(doctor.url)
             assert new_host != host and cluster.node_of_url(nurse.url) == new_host
@@ -103,12 +104,23 @@ async def test_sigkill_of_the_rooms_node_moves_the_call_within_10s(tmp_path: Pat
 async def test_drain_moves_participants_and_takes_no_new_rooms(tmp_path: Path) -> None:
     async with running_cluster(tmp_path, "a", "b", "c") as cluster:
         clients = await call(cluster, "to-move", ("a", "b"))
+        patient = mobile(cluster, "c", "to-move", "patient", Role.PATIENT)
         try:
+            await patient.connect()
+            assert (await patient.join())["state"] == "lobby"
+            assert patient.participant_id is not None
+            await clients[0].admit(patient.participant_id)
+            await patient.wait_admitted()
             host = cluster.node_of_url(clients[0].url)
             status, body = await cluster.admin(host, "POST", "/api/admin/drain")
             assert status == 200 and body["state"] == "draining"
             await back_in_call(clients, timeout=15)
             assert {cluster.node_of_url(c.url) for c in clients} != {host}
+            # the patient admitted before the move is not sent back to the lobby
+            await patient.wait_until(
+                lambda: patient.reconnections >= 1 and patient.state == "active", 15
+            )
+            assert cluster.node_of_url(patient.url) == cluster.node_of_url(clients[0].url)
             assert any(e["type"] == "reconnect" for e in clients[0].events)
             status, ready = await cluster.admin(host, "GET", "/readyz")
             assert status == 503 and ready["status"] == "draining"
@@ -122,7 +134,7 @@ async def test_drain_moves_participants_and_takes_no_new_rooms(tmp_path: Path) -
             status, nodes = await cluster.admin(host, "GET", "/api/cluster/nodes")
             assert {n["id"]: n["draining"] for n in nodes["nodes"]}[host] is True
         finally:
-            await asyncio.gather(*(c.leave() for c in clients))
+            await asyncio.gather(*(c.leave() for c in [*clients, patient]))
 
 
 async def test_sigterm_drains_the_node_before_it_exits(tmp_path: Path) -> None:
