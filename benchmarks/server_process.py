@@ -49,6 +49,17 @@ def sample_process(pid: int) -> ProcessSample:
     return ProcessSample(utime / CLOCK_TICKS, stime / CLOCK_TICKS, rss_pages * PAGE, threads)
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,6 +16,7 @@ from sfu.errors import ErrorCode, SfuError
 from signaling import protocol
 from signaling.cluster import DRAINER, PLACEMENT
 from signaling.config import Secret
+from signaling.placement import RoomSummary
 from signaling.tokens import TokenVerifier
 
 ADMIN_TOKEN: web.AppKey[Secret | None] = web.AppKey("admin_token")
@@ -44,13 +45,20 @@ def _refuse(request: web.Request) -> web.Response:
     return _error(403, ErrorCode.FORBIDDEN, "admin token required")
 
 
+async def _rooms(request: web.Request) -> list[RoomSummary] | web.Response:
+    """Every room of the cluster, or the 503 to answer while Redis is away."""
+    try:
+        return await request.app[PLACEMENT].rooms()
+    except SfuError as exc:
+        return _error(503, exc.code, exc.message)
+
+
 async def list_rooms(request: web.Request) -> web.Response:
     if not _is_admin(request):
         return _refuse(request)
-    try:
-        rooms = await request.app[PLACEMENT].rooms()
-    except SfuError as exc:
-        return _error(503, exc.code, exc.message)
+    rooms = await _rooms(request)
+    if isinstance(rooms, web.Response):
+        return rooms
     return web.json_response({"rooms": [r.as_dict() for r in rooms]})
 
 
@@ -66,10 +74,9 @@ async def get_room(request: web.Request) -> web.Response:
             return _error(401, exc.code, exc.message)
         if claims.room != room_id or not claims.grants.admit:
             return _error(403, ErrorCode.FORBIDDEN, "needs the admit grant for this room")
-    try:
-        rooms = await request.app[PLACEMENT].rooms()
-    except SfuError as exc:
-        return _error(503, exc.code, exc.message)
+    rooms = await _rooms(request)
+    if isinstance(rooms, web.Response):
+        return rooms
     found = next((r for r in rooms if r.room == room_id), None)
     if found is None:
         return _error(404, ErrorCode.NOT_FOUND, "no such room")

@@ -201,6 +201,8 @@ class ConsultClient:
                     future.set_result(event)
                 await self._on_event(event)
                 self._changed.set()
+        except aiohttp.ClientConnectionError:
+            logger.debug("connection closed while handling an event")
         except Exception:
             logger.exception("client read loop failed")
         finally:

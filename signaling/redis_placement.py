@@ -317,12 +317,8 @@ class RedisPlacement:
                 )
             )
             self._hosted.add(room_id)
-            admitted = self._admitted.get(room_id)
-            if admitted and owner == self.node.id:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.sadd(self._admitted_key(room_id), *admitted)
-                    pipe.pexpire(self._admitted_key(room_id), lease)
-                    await pipe.execute()
+            if owner == self.node.id:
+                await self._flush_admitted(room_id)
             if owner != self.node.id:
                 # placed elsewhere while Redis was away: our participants move there
                 logger.warning("room placed on another node meanwhile; moving its participants")
@@ -349,6 +345,11 @@ class RedisPlacement:
             nodes = await self._fetch_nodes()
             by_id = {n.id: n for n in nodes}
             owner = await self._owner(room_id)
+            if owner == self.node.id and draining:  # placed here just before the drain
+                await self._release(
+                    keys=[self._room_key(room_id), self._rooms_key], args=[self.node.id, room_id]
+                )
+                owner = None
             if owner is None or owner not in by_id:
                 others = [n for n in nodes if not (draining and n.id == self.node.id)]
                 candidate = choose_node(others)
@@ -414,6 +415,15 @@ class RedisPlacement:
         data = f"{room_id}\0{identity}".encode()
         return hmac.new(self._digest_key, data, hashlib.sha256).hexdigest()[:32]
 
+    async def _flush_admitted(self, room_id: str) -> None:
+        admitted = self._admitted.get(room_id)
+        if admitted:
+            key = self._admitted_key(room_id)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.sadd(key, *admitted)
+                pipe.pexpire(key, int(self.config.room_lease * 1000))
+                await pipe.execute()
+
     def admitted(self, room_id: str, identity: str) -> None:
         self._admitted.setdefault(room_id, set()).add(self._digest(room_id, identity))
         self._wake.set()
@@ -434,8 +444,10 @@ class RedisPlacement:
 
     async def drain(self) -> None:
         self._set_state(PlacementState.DRAINING)
+        await self._heartbeat_once()  # draining in the registry first: never a candidate again
         try:
             for room_id in list(self._hosted):
+                await self._flush_admitted(room_id)  # the next node lets them skip the lobby
                 await self._release(
                     keys=[self._room_key(room_id), self._rooms_key], args=[self.node.id, room_id]
                 )
@@ -443,7 +455,6 @@ class RedisPlacement:
             logger.warning("drain: redis unreachable (%s); mappings expire", type(exc).__name__)
         self._hosted.clear()
         self._pending.clear()
-        await self._heartbeat_once()
 
     # -- listings ------------------------------------------------------------------
 

@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import pytest
-
 from sfu.participant import Role
 from tests.browser.conftest import TEST_PAGE, ConsultPage
 from tests.browser.test_browser_consult import video_decoding
-from tests.functional.cluster_helpers import decodes_video_from, publish_av, running_cluster
-from tests.helpers.redis_server import REDIS_SERVER
-
-pytestmark = pytest.mark.skipif(
-    not Path(REDIS_SERVER).exists(), reason="redis-server is not installed (scripts/test.sh does)"
+from tests.functional.cluster_helpers import (
+    decodes_video_from,
+    needs_redis,
+    publish_av,
+    running_cluster,
 )
+
+pytestmark = needs_redis
 
 
 async def test_browser_follows_redirect_and_rejoins_after_node_loss(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from benchmarks.server_process import ServerProcess
 from sfu.media import Source
@@ -23,9 +24,12 @@ from signaling.client import ConsultClient
 from signaling.config import AuthConfig, Secret
 from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from signaling.tokens import dev_secret, mint_token
-from tests.helpers.redis_server import RedisProcess
+from tests.helpers.redis_server import REDIS_SERVER, RedisProcess
 
 ADMIN = "admin-test-token"
+needs_redis = pytest.mark.skipif(
+    not Path(REDIS_SERVER).exists(), reason="redis-server is not installed (scripts/test.sh does)"
+)
 # fast failure detection for the tests (production defaults: 2 s / 6 s)
 FAST = {"heartbeat_interval": 0.5, "node_ttl": 2.0, "room_lease": 10.0, "drain_timeout": 8.0}
 

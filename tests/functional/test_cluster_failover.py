@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from recording.audit import generate_signing_key
 from recording.crypto_stream import generate_keypair
 from sfu.participant import Role
@@ -17,14 +15,12 @@ from signaling.client import ConsultClient
 from tests.functional.cluster_helpers import (
     Cluster,
     decodes_video_from,
+    needs_redis,
     publish_av,
     running_cluster,
 )
-from tests.helpers.redis_server import REDIS_SERVER
 
-pytestmark = pytest.mark.skipif(
-    not Path(REDIS_SERVER).exists(), reason="redis-server is not installed (scripts/test.sh does)"
-)
+pytestmark = needs_redis
 
 
 def recording_config(tmp: Path) -> dict[str, Any]:

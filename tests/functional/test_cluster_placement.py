@@ -13,14 +13,12 @@ from signaling.client import ClientError, ConsultClient
 from tests.functional.cluster_helpers import (
     Cluster,
     decodes_video_from,
+    needs_redis,
     publish_av,
     running_cluster,
 )
-from tests.helpers.redis_server import REDIS_SERVER
 
-pytestmark = pytest.mark.skipif(
-    not Path(REDIS_SERVER).exists(), reason="redis-server is not installed (scripts/test.sh does)"
-)
+pytestmark = needs_redis
 
 
 async def test_participants_through_different_nodes_meet_and_decode(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-import pytest
 import yaml
 
 from benchmarks.server_process import free_port
@@ -19,12 +18,10 @@ from sfu.participant import Role
 from signaling.client import ConsultClient
 from signaling.config import AuthConfig
 from signaling.tokens import dev_secret, mint_token
-from tests.functional.cluster_helpers import ADMIN, FAST, pythonpath
-from tests.helpers.redis_server import REDIS_SERVER, RedisProcess
+from tests.functional.cluster_helpers import ADMIN, FAST, needs_redis, pythonpath
+from tests.helpers.redis_server import RedisProcess
 
-pytestmark = pytest.mark.skipif(
-    not Path(REDIS_SERVER).exists(), reason="redis-server is not installed (scripts/test.sh does)"
-)
+pytestmark = needs_redis
 
 
 async def _nodes(http: aiohttp.ClientSession, url: str) -> list[dict[str, object]]:
