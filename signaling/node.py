@@ -29,6 +29,9 @@ from signaling.config import Config
 logger = logging.getLogger(__name__)
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
 @dataclass(frozen=True, slots=True)
 class Listen:
     host: str
@@ -42,6 +45,7 @@ async def serve_node(
     listens: list[Listen],
     ssl_context: ssl.SSLContext | None,
 ) -> None:
+    loop = asyncio.get_running_loop()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sites: list[tuple[Listen, web.TCPSite]] = []
@@ -80,18 +84,25 @@ async def serve_node(
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-        loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, on_term)
         loop.add_signal_handler(signal.SIGUSR1, drainer.start_drain)
         try:
             await stop.wait()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-                loop.remove_signal_handler(sig)
             for task in list(tasks):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
     finally:
+        # a second signal (a terminal's Ctrl-C reaches the workers and their
+        # supervisor) is ignored, not allowed to interrupt the cleanup
+        for sig in SIGNALS:
+            loop.add_signal_handler(sig, _ignore)
         await runner.cleanup()
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+def _ignore() -> None:
+    pass

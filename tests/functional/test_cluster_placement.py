@@ -101,6 +101,8 @@ async def test_redis_down_keeps_calls_refuses_new_rooms_and_recovers(tmp_path: P
             assert refused.value.code == "placement_unavailable"
             assert "redis" in refused.value.message.lower()
             await fresh.close()
+            metrics = await cluster.nodes["a"].metrics()
+            assert metrics["digiclinic_redis_connected"] == 0
             status, ready = await cluster.admin("a", "GET", "/readyz")
             assert status == 200 and ready["redis"] == "unreachable"
             assert ready["placement"] == "degraded"
@@ -119,6 +121,7 @@ async def test_redis_down_keeps_calls_refuses_new_rooms_and_recovers(tmp_path: P
                     await asyncio.sleep(0.3)
                 finally:
                     await again.close()
+            assert (await cluster.nodes["b"].metrics())["digiclinic_redis_connected"] == 1
             # the ongoing room was re-claimed by its node: listed again, still on it
             assert await _eventually_room_node(cluster, "b", "ongoing") == host
             assert await decodes_video_from(doctor, nurse, frames=10) == {(320, 240)}
