@@ -519,6 +519,8 @@ class ConsultClient:
                 await pc.close()
         self.publisher_pc = self.subscriber_pc = None
         await self._close_ws()
+        if self.state != "denied":
+            self.state = "closed"
         if self._session is not None:
             await self._session.close()
             self._session = None
