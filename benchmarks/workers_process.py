@@ -21,7 +21,7 @@ from benchmarks.redis_process import RedisProcess
 from benchmarks.server_process import ServerProcess
 
 
-def _consecutive_free_ports(count: int) -> int:
+def consecutive_free_ports(count: int) -> int:
     """The first of ``count`` consecutive free TCP ports on 127.0.0.1."""
     for _ in range(100):
         base = random.randint(20000, 30000)
@@ -52,7 +52,7 @@ class WorkersProcess(ServerProcess):
     def __init__(self, workers: int, config: dict[str, Any] | None = None) -> None:
         self.redis = RedisProcess()
         self.workers = workers
-        self.base_port = _consecutive_free_ports(workers)
+        self.base_port = consecutive_free_ports(workers)
         cluster = {"redis_url": self.redis.url, "node_id": "bench", "secret": "bench-secret"}
         super().__init__(config={**(config or {}), "cluster": cluster})
 

@@ -154,8 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument(
         "--workers",
         type=int,
+        nargs="?",
+        const=0,
         default=1,
-        help="worker processes sharing the port (0: one per core; >1 needs cluster.redis_url)",
+        help="worker processes sharing the port: --workers alone or 0 is one per core "
+        "(default without the flag: this one process); more than one needs cluster.redis_url",
     )
     p_serve.add_argument(
         "--worker-port-base",

@@ -1,7 +1,7 @@
-"""``digiclinic serve --workers N``: one machine, many cores.
+"""``digiclinic serve --workers [N]``: one machine, many cores.
 
 A Python process uses one core, so the supervisor starts N worker processes
-(one per core by default), each a full node of the Redis cluster:
+(``--workers`` alone: one per core), each a full node of the Redis cluster:
 
 - every worker listens on the shared public port with SO_REUSEPORT (the
   kernel spreads new connections over them: one public signalling port),
