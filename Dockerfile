@@ -100,9 +100,11 @@ EXPOSE 40000-40199/udp
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('DIGICLINIC_SERVER__PORT', '8080'), timeout=4)"]
 
-# aiohttp's web.run_app stops gracefully on SIGINT and on SIGTERM alike
-# (GracefulExit: the app's cleanup tells every room room_closed and closes the
-# sessions, exit status 0). SIGINT also
+# SIGINT stops at once (the app's cleanup tells every room room_closed and
+# closes the sessions, exit status 0); SIGTERM drains first (participants are
+# told to reconnect elsewhere, up to cluster.drain_timeout) and then exits 0:
+# Kubernetes sends SIGTERM, `docker stop --signal SIGTERM` does too
+# (docs/cluster.md). SIGINT also
 # stops the process while it is still importing (Python's default
 # KeyboardInterrupt handler), where a SIGTERM to PID 1 would be ignored.
 STOPSIGNAL SIGINT

@@ -5,6 +5,7 @@
     python -m benchmarks run fanout --url https://staging.example:8443 \\
         --secret-file portal.secret --issuer portal-a    # a running server
     python -m benchmarks run weak_link --rates 250,60    # capped downlink (benchmarks/weak_link.py)
+    python -m benchmarks run consult_grid --compare-workers 1,2   # 1 vs 2 processes
     python -m benchmarks list
 
 Ctrl-C stops cleanly: workers leave, the server stops, and the steps
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     weak.add_argument("--rates", help="comma-separated downlink caps in kbit/s")
     weak.add_argument("--link", choices=["netns", "relay", "auto"], help="how the cap is applied")
     weak.add_argument("--publisher", choices=["simulcast", "plain", "auto"])
+    run.add_argument(
+        "--compare-workers",
+        help="e.g. 1,2: each size against `serve --workers N` for each N (a Redis is started)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -92,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.issuer,
                 baseline=not args.no_baseline,
                 results=results,
+                compare_workers=[int(w) for w in args.compare_workers.split(",")]
+                if args.compare_workers
+                else None,
             )
         )
     except KeyboardInterrupt:

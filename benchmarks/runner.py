@@ -25,6 +25,7 @@ from benchmarks.loadgen.worker import WorkerPlan, worker_main
 from benchmarks.scenario import ParticipantSpec, Scenario
 from benchmarks.server_process import ServerProcess, free_port, sample_process
 from benchmarks.synthetic_media import opus_clip, vp8_clip
+from benchmarks.workers_process import WorkersProcess
 from sfu.participant import Role
 from signaling.config import Secret
 from signaling.tokens import mint_token
@@ -46,8 +47,23 @@ class Target:
     idle_rss: float | None = None  # server RSS before the step's participants joined
 
     @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
+    def pids(self) -> list[int]:
+        return self.process.pids if self.process else []
+
+    async def rooms_per_process(self) -> list[int]:
+        """Rooms hosted by each of the server's processes (several with ``--workers``)."""
+        urls = self.process.metrics_urls if self.process else [self.http_url]
+        values = await asyncio.gather(*(scrape(u) for u in urls))
+        return [int(v.get("digiclinic_rooms", 0)) for v in values]
+
+    async def scrape(self) -> dict[str, float]:
+        """The server's metrics, summed over its processes (``--workers``)."""
+        urls = self.process.metrics_urls if self.process else [self.http_url]
+        total: dict[str, float] = {}
+        for values in await asyncio.gather(*(scrape(u) for u in urls)):
+            for name, value in values.items():
+                total[name] = total.get(name, 0.0) + value
+        return total
 
 
 @dataclass
@@ -232,7 +248,7 @@ async def run_step(run: StepRun, progress: Progress) -> StepResult:
     if idle is not None:
         target.idle_rss = idle[2]
     else:
-        target.idle_rss = (await scrape(target.http_url)).get("process_resident_memory_bytes")
+        target.idle_rss = (await target.scrape()).get("process_resident_memory_bytes")
     started = run.start_workers()
     measure_at = started + scenario.ramp_end(run.specs) + scenario.settle
     try:
@@ -240,27 +256,35 @@ async def run_step(run: StepRun, progress: Progress) -> StepResult:
             run.pump()
             progress.show(run.status(time.monotonic() - started, "ramp"))
             await asyncio.sleep(0.25)
-        m0, p0 = await scrape(target.http_url), _server_sample(target)
+        m0, p0 = await target.scrape(), _server_sample(target)
         w0 = await run.snapshot("start")
         t0 = time.monotonic()
         while time.monotonic() < t0 + scenario.duration:
             run.pump()
             progress.show(run.status(time.monotonic() - started, "measure"))
             await asyncio.sleep(0.25)
-        m1, p1 = await scrape(target.http_url), _server_sample(target)
+        m1, p1 = await target.scrape(), _server_sample(target)
         w1 = await run.snapshot("end")
         elapsed = time.monotonic() - t0
+        spread = await target.rooms_per_process()
     finally:
         await run.stop_workers()
-    return summarize(run, elapsed, (m0, m1), (p0, p1), (w0, w1))
+    result = summarize(run, elapsed, (m0, m1), (p0, p1), (w0, w1))
+    if len(spread) > 1:
+        result.notes.append("rooms per worker process: " + " / ".join(map(str, spread)))
+    return result
 
 
 def _server_sample(target: Target) -> tuple[float, float, int] | None:
     """(cpu seconds, system seconds, rss bytes) from /proc for a local server."""
-    if target.pid is None:
+    if not target.pids:
         return None
-    s = sample_process(target.pid)
-    return s.cpu_seconds, s.system_seconds, s.rss_bytes
+    samples = [sample_process(pid) for pid in target.pids]
+    return (
+        sum(s.cpu_seconds for s in samples),
+        sum(s.system_seconds for s in samples),
+        sum(s.rss_bytes for s in samples),
+    )
 
 
 def summarize(
@@ -378,16 +402,20 @@ class BaselineProcess(ServerProcess):
 async def start_target(
     name: str, remote_url: str | None, secret: Secret | None, max_participants: int
 ) -> Target:
+    """``digiclinic``, ``baseline`` or ``digiclinic-<N>w`` (N worker processes on Redis)."""
     if remote_url is not None:
         assert secret is not None
         base = remote_url.rstrip("/")
         ws = base.replace("http", "ws", 1) + "/ws"
         return Target(name, ws, base, secret)
     process: ServerProcess
+    rooms = {"rooms": {"max_participants": max_participants}}
     if name == "baseline":
         process = BaselineProcess()
+    elif name.startswith("digiclinic-") and name.endswith("w"):
+        process = WorkersProcess(int(name.removeprefix("digiclinic-")[:-1]), config=rooms)
     else:
-        process = ServerProcess(config={"rooms": {"max_participants": max_participants}})
+        process = ServerProcess(config=rooms)
     await process.start()
     secret = (
         Secret(process.secret_file.read_text().strip()) if name != "baseline" else Secret("x" * 32)
@@ -404,16 +432,27 @@ async def run_scenario(
     issuer: str = "dev",
     baseline: bool = True,
     results: list[StepResult] | None = None,
+    compare_workers: list[int] | None = None,
 ) -> list[StepResult]:
-    """Every size against digiclinic, and the baseline sizes against MediaRelay."""
+    """Every size against digiclinic, and the baseline sizes against MediaRelay.
+
+    ``compare_workers`` (e.g. [1, 2]): instead, every size against one plain
+    process (1) and ``serve --workers N`` for each other N (on a Redis started
+    for it), side by side.
+    """
     results = [] if results is None else results
     progress = Progress()
     vp8_clip(bitrate=scenario.video_bitrate)  # encode once before the workers need it
     opus_clip()
-    with_baseline = baseline and remote_url is None and bool(scenario.baseline_sizes)
+    with_baseline = (
+        baseline and remote_url is None and bool(scenario.baseline_sizes) and not compare_workers
+    )
     if with_baseline:  # the ratio needs digiclinic at the baseline's sizes too
         sizes = sorted(set(sizes) | set(scenario.baseline_sizes))
     plan: list[tuple[str, int]] = [("digiclinic", n) for n in sizes]
+    if compare_workers:
+        names = ["digiclinic" if w == 1 else f"digiclinic-{w}w" for w in compare_workers]
+        plan = [(name, n) for n in sizes for name in names]
     if with_baseline:
         plan += [("baseline", n) for n in scenario.baseline_sizes]
     for name, size in plan:

@@ -49,6 +49,17 @@ def sample_process(pid: int) -> ProcessSample:
     return ProcessSample(utime / CLOCK_TICKS, stime / CLOCK_TICKS, rss_pages * PAGE, threads)
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,6 +133,16 @@ class ServerProcess:
                     pass
                 await asyncio.sleep(0.1)
         raise TimeoutError("server did not become healthy")
+
+    @property
+    def pids(self) -> list[int]:
+        """The processes doing the server's work (several for ``--workers``)."""
+        return [self.pid]
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        """Where the server's /metrics are read (summed when several)."""
+        return [self.url]
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""

@@ -2,8 +2,9 @@
 # Set up (first time) and run everything CI runs: lint, format check, type check, tests.
 # Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -k rtp).
 source "$(dirname "$0")/_env.sh"
-# real coturn for the TURN tests, Debian's Chromium for the browser tests
-ensure_debian_packages turnserver:coturn chromium:chromium
+# real coturn for the TURN tests, Debian's Chromium for the browser tests,
+# a real redis-server for the cluster tests
+ensure_debian_packages turnserver:coturn chromium:chromium redis-server:redis-server
 ensure_venv "test"
 cd "$ROOT"
 echo "==> ruff check";         "$VENV/bin/ruff" check .

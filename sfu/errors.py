@@ -27,6 +27,10 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     INTERNAL_ERROR = "internal_error"
+    # multi-node (docs/cluster.md)
+    REDIRECT = "redirect"
+    PLACEMENT_UNAVAILABLE = "placement_unavailable"
+    TICKET_INVALID = "ticket_invalid"
 
 
 class SfuError(Exception):

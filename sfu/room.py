@@ -95,7 +95,8 @@ class Room:
 
     # -- membership -----------------------------------------------------------------
 
-    def join(self, participant: Participant) -> None:
+    def join(self, participant: Participant, *, admitted: bool = False) -> None:
+        """Add a participant; ``admitted``: admitted before (the room moved), skip the lobby."""
         if self.state is RoomState.CLOSED:
             raise SfuError(ErrorCode.ROOM_CLOSED, "the room is closed")
         if len(self.participants) >= self.settings.max_participants:
@@ -104,7 +105,8 @@ class Room:
             raise SfuError(ErrorCode.DUPLICATE_IDENTITY, "this identity is already in the room")
         self._cancel_empty_timer()
         self.participants[participant.id] = participant
-        if participant.role in self.settings.lobby_roles and not participant.grants.admit:
+        waits = participant.role in self.settings.lobby_roles and not participant.grants.admit
+        if waits and not admitted:
             participant.set_state(ParticipantState.LOBBY)
             self._lobby_changed()
         else:

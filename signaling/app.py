@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 from sfu.errors import ErrorCode, SfuError
 from sfu.participant import LeaveReason, ParticipantState, Role
@@ -20,9 +21,12 @@ from sfu.peer import IceServer, MediaSettings
 from sfu.room import RoomSettings
 from sfu.room_manager import RoomManager
 from signaling import protocol
+from signaling.admin_api import add_admin_routes
+from signaling.cluster import PLACEMENT, create_recordings, node_identity, setup_cluster
 from signaling.config import Config
 from signaling.metrics import SignalingMetrics
 from signaling.recording_service import RecordingService
+from signaling.routing import JoinRouter
 from signaling.session import SessionLimits, SignalingSession
 from signaling.tokens import (
     JoinClaims,
@@ -45,6 +49,7 @@ METRICS = web.AppKey("metrics", SignalingMetrics)
 TURN = web.AppKey("turn", TurnCredentials)
 RECORDINGS = web.AppKey("recordings", RecordingService)
 SESSIONS: web.AppKey[set[SignalingSession]] = web.AppKey("sessions")
+ROUTER = web.AppKey("router", JoinRouter)
 
 
 def media_settings(config: Config) -> MediaSettings:
@@ -138,8 +143,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    rooms = request.app[ROOMS]
-    return web.json_response({"status": "ready", "rooms": len(rooms.rooms)})
+    rooms, placement = request.app[ROOMS], request.app[PLACEMENT]
+    body: dict[str, object] = {
+        "status": "ready",
+        "rooms": len(rooms.rooms),
+        "node": placement.node.id,
+        "placement": placement.state.value,
+    }
+    if placement.redis_connected is not None:
+        body["redis"] = "connected" if placement.redis_connected else "unreachable"
+    if placement.state.value == "draining":  # load balancers: send nobody new here
+        body["status"] = "draining"
+        return web.json_response(body, status=503)
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -163,7 +179,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     session = SignalingSession(
         ws,
         app[ROOMS],
-        app[VERIFIER],
+        app[ROUTER],
         app[METRICS],
         SessionLimits(config.server.max_message_bytes, config.server.messages_per_second),
         app[TURN],
@@ -249,6 +265,13 @@ async def create_room(request: web.Request) -> web.Response:
         return _error_response(403, ErrorCode.WRONG_ROOM, "this token is for another room")
     if not claims.grants.admit:
         return _error_response(403, ErrorCode.FORBIDDEN, "creating rooms needs the admit grant")
+    try:
+        placed = await request.app[PLACEMENT].place(claims.room)
+    except SfuError as exc:
+        return _error_response(503, exc.code, exc.message)
+    if not placed.local:  # created where it will live, by the first join there
+        body = {"room": claims.room, "participants": 0, "node": placed.node_id}
+        return web.json_response(body, status=201)
     room = request.app[ROOMS].get_or_create(claims.room)
     return web.json_response({"room": room.id, "participants": len(room.participants)}, status=201)
 
@@ -269,14 +292,22 @@ def create_app(config: Config) -> web.Application:
         middlewares=[origin_middleware], client_max_size=config.server.max_message_bytes
     )
     rooms = RoomManager(room_settings(config), media_settings(config))
+    node = node_identity(config)
     app[CONFIG] = config
     app[ROOMS] = rooms
     app[VERIFIER] = TokenVerifier(auth)
     app[METRICS] = SignalingMetrics(rooms)
     app[SESSIONS] = set()
     app[TURN] = TurnCredentials(config.turn)
-    app[RECORDINGS] = RecordingService(config.recording)
+    app[RECORDINGS], reaper = create_recordings(config, node)
     app.cleanup_ctx.append(_rooms_ctx)
+    collectors: list[Collector] = []
+    app[ROUTER] = setup_cluster(
+        app, config, node, rooms, app[VERIFIER], app[SESSIONS], reaper, collectors
+    )
+    for collector in collectors:
+        app[METRICS].registry.register(collector)
+    add_admin_routes(app, config.admin.token, app[VERIFIER])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import ssl
 import sys
 from typing import Any
-
-from aiohttp import web
 
 try:
     import uvloop
@@ -19,8 +18,10 @@ except ImportError:  # pragma: no cover - not on every platform
 from sfu.participant import Role
 from signaling.app import create_app
 from signaling.config import Config, ConfigError, load_config
+from signaling.node import Listen, serve_node
 from signaling.tokens import DEV_ISSUER, dev_secret, mint_token
 from signaling.turn_config import render_coturn_config, write_coturn_config
+from signaling.workers import run_workers
 
 
 def _config_from(args: argparse.Namespace) -> Config:
@@ -54,6 +55,9 @@ def _configure_logging(config: Config) -> None:
 def serve(args: argparse.Namespace) -> int:
     config = _config_from(args)
     _configure_logging(config)
+    workers = (os.cpu_count() or 1) if args.workers == 0 else args.workers
+    if workers > 1 and args.worker_index is None:
+        return run_workers(args, config, workers)
     if uvloop is not None:
         uvloop.install()
     ssl_context = None
@@ -64,6 +68,13 @@ def serve(args: argparse.Namespace) -> int:
         scheme = "https"
     app = create_app(config)
     base = f"{scheme}://{config.server.host}:{config.server.port}"
+    listens = [Listen(config.server.host, config.server.port)]
+    if args.worker_index is not None:  # a worker of `serve --workers N`
+        listens = [
+            Listen(config.server.host, config.server.port, shared=True),
+            Listen(config.server.host, args.worker_port),
+        ]
+        base = f"{scheme}://{config.server.host}:{args.worker_port}"
     print(f"digiclinic listening on {base}")
     print(f"  health:  {base}/healthz   metrics: {base}/metrics")
     if not config.auth.issuers:
@@ -73,14 +84,7 @@ def serve(args: argparse.Namespace) -> int:
         print("  tokens:  digiclinic token --room demo --identity alice --role patient")
     sys.stdout.flush()
     try:
-        web.run_app(
-            app,
-            host=config.server.host,
-            port=config.server.port,
-            ssl_context=ssl_context,
-            print=None,
-            access_log=None,
-        )
+        asyncio.run(serve_node(app, config, listens, ssl_context))
     except OSError as exc:
         print(
             f"error: cannot listen on {config.server.host}:{config.server.port}: "
@@ -147,6 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--ice-address", action="append", help="address to offer in ICE (media.ice_addresses)"
     )
     p_serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (logging.level)")
+    p_serve.add_argument(
+        "--workers",
+        type=int,
+        nargs="?",
+        const=0,
+        default=1,
+        help="worker processes sharing the port: --workers alone or 0 is one per core "
+        "(default without the flag: this one process); more than one needs cluster.redis_url",
+    )
+    p_serve.add_argument(
+        "--worker-port-base",
+        type=int,
+        help="first of the workers' own ports (default: server.port + 1)",
+    )
+    p_serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    p_serve.add_argument("--worker-port", type=int, help=argparse.SUPPRESS)
     p_serve.set_defaults(func=serve)
 
     p_token = sub.add_parser("token", help="mint a development join token")

@@ -8,6 +8,13 @@
 
 It speaks protocol v1 (docs/protocol.md) with two aiortc PeerConnections:
 publisher (the client offers) and subscriber (the server offers).
+
+In a cluster (docs/cluster.md) ``join`` follows ``redirect`` replies to the
+room's node. With ``reconnect=True``, a lost connection (node gone, node
+draining: the ``reconnect`` event) is restored without the caller: connect
+again (the node suggested, else the URL first given), join with the same
+token, wait for admission if needed and republish the same tracks; remote
+tracks arrive anew. ``reconnections`` counts the restored connections.
 """
 
 from __future__ import annotations
@@ -19,7 +26,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import aiohttp
 from aiortc import (
@@ -36,19 +42,15 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from sfu import aiortc_hooks
 from sfu.media import Source
+from signaling import client_reconnect
+from signaling.client_errors import FATAL_JOIN_ERRORS, ClientError, Event
+
+__all__ = ["FATAL_JOIN_ERRORS", "ClientError", "ConsultClient", "RemoteTrack"]
 
 logger = logging.getLogger(__name__)
 
-Event = dict[str, Any]
 
-
-class ClientError(Exception):
-    """The server answered a request with an error."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+MAX_REDIRECTS = 3
 
 
 @dataclass(slots=True)
@@ -78,8 +80,16 @@ class ConsultClient:
         publisher_answer_filter: Callable[[str], str] | None = None,
         media_sink: Callable[[bytes], None] | None = None,
         media_watch: Callable[[bytes], None] | None = None,
+        reconnect: bool = False,
+        fallback_urls: list[str] | None = None,
+        reconnect_attempts: int = 30,
+        reconnect_delay: float = 0.25,
+        max_reconnect_delay: float = 2.0,
     ) -> None:
         self.url = url
+        self.entry_url = url  # where reconnections start (any node of the cluster)
+        # more entry points, tried in turn when reconnecting (the first may be gone)
+        self.fallback_urls = list(fallback_urls or [])
         self.token = token
         self.room = room
         self.ice_addresses = ice_addresses
@@ -117,6 +127,16 @@ class ConsultClient:
         self._offer_meta: dict[str, Event] = {}
         self._sub_lock = asyncio.Lock()
         self._sources: dict[str, str] = {}  # mid -> source of what we publish
+        self.reconnect = reconnect
+        self.reconnect_attempts = reconnect_attempts
+        self.reconnect_delay = reconnect_delay
+        self.max_reconnect_delay = max_reconnect_delay
+        self.reconnections = 0
+        self._joined_once = False
+        self._leaving = False
+        self._hint: str | None = None  # a node the server suggested reconnecting to
+        self._publishing: list[tuple[MediaStreamTrack, Source]] = []
+        self._reconnector: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ConsultClient:
         await self.connect()
@@ -133,9 +153,26 @@ class ConsultClient:
     # -- connection ----------------------------------------------------------------
 
     async def connect(self) -> None:
-        self._session = aiohttp.ClientSession()
-        self._ws = await self._session.ws_connect(self.url, max_msg_size=4 * 1024 * 1024)
-        self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+        await self._open(self.url)
+
+    async def _open(self, url: str) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        self.url = url
+        ws = await self._session.ws_connect(url, max_msg_size=4 * 1024 * 1024)
+        self._ws = ws
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop(ws))
+
+    async def _close_ws(self) -> None:
+        """Close the WebSocket on purpose (redirect, reconnection): no reconnection follows."""
+        ws, reader = self._ws, self._reader
+        self._ws, self._reader = None, None
+        if ws is not None:
+            await ws.close()
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
 
     async def send_raw(self, data: str) -> None:
         assert self._ws is not None
@@ -153,13 +190,12 @@ class ConsultClient:
         finally:
             self._pending.pop(msg_id, None)
         if reply.get("type") == "error":
-            raise ClientError(reply.get("code", "?"), reply.get("message", ""))
+            raise ClientError(reply.get("code", "?"), reply.get("message", ""), reply)
         return reply
 
-    async def _read_loop(self) -> None:
-        assert self._ws is not None
+    async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
-            async for msg in self._ws:
+            async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue
                 event = msg.json()
@@ -170,10 +206,13 @@ class ConsultClient:
                     future.set_result(event)
                 await self._on_event(event)
                 self._changed.set()
+        except aiohttp.ClientConnectionError:
+            logger.debug("connection closed while handling an event")
         except Exception:
             logger.exception("client read loop failed")
         finally:
-            self.state = "closed" if self.state != "denied" else "denied"
+            if ws is self._ws:
+                self._connection_lost()
             for future in self._pending.values():
                 if not future.done():
                     future.set_result({"type": "error", "code": "closed", "message": "closed"})
@@ -190,8 +229,41 @@ class ConsultClient:
             await self._answer_subscriber(event)
         elif kind == "track_unpublished":
             self.remote_tracks.pop(event.get("track_id", ""), None)
+        elif kind == "reconnect":  # the node is draining: the server closes, we move
+            url = event.get("url")
+            self._hint = url if isinstance(url, str) else None
+        elif kind == "connection_failed" and self.reconnect and self.state == "active":
+            self._start_reconnect("connection_failed")
         for listener in list(self.event_listeners):
             listener(event)
+
+    # -- reconnection (client_reconnect.py) ----------------------------------------------
+
+    def _connection_lost(self) -> None:
+        """The current WebSocket ended without our asking."""
+        if self.reconnect and not self._leaving and self._joined_once:
+            if self.state in ("active", "lobby"):
+                self._start_reconnect("disconnected")
+            return  # an attempt in progress fails and the loop retries
+        self.state = "closed" if self.state != "denied" else "denied"
+
+    def _start_reconnect(self, reason: str) -> None:
+        if self._reconnector is None or self._reconnector.done():
+            self.state = "reconnecting"
+            self._reconnector = asyncio.get_running_loop().create_task(
+                client_reconnect.reconnect_loop(self, reason)
+            )
+
+    async def _drop_media(self) -> None:
+        """Forget the media of the lost connection (the tracks we publish stay ours)."""
+        for pc in (self.publisher_pc, self.subscriber_pc):
+            if pc is not None:
+                await pc.close()
+        self.publisher_pc = self.subscriber_pc = None
+        self.remote_tracks.clear()
+        self.published.clear()
+        self._offer_meta.clear()
+        self._sources.clear()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
@@ -219,6 +291,7 @@ class ConsultClient:
     # -- room ------------------------------------------------------------------------
 
     async def join(self) -> Event:
+        """Join the room, following redirects to the node that hosts it."""
         message: Event = {
             "type": "join",
             "token": self.token,
@@ -226,10 +299,24 @@ class ConsultClient:
         }
         if self.room:
             message["room"] = self.room
-        reply = await self.request(message)
+        for redirects in itertools.count():
+            try:
+                reply = await self.request(message)
+                break
+            except ClientError as exc:
+                url, ticket = exc.event.get("url"), exc.event.get("ticket")
+                if exc.code != "redirect" or redirects >= MAX_REDIRECTS:
+                    raise
+                if not isinstance(url, str) or not isinstance(ticket, str):
+                    raise
+                await self._close_ws()
+                await self._open(url)
+                message = {k: v for k, v in message.items() if k != "token"}
+                message["ticket"] = ticket
         self._learn_ice_servers(reply)
         self.participant_id = reply["participant"]["id"]
         self.state = reply["state"]
+        self._joined_once = True
         return reply
 
     async def wait_admitted(self, timeout: float = 10.0) -> None:
@@ -303,6 +390,7 @@ class ConsultClient:
         if self.publisher_pc is None:
             self.publisher_pc = self._new_pc()
         pc = self.publisher_pc
+        self._publishing.extend(tracks)
         sources: dict[int, Source] = {}
         for track, source in tracks:
             transceiver = pc.addTransceiver(track, direction="sendonly")
@@ -436,23 +524,26 @@ class ConsultClient:
     # -- teardown -----------------------------------------------------------------------
 
     async def leave(self) -> None:
+        self._leaving = True
         if self._ws is not None and not self._ws.closed:
             with contextlib.suppress(ClientError, TimeoutError):
                 await self.request({"type": "leave"}, timeout=5)
         await self.close()
 
     async def close(self) -> None:
+        self._leaving = True
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnector
+            self._reconnector = None
         for pc in (self.publisher_pc, self.subscriber_pc):
             if pc is not None:
                 await pc.close()
         self.publisher_pc = self.subscriber_pc = None
-        if self._ws is not None:
-            await self._ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        await self._close_ws()
+        if self.state != "denied":
+            self.state = "closed"
         if self._session is not None:
             await self._session.close()
             self._session = None

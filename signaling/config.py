@@ -170,6 +170,33 @@ class RecordingConfig:
 
 
 @dataclass(slots=True)
+class ClusterConfig:
+    """Many nodes coordinated through Redis (docs/cluster.md); off without a redis_url."""
+
+    redis_url: Secret | None = None  # e.g. redis://127.0.0.1:6379/0 (may hold a password)
+    node_id: str = ""  # "" = <hostname>-<pid>
+    # the WebSocket URL clients use to reach this node directly (redirects);
+    # "" = ws[s]://<server.host>:<server.port>/ws
+    public_url: str = ""
+    secret: Secret | None = None  # HMAC key of placement tickets, the same on every node
+    key_prefix: str = "digiclinic"
+    heartbeat_interval: float = 2.0
+    node_ttl: float = 6.0  # a node whose heartbeat is older than this is gone
+    room_lease: float = 30.0  # a room mapping not refreshed by its node for this long expires
+    capacity: int = 500  # participants this node should carry at most
+    ticket_ttl: float = 30.0
+    redis_timeout: float = 1.0
+    drain_timeout: float = 8.0  # SIGTERM: longest wait for participants to move (docker waits 10 s)
+
+
+@dataclass(slots=True)
+class AdminConfig:
+    # bearer token for GET /api/rooms, GET /api/cluster/nodes, POST /api/admin/drain;
+    # unset = those endpoints answer 403
+    token: Secret | None = None
+
+
+@dataclass(slots=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -182,6 +209,8 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def validate(self) -> None:
@@ -233,6 +262,18 @@ class Config:
             raise ConfigError("turn.relay_port_min/relay_port_max must be a valid range")
         if self.auth.max_token_lifetime <= 0:
             raise ConfigError("auth.max_token_lifetime must be positive")
+        self._validate_cluster()
+
+    def _validate_cluster(self) -> None:
+        cluster = self.cluster
+        if not 0 < cluster.heartbeat_interval < cluster.node_ttl:
+            raise ConfigError("cluster.heartbeat_interval must be positive and below node_ttl")
+        if cluster.room_lease <= cluster.node_ttl:
+            raise ConfigError("cluster.room_lease must exceed cluster.node_ttl")
+        if cluster.capacity <= 0 or cluster.ticket_ttl <= 0 or cluster.redis_timeout <= 0:
+            raise ConfigError("cluster.capacity, ticket_ttl and redis_timeout must be positive")
+        if cluster.node_id and not all(c.isalnum() or c in "-_." for c in cluster.node_id):
+            raise ConfigError("cluster.node_id: letters, digits and -_. only")
 
 
 _TRUE = ("1", "true", "yes", "on")

@@ -28,7 +28,7 @@ from sfu.room_manager import RoomManager
 from signaling import protocol
 from signaling.metrics import SignalingMetrics
 from signaling.recording_service import RecordingService
-from signaling.tokens import TokenVerifier
+from signaling.routing import JoinRouter, Redirect
 from signaling.turn import TurnCredentials
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class SignalingSession:
         self,
         ws: web.WebSocketResponse,
         rooms: RoomManager,
-        verifier: TokenVerifier,
+        router: JoinRouter,
         metrics: SignalingMetrics,
         limits: SessionLimits,
         turn: TurnCredentials,
@@ -80,7 +80,7 @@ class SignalingSession:
         self.state = SessionState.CONNECTED
         self.ws = ws
         self.rooms = rooms
-        self.verifier = verifier
+        self.router = router
         self.metrics = metrics
         self.limits = limits
         self.turn = turn
@@ -126,7 +126,10 @@ class SignalingSession:
 
     def _error(self, exc: SfuError, ref: str | int | None) -> None:
         self.metrics.errors.labels(code=exc.code.value).inc()
-        self.send(protocol.error(exc.code, exc.message, ref))
+        event = protocol.error(exc.code, exc.message, ref)
+        if isinstance(exc, Redirect):
+            event.update(exc.details)
+        self.send(event)
 
     # -- main loop -------------------------------------------------------------
 
@@ -178,7 +181,9 @@ class SignalingSession:
             self._reply(message, {"type": "left"})
             await self.close(LeaveReason.LEFT)
         elif kind == "admit":
-            room.admit(participant, message.str_field("participant_id"))
+            admitted = message.str_field("participant_id")
+            room.admit(participant, admitted)
+            self.router.admitted(room, admitted)
             self._ack(message)
         elif kind == "deny":
             denied = room.deny(participant, message.str_field("participant_id"))
@@ -262,10 +267,12 @@ class SignalingSession:
         if self.state is not SessionState.CONNECTED:
             raise SfuError(ErrorCode.ALREADY_JOINED, "this connection has already joined")
         started = time.perf_counter()
-        claims = self.verifier.verify(message.body.get("token"))
+        claims = self.router.claims(message.body)
         wanted_room = message.str_field("room", 128, optional=True) or claims.room
         if wanted_room != claims.room:
             raise SfuError(ErrorCode.WRONG_ROOM, "this token is for another room")
+        await self.router.route(claims)  # raises Redirect when the room is elsewhere
+        readmit = await self.router.readmit(claims)  # admitted before the room moved here
         room = self.rooms.get_or_create(claims.room)
         participant = Participant(
             participant_id=f"p{secrets.token_hex(6)}",
@@ -276,7 +283,8 @@ class SignalingSession:
             events=self.send,
             auto_subscribe=message.bool_field("auto_subscribe", True),
         )
-        room.join(participant)
+        room.join(participant, admitted=readmit)
+        self.router.placement.room_changed(room.id)
         self.room, self.participant = room, participant
         self._set_state(SessionState.JOINED)
         self._reply(
@@ -339,6 +347,7 @@ class SignalingSession:
         self.room = self.participant = None
         if room is not None and participant is not None:
             await room.leave(participant, reason)
+            self.router.placement.room_changed(room.id)
         if self.state is not SessionState.CLOSED:
             self._set_state(SessionState.CLOSED)
             self._outbox.put_nowait(None)

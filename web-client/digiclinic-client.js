@@ -40,13 +40,19 @@
  *
  * Reconnection (`reconnect: true` or `{attempts, delay, maxDelay, heartbeat}`):
  * when the WebSocket closes without our asking, the server reports
- * `connection_failed`, a RTCPeerConnection goes `failed`, or the server stops
+ * `connection_failed` or `reconnect` (its node is draining), a
+ * RTCPeerConnection goes `failed`, or the server stops
  * answering the application-level `ping`, the session opens a new WebSocket
  * with the same token (after a growing, jittered delay), joins again (a new
  * participant id; back in the lobby if our role waits there), and republishes
  * the same local tracks with their mute state. Remote tracks end with
  * `track-removed` and arrive again with `track`. Refused tokens, `denied` and
  * running out of attempts end the session (`closed`).
+ *
+ * Clusters (docs/cluster.md): a `join` answered with a `redirect` error is
+ * sent again, with the reply's ticket instead of the token, to the node the
+ * reply names; reconnections start again from `url` (or the node a
+ * `reconnect` event suggested, or `fallbackUrls` in turn).
  *
  * The session is split by responsibility: client/protocol.js (version,
  * errors, URL), client/signalling.js (WebSocket, requests, server events),
@@ -89,10 +95,12 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
    *   `heartbeat` (10 s between `ping`s; 0 disables them)
    * @param {boolean} [options.simulcast]  publish the camera as simulcast
    *   layers (default true); false sends one encoding
+   * @param {string[]} [options.fallbackUrls]  other entry points of a cluster,
+   *   tried in turn when reconnecting (the first node may be the one that died)
    */
   constructor({ url, token, room, iceServers, iceTransportPolicy = "all",
                 autoSubscribe = true, gatherTimeout = 5000, requestTimeout = 20000,
-                reconnect = false, simulcast = true } = {}) {
+                reconnect = false, simulcast = true, fallbackUrls = [] } = {}) {
     super();
     if (!url || !token) throw new TypeError("ConsultSession needs a url and a token");
     if (!["all", "relay"].includes(iceTransportPolicy)) {
@@ -100,6 +108,9 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
     }
     Object.assign(this, { token, iceTransportPolicy, autoSubscribe, gatherTimeout, requestTimeout });
     this.url = websocketUrl(url);
+    this.fallbackUrls = fallbackUrls.map((u) => websocketUrl(u));
+    this.nodeUrl = null; // the node we are connected to (after redirects)
+    this._hint = null; // a node the server suggested for our next reconnection
     this.room = room ?? null;
     this.iceServers = iceServers ?? [];
     this._iceFromServer = iceServers === undefined; // then take the server's (TURN) list
@@ -155,7 +166,7 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
       await this._connect();
       const message = { token: this.token, auto_subscribe: this.autoSubscribe };
       if (this.room) message.room = this.room;
-      this.joined = await this._request("join", message);
+      this.joined = await this._joinRoom(message);
     } catch (err) {
       this._shutdown("join_failed");
       throw err;

@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from benchmarks.server_process import terminate
+
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 
 
@@ -96,10 +98,5 @@ class Coturn:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)

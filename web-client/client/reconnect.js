@@ -76,7 +76,7 @@ export const Reconnection = (Base) => class Reconnection extends Base {
         await sleep(wait);
         if (this.state !== "reconnecting") return; // left meanwhile
         try {
-          await this._rejoin(republish);
+          await this._rejoin(republish, attempt);
           this._emit("reconnected", { joined: this.joined, attempts: attempt });
           return;
         } catch (err) {
@@ -90,12 +90,20 @@ export const Reconnection = (Base) => class Reconnection extends Base {
     }
   }
 
-  /** One reconnection attempt: connect, join, wait for admission if needed, republish. */
-  async _rejoin(republish) {
-    await this._connect();
+  /**
+   * One reconnection attempt: connect, join, wait for admission if needed,
+   * republish. It connects to the node the server suggested (a `reconnect`
+   * event), else to our URL and our `fallbackUrls` in turn: in a cluster any
+   * node redirects us to the room's node.
+   */
+  async _rejoin(republish, attempt = 1) {
+    const entries = [this.url, ...this.fallbackUrls];
+    const url = this._hint ?? entries[(attempt - 1) % entries.length];
+    this._hint = null;
+    await this._connect(url);
     const message = { token: this.token, auto_subscribe: this.autoSubscribe };
     if (this.room) message.room = this.room;
-    const joined = this._applyJoined(await this._request("join", message));
+    const joined = this._applyJoined(await this._joinRoom(message));
     this._startHeartbeat();
     if (joined.state === "lobby") {
       const waiting = new Promise((resolve, reject) => { this._rejoinAdmission = { resolve, reject }; });

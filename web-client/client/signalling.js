@@ -2,24 +2,28 @@
 // their replies, and server events (keeping the roster up to date before
 // they are emitted). A mixin of ConsultSession (../digiclinic-client.js).
 
-import { DigiclinicError } from "./protocol.js";
+import { DigiclinicError, websocketUrl } from "./protocol.js";
+
+const MAX_REDIRECTS = 3;
 
 /** Our own copy of a participant info (we update its `producers`). */
 const copyInfo = (info) => ({ ...info, producers: (info.producers ?? []).map((t) => ({ ...t })) });
 
 export const Signalling = (Base) => class Signalling extends Base {
-  _connect() {
+  /** Open a WebSocket (to `url`, default the session's own URL) as the current connection. */
+  _connect(url = this.url) {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(this.url);
+      const ws = new WebSocket(url);
       this._ws = ws;
+      this.nodeUrl = url;
       ws.onopen = () => resolve();
       // before `open` this fails the join; afterwards `close` follows and shuts down
-      ws.onerror = () => reject(new DigiclinicError("connect_failed", `cannot connect to ${this.url}`));
+      ws.onerror = () => reject(new DigiclinicError("connect_failed", `cannot connect to ${url}`));
       ws.onmessage = (event) => this._onMessage(event.data);
       ws.onclose = () => {
         if (ws !== this._ws) return; // an earlier connection, already replaced
         if (this._reconnecting) { // fail the attempt in progress; the loop retries
-          reject(new DigiclinicError("connect_failed", `cannot connect to ${this.url}`));
+          reject(new DigiclinicError("connect_failed", `cannot connect to ${url}`));
           this._failPending(new DigiclinicError("disconnected", "the connection closed"));
         } else if (this.reconnect && !this._leaving && ["active", "lobby"].includes(this.state)) {
           this._lost("disconnected");
@@ -38,6 +42,28 @@ export const Signalling = (Base) => class Signalling extends Base {
     this._pending.clear();
     this._rejoinAdmission?.reject(error);
     this._rejoinAdmission = null;
+  }
+
+  /**
+   * Send `join`, following `redirect` replies: a cluster answers a join for a
+   * room hosted on another node with that node's URL and a ticket (proof that
+   * our token was checked); we join there with the ticket (docs/cluster.md).
+   */
+  async _joinRoom(message) {
+    for (let redirects = 0; ; redirects += 1) {
+      try {
+        return await this._request("join", message);
+      } catch (err) {
+        const { url, ticket } = err.reply ?? {};
+        if (err.code !== "redirect" || !url || !ticket || redirects >= MAX_REDIRECTS) throw err;
+        const old = this._ws;
+        old.onopen = old.onerror = old.onmessage = old.onclose = null;
+        old.close(1000);
+        await this._connect(websocketUrl(url));
+        message = { ...message, ticket };
+        delete message.token;
+      }
+    }
   }
 
   /** Send a message with a fresh `id`; resolves to the reply carrying it as `ref`. */
@@ -80,6 +106,9 @@ export const Signalling = (Base) => class Signalling extends Base {
       this._rejoinAdmission = null;
     } else if (msg.type === "connection_failed") {
       this._lost(`${msg.pc}_failed`);
+    } else if (msg.type === "reconnect") { // the node is draining: move (to msg.url if given)
+      this._hint = typeof msg.url === "string" ? websocketUrl(msg.url) : null;
+      this._lost(msg.reason ?? "reconnect");
     } else if (msg.type === "denied") {
       this._shutdown("denied");
     } else if (msg.type === "room_closed") {

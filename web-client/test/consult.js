@@ -4,7 +4,9 @@
 //
 // Query string: token (required), server (WebSocket URL; default: this
 // page's server), relay=1 (iceTransportPolicy "relay"), video=WxH (the
-// camera size asked for; default 640x360), simulcast=0 (one encoding).
+// camera size asked for; default 640x360), simulcast=0 (one encoding),
+// reconnect=1 (rejoin automatically), fallback (comma-separated other entry
+// URLs of a cluster).
 
 import { ConsultSession } from "../digiclinic-client.js";
 
@@ -18,6 +20,8 @@ const session = new ConsultSession({
   token: params.get("token") ?? "",
   iceTransportPolicy: relay ? "relay" : "all",
   simulcast: !["0", "false", "no"].includes(params.get("simulcast") ?? ""),
+  reconnect: params.get("reconnect") === "1" ? { delay: 250, maxDelay: 2000, attempts: 30 } : false,
+  fallbackUrls: (params.get("fallback") ?? "").split(",").filter(Boolean),
 });
 
 const test = {
@@ -95,6 +99,7 @@ const logged = [
   "track-published", "track-unpublished", "track-muted", "subscriber-offer", "connection-failed",
   "room-closed", "error", "track", "track-removed", "connection-state", "closed",
   "publisher-layers", "layers-applied", "track-paused",
+  "reconnecting", "reconnected", "reconnect",
 ];
 for (const type of logged) {
   session.addEventListener(type, ({ detail }) => {
