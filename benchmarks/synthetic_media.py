@@ -95,7 +95,10 @@ def vp8_clip(
 
 
 def opus_clip(seconds: int = 10, bitrate: int = 32_000) -> EncodedClip:
-    name = f"opus-{seconds}-{bitrate}"
+    # constrained VBR keeps the clip at its bitrate: plain VBR spends nearly
+    # twice as much on a pure tone, which would make a "24 kbit/s" voice
+    # stream fill a 60 kbit/s link on its own
+    name = f"opus-cvbr-{seconds}-{bitrate}"
     cached = _cached(name)
     if cached is not None:
         return cached
@@ -105,6 +108,7 @@ def opus_clip(seconds: int = 10, bitrate: int = 32_000) -> EncodedClip:
     codec.format = "s16"
     codec.bit_rate = bitrate
     codec.time_base = fractions.Fraction(1, 48000)
+    codec.options = {"vbr": "constrained"}
     frames: list[bytes] = []
     for i in range(seconds * 50):
         t = (np.arange(960) + i * 960) / 48000

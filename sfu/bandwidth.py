@@ -6,7 +6,10 @@ moves on three signals:
 - REMB from the subscriber (Chrome, aiortc): a delay-based estimate whose
   *decrease* means the link's queue is growing. Receivers only raise REMB
   slowly (8 %/s, bounded by what they receive), so a REMB that goes up is
-  not taken as an invitation; a REMB that goes down caps the estimate.
+  not taken as an invitation; a REMB that goes down, and below what was
+  sent on the streams it covers (padding included), caps the estimate. (A
+  REMB also sinks when less is sent, e.g. while video is paused: that is
+  not congestion.)
 - Loss in receiver reports: above 10 % the estimate drops to what was sent
   times (1 - loss/2), as in GCC's loss-based controller, but only when the
   loss looks like congestion: no REMB yet, a REMB decrease in the last few
@@ -14,14 +17,23 @@ moves on three signals:
   repairs is not a reason to send less. Between 2 and 10 % it holds;
   below 2 % the link is clean.
 - Probes: when the allocation wants more than the estimate and the link is
-  clean, the sender pads up to ``estimate x factor`` for a short window,
-  then waits for a receiver report that covers it. Clean (no REMB decrease,
-  loss under 2 %): the estimate becomes the probed rate, and the next step
-  doubles. Not clean: the estimate drops to what the link delivered during
-  the probe, the next probe waits longer (exponential back-off, bounded so a
-  link that recovers is found again within seconds) and steps by only 25 %.
-  A first probe also steps by 25 %, so an optimistic start estimate costs
-  at most one short burst of queueing.
+  clean, the sender pads up to ``base x factor`` for half a second, then
+  waits for a receiver report that covers it. ``base`` is the estimate if a
+  probe proved it, else what is being sent (what the link has shown it
+  carries). Clean (no REMB decrease, loss under 2 %): the estimate becomes
+  the probed rate, and the next step doubles. Not clean: the estimate drops
+  to what the link delivered, the next probe waits longer (exponential
+  back-off, bounded so a link that recovers is found again within seconds)
+  and steps by only 25 %, and for a while no probe goes past half-way to the
+  failed rate (a binary search for the link's rate, not a hammering).
+  A probe stops at once on a REMB decrease or a lossy report: the padding
+  is only ever queued for the time the receiver needs to notice.
+
+  Half a second of overshoot on a link with a short queue (tbf with 300 ms,
+  a 3G bearer) fills at most the queue when the step is 1.5x or less; the
+  first step of all, and the first after a failure, is 1.25x (1.5x while
+  video is paused: one failed probe costs a little delay on an audio-only
+  link, and a link that recovers must get its video back within seconds).
 """
 
 from __future__ import annotations
@@ -40,16 +52,19 @@ CLEAN_LOSS = 0.02
 REMB_DROP = 0.97  # a REMB below 97 % of the previous one from the same receiver is a decrease
 FIRST_REMB_DROP = 0.75  # a first REMB this far below what was sent is a decrease
 REMB_TTL = 5.0
-PROBE_DURATION = 1.0
-PROBE_SETTLE = 0.8  # at least this long after the padding stops...
-PROBE_FEEDBACK_WAIT = 2.0  # ...and at most this long for a report covering the probe
+PROBE_DURATION = 0.5
+PROBE_SETTLE = 0.2  # a report covers the probe if it came this long after the padding stopped
+PROBE_REMB_WAIT = 1.0  # a REMB is waited for this long (receivers send one every second)...
+PROBE_FEEDBACK_WAIT = 2.0  # ...and a receiver report this long, or the probe failed
 PROBE_FACTOR_CAREFUL = 1.25
 PROBE_FACTOR = 2.0
 PROBE_MIN_STEP = 10_000
-CEILING_HOLD = 3.0  # seconds a failed probe's delivered rate caps later probes
+PROBE_DELAY_LIMIT = 0.06  # a probe that queues its reports this much longer failed
+CEILING_HOLD = 10.0  # seconds a failed probe's rate bounds later probes
+CEILING_HOLD_PAUSED = 3.0
 PROBE_BACKOFF_MIN = 0.3
 PROBE_BACKOFF_MAX = 10.0
-PROBE_BACKOFF_MAX_PAUSED = 3.0  # while video is paused for bandwidth: look again soon
+PROBE_BACKOFF_MAX_PAUSED = 2.0  # while video is paused for bandwidth: look again soon
 PROBE_FACTOR_PAUSED = 1.5
 DECREASE_HOLD = 1.5  # no probe this soon after a decrease
 
@@ -90,7 +105,7 @@ class DownlinkEstimator:
         self._backoff = PROBE_BACKOFF_MIN
         self._factor = PROBE_FACTOR_CAREFUL
         self._ceiling = 0.0
-        self._ceiling_until = 0.0
+        self._ceiling_at = -1e9
         self._validated = False  # the estimate was reached by a clean probe
         self._paused = False
 
@@ -100,6 +115,16 @@ class DownlinkEstimator:
     @property
     def probing(self) -> bool:
         return self.probe_state is not ProbeState.IDLE
+
+    def padding_now(self, now: float) -> bool:
+        """Whether probe padding should be on the wire at ``now``."""
+        return self.probe_state is ProbeState.PROBING and now < self._probe_until
+
+    def _abort_probe(self, now: float, why: str) -> None:
+        if self.probe_state is ProbeState.PROBING and now < self._probe_until:
+            logger.debug("%r: probe to %d stopped early (%s)", self, self.probe_target, why)
+            self._probe_until = min(self._probe_until, now)
+            self.probe_state = ProbeState.SETTLING
 
     # -- signals -------------------------------------------------------------
 
@@ -112,12 +137,14 @@ class DownlinkEstimator:
         overlapping = [k for k in self._rembs if set(k) & set(key)]
         previous = max((self._rembs.pop(k) for k in overlapping), key=lambda r: r.at, default=None)
         self._rembs[key] = _Remb(bitrate, now)
-        if self.probe_state is ProbeState.SETTLING:
+        if self.probing and now >= self._probe_until + PROBE_SETTLE:
             self._probe_remb = True
         if previous is None:
             decreased = bitrate < sent_video * FIRST_REMB_DROP
         else:
-            decreased = bitrate < previous.bitrate * REMB_DROP
+            # a receiver's REMB also sinks when it is sent less (it is bounded
+            # by what arrives): only one below what was sent means a queue
+            decreased = bitrate < previous.bitrate * REMB_DROP and bitrate < sent_video
         if not decreased:
             return
         # the receiver saw its queue grow: the link carries what REMB says
@@ -125,17 +152,33 @@ class DownlinkEstimator:
         self._last_remb_decrease = now
         if self.probing:
             self._probe_decreased = True
+            self._abort_probe(now, "remb")
         fresh = sum(r.bitrate for r in self._rembs.values() if now - r.at < REMB_TTL)
         self._decrease(fresh + sent_audio, now, "remb")
 
-    def on_loss(self, fraction: float, sent: float, now: float) -> None:
-        """The loss fraction of one receiver report, weighted over its streams."""
+    def on_loss(
+        self, fraction: float, sent: float, now: float, covers_probe: bool | None = None
+    ) -> None:
+        """The loss fraction of one receiver report, weighted over its streams.
+
+        ``covers_probe``: whether the report shows the receiver got as far as
+        the probe's last packet (None: not known, judged by time). Behind a
+        long queue a report sent soon after the probe does not yet know
+        what the queue dropped.
+        """
         self.loss = fraction
         if self.probing:
             # the probe's own verdict decides (sfu/downlink.py pads on top of ``sent``)
+            if covers_probe is None:
+                covers_probe = now >= self._probe_until + PROBE_SETTLE
             if now - self._probe_started >= PROBE_SETTLE:
+                self._probe_loss = max(self._probe_loss, fraction)
+                if fraction >= CLEAN_LOSS:
+                    self._abort_probe(now, f"loss {fraction:.2f}")
+            if covers_probe and now >= self._probe_until:
                 self._probe_reported = True
-            self._probe_loss = max(self._probe_loss, fraction)
+                self.probe_state = ProbeState.SETTLING
+                self._judge(now)
             return
         if fraction <= HIGH_LOSS or sent <= 0:
             return
@@ -147,6 +190,16 @@ class DownlinkEstimator:
         if not congestion:
             return
         self._decrease(sent * (1 - fraction / 2), now, "loss")
+
+    def on_queue_delay(self, delay: float, sent_at: float, now: float) -> None:
+        """Queueing delay (s) measured by a report sent at ``sent_at`` (see sfu/downlink.py)."""
+        if not self.probing or sent_at < self._probe_started:
+            return
+        if delay > PROBE_DELAY_LIMIT:
+            # the probe built a queue: the link is full below the probed rate
+            logger.debug("%r: probe to %d queued %.0f ms", self, self.probe_target, delay * 1000)
+            self._probe_decreased = True
+            self._abort_probe(now, f"queue {delay * 1000:.0f} ms")
 
     def cap(self, bitrate: float, now: float, why: str) -> None:
         """Never assume more than ``bitrate`` (e.g. what is left after a pause)."""
@@ -183,10 +236,7 @@ class DownlinkEstimator:
             self.probe_state = ProbeState.SETTLING
             return 0.0
         if state is ProbeState.SETTLING:
-            waited = now - self._probe_until
-            covered = self._probe_reported and (self._probe_remb or not self._rembs)
-            if (covered and waited >= PROBE_SETTLE) or waited >= PROBE_FEEDBACK_WAIT:
-                self._finish_probe(now)
+            self._judge(now)
             return 0.0
         if (
             desired > self.estimate * 1.05
@@ -196,14 +246,15 @@ class DownlinkEstimator:
             and self.loss < CLEAN_LOSS
         ):
             # from the estimate if a probe proved it, else from what is being sent
-            base = self.estimate if self._validated else min(self.estimate, sent)
+            base = self.estimate if self._validated else sent
             base = max(base, MIN_ESTIMATE)
             factor = max(self._factor, PROBE_FACTOR_PAUSED) if paused else self._factor
             target = min(max(base * factor, base + PROBE_MIN_STEP), self.max_bps)
             target = min(target, desired * 1.1)
-            if now < self._ceiling_until:
-                # a probe just failed around here: don't hammer the link again
-                target = min(target, self._ceiling * 0.9)
+            hold = CEILING_HOLD_PAUSED if paused else CEILING_HOLD
+            if now < self._ceiling_at + hold:
+                # a probe failed around here lately: search half-way to it
+                target = min(target, (base + self._ceiling) / 2)
             if target < base + PROBE_MIN_STEP / 2:
                 self._next_probe = now + PROBE_BACKOFF_MIN
                 return 0.0
@@ -218,29 +269,46 @@ class DownlinkEstimator:
             return self.probe_target
         return 0.0
 
+    def _judge(self, now: float) -> None:
+        """Finish a settling probe once its feedback is in (or overdue)."""
+        waited = now - self._probe_until
+        # while video is paused its receiver's REMB is not used (sfu/downlink.py)
+        remb_seen = self._probe_remb or self._paused or not self._rembs or waited >= PROBE_REMB_WAIT
+        if (self._probe_reported and remb_seen) or waited >= PROBE_FEEDBACK_WAIT:
+            self._finish_probe(now)
+
     def _finish_probe(self, now: float) -> None:
         self.probe_state = ProbeState.IDLE
-        clean = (
-            self._probe_reported
-            and (self._probe_remb or not self._rembs)
-            and not self._probe_decreased
-            and self._probe_loss < CLEAN_LOSS
+        clean = self._probe_reported and not self._probe_decreased and self._probe_loss < CLEAN_LOSS
+        logger.debug(
+            "%r: probe to %d %s (report %s, remb %s, decrease %s, loss %.2f)",
+            self,
+            self.probe_target,
+            "clean" if clean else "failed",
+            self._probe_reported,
+            self._probe_remb,
+            self._probe_decreased,
+            self._probe_loss,
         )
         if clean:
             self.probes_ok += 1
-            self.estimate = max(self.estimate, self.probe_target)
+            # an untested estimate (the start value) gives way to a proven one
+            proven = max(self.estimate, self.probe_target) if self._validated else self.probe_target
+            self.estimate = proven
             self._validated = True
+            if self.probe_target >= self._ceiling * 0.9:
+                self._ceiling_at = -1e9  # the search reached the failed rate: look past it
             self._backoff = PROBE_BACKOFF_MIN
             self._factor = PROBE_FACTOR
         else:
             self.probes_failed += 1
             self._ceiling = self.probe_target
-            if self._probe_reported and self._probe_loss >= CLEAN_LOSS:
+            if self._probe_loss >= CLEAN_LOSS:
                 # what got through during the probe is what the link carries
                 delivered = self.probe_target * (1 - self._probe_loss) * 0.95
                 self._decrease(delivered, now, "probe")
                 self._ceiling = delivered
-            self._ceiling_until = now + CEILING_HOLD
+            self._ceiling_at = now
             limit = PROBE_BACKOFF_MAX_PAUSED if self._paused else PROBE_BACKOFF_MAX
             self._backoff = min(limit, self._backoff * 2)
             self._factor = PROBE_FACTOR_CAREFUL

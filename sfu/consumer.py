@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from sfu.media import MediaKind, PacketSink, TrafficCounters
 from sfu.producer import Producer
-from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr, ntp_middle
+from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr, ntp_middle, ntp_now
 from sfu.rtp import RtpPacket, abs_send_time, build_header, seq_delta
 from sfu.sequence_map import NumberMap
 from sfu.vp8 import Vp8Descriptor, rewrite
@@ -92,6 +92,9 @@ class Consumer:
         self._ast_header = 0
         self._level_header = 0
         self._sr_sent: dict[int, float] = {}
+        self._rtx_sr_sent: dict[int, float] = {}  # LSR -> when, for the RTX stream's reports
+        self._rtx_packets = 0
+        self._rtx_bytes = 0
         # subscriber feedback
         self.fraction_lost = 0.0
         self.jitter = 0
@@ -370,7 +373,48 @@ class Consumer:
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             if self._sink.send_rtp(bytes(header) + padding):
                 sent += 1
+                self._rtx_packets += 1
+                self._rtx_bytes += size
         return sent
+
+    def send_rtx_report(self) -> bool:
+        """Send a sender report on the RTX stream (sfu/downlink.py times its probes by it).
+
+        The receiver echoes it in its next report block for that stream, so
+        the round trip measured from it includes whatever queue the SR waited
+        in on the way down: a probe that built a queue shows, loss or not.
+        (Only on RTX, never on the media stream, whose SRs carry the
+        publisher's clock for lip sync.)
+        """
+        params = self.params
+        if not self.can_pad or params is None or self._sink is None:
+            return False
+        assert params.rtx_ssrc is not None
+        ntp = ntp_now()
+        self._rtx_sr_sent[ntp_middle(ntp)] = time.monotonic()
+        if len(self._rtx_sr_sent) > 32:
+            self._rtx_sr_sent.pop(next(iter(self._rtx_sr_sent)))
+        report = SenderReport(
+            ssrc=params.rtx_ssrc,
+            ntp=ntp,
+            rtp_timestamp=self._last_out_ts,
+            packet_count=self._rtx_packets & 0xFFFFFFFF,
+            octet_count=self._rtx_bytes & 0xFFFFFFFF,
+        )
+        return self._sink.send_rtcp(build_sr(report))
+
+    def rtx_round_trip(self, block: ReportBlock) -> tuple[float, float] | None:
+        """(round trip in seconds, when the echoed SR was sent) from an RTX report block."""
+        sent = self._rtx_sr_sent.get(block.lsr) if block.lsr else None
+        if sent is None:
+            return None
+        rtt = time.monotonic() - sent - block.dlsr / 65536.0
+        return (rtt, sent) if rtt >= 0 else None
+
+    @property
+    def last_rtx_seq(self) -> int:
+        """Sequence number of the latest packet sent on the RTX stream."""
+        return (self._rtx_seq - 1) & 0xFFFF
 
     def handle_keyframe_request(self) -> None:
         self.counters.keyframe_requests += 1

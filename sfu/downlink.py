@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,7 +31,7 @@ from sfu.allocation import (
     allocate,
     with_hysteresis,
 )
-from sfu.bandwidth import CLEAN_LOSS, DECREASE_HOLD, DownlinkEstimator
+from sfu.bandwidth import CLEAN_LOSS, DECREASE_HOLD, DownlinkEstimator, ProbeState
 from sfu.consumer import Consumer, ConsumerState
 from sfu.layers import Layer
 from sfu.media import MediaKind, Source
@@ -43,6 +44,9 @@ TICK = 0.5
 PADDING_TICK = 0.02
 PADDING_SIZE = 255  # bytes of padding per probe packet (the most one packet can carry)
 PADDING_OVERHEAD = 12 + 12 + 10  # header, extensions, SRTP tag
+MARKER_SIZE = 8
+MARK_INTERVAL = 0.1  # markers and RTX sender reports around a probe
+BASE_RTT_WINDOW = 10.0  # seconds of round trips the link's own is the least of
 UPGRADE_HOLD = 3.0  # seconds after a step down before the same track steps up
 HEADROOM = 0.85  # a step up must fit in this share of the estimate
 TOLERANCE = 1.15  # a step down happens once prices exceed the estimate by this much
@@ -54,6 +58,7 @@ RATE_SMOOTHING = 0.5
 LAYER_STALE_MS = 2000  # a layer silent this long is not offered
 SIZE_SLACK = 0.9  # a layer this close to the rendered size is big enough
 SPEAKER_LEVEL = 70  # -dBov: quieter than this is not speaking
+REMB_GRACE = 2.0  # seconds after a resume before the track's REMB counts again
 
 Notify = Callable[[dict[str, Any]], None]
 
@@ -84,12 +89,18 @@ class DownlinkController:
         self._bytes: dict[Consumer, int] = {}
         self._stepped_down: dict[Consumer, float] = {}
         self._paused: set[Consumer] = set()
+        self._resumed: dict[Consumer, float] = {}
         self._speaker: str | None = None
         self._speaker_candidate: str | None = None
         self._last_tick = now
         self._last_quality = now
         self._padding_rate = 0.0
         self._padding_due = 0.0  # bytes of padding owed (rates below one packet per tick)
+        self._carrier: Consumer | None = None  # the Consumer probe padding last went on
+        self._probe_padding = 0.0  # the padding rate of the latest probe
+        self._probe_last_seq: int | None = None  # RTX sequence number of its last packet
+        self._last_link_report = 0.0
+        self._base_rtt: deque[tuple[float, float]] = deque()  # (when, round trip) outside probes
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -109,29 +120,59 @@ class DownlinkController:
             now = time.monotonic()
             if now - self._last_tick >= TICK:
                 self.tick(now)
+            if self._padding_rate > 0 and not self.estimator.padding_now(now):
+                self._padding_rate = 0.0  # the probe ended, or was stopped early
+                self._padding_due = 0.0
             if self._padding_rate > 0:
                 self._pad(PADDING_TICK)
+            elif self.estimator.probe_state is ProbeState.SETTLING:
+                self._mark()
+            self._time_link(now)
 
     # -- feedback --------------------------------------------------------------------
 
     def on_remb(self, consumers: list[Consumer], bitrate: int) -> None:
-        if not consumers:
+        now = time.monotonic()
+        if not consumers or all(
+            c in self._paused or now - self._resumed.get(c, -1e9) < REMB_GRACE for c in consumers
+        ):
+            # streams that only carry probe padding, or only just got their
+            # video back: a receiver's REMB is bounded by the little it saw
+            # lately, and says nothing of the link
             return
         key = tuple(sorted(c.id for c in consumers))
         sent = sum(self._rate.get(c, 0.0) for c in consumers)
-        self.estimator.on_remb(key, bitrate, sent, self.audio_rate, time.monotonic())
+        if self._carrier in consumers:
+            sent += self._padding_rate
+        self.estimator.on_remb(key, bitrate, sent, self.audio_rate, now)
 
-    def on_report(self, blocks: list[tuple[Consumer, ReportBlock]]) -> None:
-        """One receiver report's blocks: loss weighted by what each stream carries."""
+    def on_report(self, blocks: list[tuple[Consumer, ReportBlock, bool]]) -> None:
+        """One receiver report's blocks: loss weighted by what each stream carries.
+
+        A block about a retransmission (RTX) stream counts with the probe
+        padding it carried, so a probe's own loss is seen even when the
+        video it pads is paused.
+        """
         weight = total = 0.0
-        for consumer, block in blocks:
-            rate = max(self._rate.get(consumer, 0.0), 1.0)
+        covers: bool | None = None
+        now = time.monotonic()
+        for consumer, block, rtx in blocks:
+            if rtx:
+                round_trip = consumer.rtx_round_trip(block)
+                if round_trip is not None:
+                    self._on_round_trip(*round_trip, now)
+                if not self.estimator.probing or consumer is not self._carrier:
+                    continue
+                # the receiver got the probe's last packet, or a later one
+                if self._probe_last_seq is not None:
+                    covers = (block.highest_seq - self._probe_last_seq) & 0xFFFF < 0x8000
+                rate = max(self._probe_padding, 1.0)
+            else:
+                rate = max(self._rate.get(consumer, 0.0), 1.0)
             weight += rate
             total += rate * block.fraction_lost / 256.0
         if weight:
-            self.estimator.on_loss(
-                total / weight, self.audio_rate + self.video_rate, time.monotonic()
-            )
+            self.estimator.on_loss(total / weight, self.audio_rate + self.video_rate, now, covers)
 
     # -- allocation ------------------------------------------------------------------
 
@@ -185,11 +226,18 @@ class DownlinkController:
         # probe for what the best options need *with* headroom, or a step up
         # would never pass the cautious allocation
         wanted = self.audio_rate + eager.wanted / HEADROOM
+        if any(now - self._resumed.get(c, -1e9) < TICK / 2 for c in video):
+            wanted = 0.0  # a track just came back: that is this tick's step up
         target = estimator.padding_target(
             wanted, now, self.audio_rate + self.video_rate, paused=bool(self._paused)
         )
+        starting = not self._padding_rate
         self._padding_rate = max(0.0, target - self.audio_rate - self.video_rate)
-        if not self._padding_rate:
+        if self._padding_rate:
+            self._probe_padding = self._padding_rate
+            if starting:
+                self._probe_last_seq = None  # known once this probe's padding is out
+        else:
             self._padding_due = 0.0
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
@@ -216,6 +264,7 @@ class DownlinkController:
             self._rate.pop(consumer, None)
             self._bytes.pop(consumer, None)
             self._stepped_down.pop(consumer, None)
+            self._resumed.pop(consumer, None)
             self._paused.discard(consumer)
 
     def _find_speaker(self, live: list[Consumer]) -> None:
@@ -304,6 +353,7 @@ class DownlinkController:
         consumer.set_target(option.spatial, option.temporal)
         if consumer in self._paused:
             self._paused.discard(consumer)
+            self._resumed[consumer] = now
             consumer.resume("bandwidth")
             logger.info("%r resumed", consumer)
             self._notify_paused(consumer, False)
@@ -320,7 +370,7 @@ class DownlinkController:
 
     # -- probing ----------------------------------------------------------------------
 
-    def _pad(self, interval: float) -> None:
+    def _find_carrier(self) -> Consumer | None:
         carrier = next(
             (
                 c
@@ -329,6 +379,57 @@ class DownlinkController:
             ),
             None,
         )
+        self._carrier = carrier
+        return carrier
+
+    def _mark(self) -> None:
+        """One small padding packet after a probe, every 100 ms until it is judged.
+
+        A queue that overflowed drops the *last* packets of the probe, and a
+        receiver only counts a packet lost once a later one arrives: these
+        make the probe's tail loss show in the next receiver report.
+        """
+        carrier = self._carrier
+        if carrier is not None and carrier.state is not ConsumerState.CLOSED:
+            self.padding_packets += carrier.send_padding(1, MARKER_SIZE)
+
+    def _time_link(self, now: float) -> None:
+        """Send a sender report on the RTX stream: every 100 ms during a probe, else each tick.
+
+        Its echo in the receiver's report gives the round trip; the least
+        one lately, outside probes, is the link's own, and the excess over
+        it during a probe is the queue the probe built. None is sent while
+        a probe settles, so the report that judges it echoes the SR sent
+        as the probe ended, when its queue was longest.
+        """
+        state = self.estimator.probe_state
+        if state is ProbeState.SETTLING:
+            return
+        interval = MARK_INTERVAL if state is ProbeState.PROBING else TICK
+        if now - self._last_link_report < interval:
+            return
+        carrier = self._carrier
+        if carrier is None or carrier.state is ConsumerState.CLOSED:
+            carrier = self._find_carrier()
+        if (
+            carrier is not None
+            and carrier.state is not ConsumerState.CLOSED
+            and carrier.send_rtx_report()
+        ):
+            self._last_link_report = now
+
+    def _on_round_trip(self, rtt: float, sent_at: float, now: float) -> None:
+        estimator = self.estimator
+        if estimator.probing:
+            if self._base_rtt:
+                estimator.on_queue_delay(rtt - min(r for _, r in self._base_rtt), sent_at, now)
+            return
+        self._base_rtt.append((now, rtt))
+        while self._base_rtt and now - self._base_rtt[0][0] > BASE_RTT_WINDOW:
+            self._base_rtt.popleft()
+
+    def _pad(self, interval: float) -> None:
+        carrier = self._find_carrier()
         if carrier is None:
             return
         self._padding_due += self._padding_rate * interval / 8
@@ -336,6 +437,7 @@ class DownlinkController:
         if packets:
             self._padding_due -= packets * (PADDING_SIZE + PADDING_OVERHEAD)
             self.padding_packets += carrier.send_padding(packets, PADDING_SIZE)
+            self._probe_last_seq = carrier.last_rtx_seq
 
     # -- reporting ----------------------------------------------------------------------
 

@@ -211,9 +211,12 @@ class Producer:
         """Which layers to keep sending, or None when nothing changed.
 
         A layer is needed while a Consumer targets it (the lowest always, and
-        the top one while the recorder taps it). One that nobody has needed
-        for LAYER_STOP_DELAY seconds is switched off; one needed again is
-        switched on at once.
+        the top one while the recorder taps it). One that arrives but nobody
+        has needed for LAYER_STOP_DELAY seconds is switched off; one needed
+        again is switched on at once. A layer the publisher has not sent yet
+        (a browser enables its upper layers as its own estimate grows) is
+        left alone: it costs nothing, and switching it off would keep a
+        subscriber from ever seeing, and so needing, it.
         """
         if not self.simulcast:
             return None
@@ -229,7 +232,7 @@ class Producer:
                 self._unneeded_since.pop(layer.index, None)
                 if not layer.active:
                     layer.active = changed = True
-            elif layer.active:
+            elif layer.active and layer.stream is not None:
                 since = self._unneeded_since.setdefault(layer.index, now)
                 if now - since >= LAYER_STOP_DELAY:
                     layer.active = False

@@ -8,6 +8,7 @@ ignored: the SFU does not advertise transport-cc.
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass, field
 
 SR = 200
@@ -21,6 +22,7 @@ RTPFB_NACK = 1
 PSFB_PLI = 1
 PSFB_FIR = 4
 PSFB_APP = 15
+NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 
 _HDR = struct.Struct("!BBH")
 _I = struct.Struct("!I")
@@ -252,6 +254,12 @@ def build_remb(sender_ssrc: int, bitrate: int, ssrcs: list[int]) -> bytes:
     fci += b"".join(_I.pack(s) for s in ssrcs)
     body = _II.pack(sender_ssrc, 0) + fci
     return _header(PSFB_APP, PSFB, len(body)) + body
+
+
+def ntp_now() -> int:
+    """The current wall-clock time as a 64-bit NTP timestamp."""
+    seconds = time.time() + NTP_EPOCH_OFFSET
+    return int(seconds * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
 
 
 def ntp_middle(ntp: int) -> int:

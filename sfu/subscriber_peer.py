@@ -231,8 +231,10 @@ class SubscriberPeer(Peer):
                 for block in record.reports:
                     consumer = by_ssrc.get(block.ssrc)
                     if consumer is not None:
-                        consumer.handle_report_block(block)
-                        blocks.append((consumer, block))
+                        rtx = consumer.params is not None and block.ssrc == consumer.params.rtx_ssrc
+                        if not rtx:
+                            consumer.handle_report_block(block)
+                        blocks.append((consumer, block, rtx))
                 if blocks:
                     downlink.on_report(blocks)
             elif isinstance(record, Remb):

@@ -408,13 +408,43 @@ async def test_loss_reports_are_weighted_by_what_each_stream_carries() -> None:
     assert not sub.controller.estimator.probing
     assert sub.controller.audio_rate == pytest.approx(100_000)
     blocks = [
-        (video, ReportBlock(video.params.ssrc if video.params else 0, 64, 0, 0, 0, 0, 0)),
-        (audio, ReportBlock(audio.params.ssrc if audio.params else 0, 0, 0, 0, 0, 0, 0)),
+        (video, ReportBlock(video.params.ssrc if video.params else 0, 64, 0, 0, 0, 0, 0), False),
+        (audio, ReportBlock(audio.params.ssrc if audio.params else 0, 0, 0, 0, 0, 0, 0), False),
     ]
     sub.controller.on_report(blocks)
     estimator = sub.controller.estimator
     assert estimator.loss == pytest.approx(0.9 * 0.25)
     assert estimator.estimate == pytest.approx(1_000_000 * (1 - 0.9 * 0.25 / 2))
+
+
+def rtx_block(consumer: Consumer, fraction_lost: int) -> ReportBlock:
+    rtx_ssrc = consumer.params.rtx_ssrc if consumer.params else None
+    return ReportBlock(rtx_ssrc or 0, fraction_lost, 0, 0, 0, 0, 0)
+
+
+async def test_an_rtx_block_is_ignored_when_not_probing() -> None:
+    sub = subscriber(video_producer("alice"))
+    video = sub.consumers[0]
+    estimator = sub.controller.estimator
+    assert not estimator.probing
+    sub.controller.on_report([(video, rtx_block(video, 128), True)])  # the only block: no report
+    assert estimator.loss == 0.0
+    media = ReportBlock(video.params.ssrc if video.params else 0, 0, 0, 0, 0, 0, 0)
+    sub.controller.on_report([(video, media, False), (video, rtx_block(video, 128), True)])
+    assert estimator.loss == 0.0  # the media stream's loss alone
+    assert estimator.decreases == 0
+    assert estimator.estimate == 300_000
+
+
+async def test_an_rtx_block_is_ignored_from_a_stream_that_carried_no_probe_padding() -> None:
+    sub = subscriber(video_producer("alice"))
+    video = sub.consumers[0]
+    estimator = sub.controller.estimator
+    start = time.monotonic() + 1.0  # the first probe may start a second after the controller
+    assert estimator.padding_target(3_000_000, start, 300_000) > 0  # a probe, no padding sent
+    sub.controller.on_report([(video, rtx_block(video, 128), True)])
+    assert estimator.loss == 0.0
+    assert estimator.padding_now(start + 0.1)  # not stopped by that loss
 
 
 async def test_a_remb_decrease_counts_the_audio_that_went_with_it() -> None:
