@@ -239,7 +239,7 @@ class DownlinkEstimator:
             self._judge(now)
             return 0.0
         if (
-            desired > self.estimate * 1.05
+            desired > self.estimate
             and self.estimate < self.max_bps
             and now >= self._next_probe
             and now - self.last_decrease >= DECREASE_HOLD

@@ -318,6 +318,13 @@ class LinkProbe:
     def _on_rtx(self, data: bytes, now: float) -> None:
         self.rtx_received += 1
         self._remb_input(data, now, self.info.rtx_ssrc or 0)  # REMB needs every packet
+        # the RTX stream is reported like the media ones (aiortc does; the
+        # server judges its probes by the padding's loss and round trip)
+        ssrc = self.info.rtx_ssrc or 0
+        rtx = self.streams.get(ssrc)
+        if rtx is None:
+            rtx = self.streams[ssrc] = Stream(ssrc, 90000)
+        rtx.add(int.from_bytes(data[2:4], "big"), 0, now, timed=False)
         clear = self._decrypt(data)
         if clear is None:
             return
@@ -357,6 +364,10 @@ class LinkProbe:
     def _media_ssrcs(self) -> list[int]:
         return [s for s in (self.info.video_ssrc, self.info.audio_ssrc) if s is not None]
 
+    def _reported_ssrcs(self) -> list[int]:
+        info = self.info
+        return [s for s in (info.video_ssrc, info.rtx_ssrc, info.audio_ssrc) if s is not None]
+
     def _send_remb(self, now: float) -> None:
         bitrate = self._estimator.bitrate
         if bitrate <= 0 or not self._connect():
@@ -367,7 +378,7 @@ class LinkProbe:
     def _send_reports(self, now: float) -> None:
         blocks = []
         for ssrc, stream in self.streams.items():
-            if ssrc not in self._media_ssrcs():
+            if ssrc not in self._reported_ssrcs():
                 continue
             lsr, dlsr = 0, 0
             sr = self._sr.get(ssrc)

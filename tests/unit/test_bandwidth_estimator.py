@@ -249,11 +249,19 @@ def test_probe_is_limited_by_max_bps() -> None:
     assert est.padding_target(WANT, FIRST_PROBE, START) == 340_000
 
 
-@pytest.mark.parametrize("desired", [0.0, START, START * 1.05])
+@pytest.mark.parametrize("desired", [0.0, START])
 def test_no_probe_when_the_estimate_is_enough(desired: float) -> None:
     est = estimator()
     assert est.padding_target(desired, FIRST_PROBE, START) == 0
     assert probe_state(est) is ProbeState.IDLE
+
+
+def test_a_little_more_wanted_than_the_estimate_is_probed_for() -> None:
+    # no dead band: an upgrade needing 5 % more than the estimate would
+    # otherwise never be probed for, nor taken
+    est = estimator()
+    target = est.padding_target(START * 1.05, FIRST_PROBE, START)
+    assert target == pytest.approx(START * 1.05 * 1.1)
 
 
 def test_no_probe_at_max_bps() -> None:
