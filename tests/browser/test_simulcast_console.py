@@ -60,14 +60,22 @@ async def console_page(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
 async def wait_sizes(
     page: ConsultPage, ok: Callable[[dict[str, Any], dict[str, Any]], bool], what: str
 ) -> list[dict[str, Any]]:
-    """The render size reported for each room's one video, once ``ok(room0, room1)``."""
+    """The render size reported for each room's one video, once ``ok(room0, room1)``.
+
+    The sizes must also hold for three samples in a row: the layout settles
+    in steps (the first frame's aspect ratio, the sidebar filling in).
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20
+    previous: list[dict[str, Any]] | None = None
+    steady = 0
     while True:
         rooms = await page.js(SIZES_JS)
         if all(len(videos) == 1 and videos[0]["size"] for videos in rooms):
             sizes = [videos[0] for videos in rooms]
-            if ok(sizes[0]["size"], sizes[1]["size"]):
+            steady = steady + 1 if sizes == previous else 0
+            previous = sizes
+            if ok(sizes[0]["size"], sizes[1]["size"]) and steady >= 2:
                 return sizes
         if loop.time() > deadline:
             raise AssertionError(f"console render sizes never {what}: {rooms}")
