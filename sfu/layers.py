@@ -21,6 +21,10 @@ NOMINAL_BITRATES = (150_000, 500_000, 1_500_000)
 RATE_SMOOTHING = 0.12
 """Weight of the newest half-second measurement in a layer's price: ~4 s memory, so
 keyframes (every 2 s from browsers, more after losses) do not make it jump."""
+RESTART_SAMPLES = 8
+"""Samples (half-seconds) after a layer starts flowing again during which it is priced
+at no less than what it cost before: its smoothed rate climbs back from the little
+left after the pause, and would make it look cheap to a subscriber on a thin link."""
 
 
 @dataclass(slots=True)
@@ -75,6 +79,7 @@ class Layer:
         self.last_arrival_ms = 0  # monotonic ms of the latest packet, media or RTX
         self.known_bitrate = 0.0  # last non-zero measurement, survives a pause
         self.flowing = False  # packets arrived in the last sampling interval
+        self.restarting = 0  # samples left during which the price is not below known_bitrate
         self.last_keyframe_request = -1e9
         self.pending_request: asyncio.TimerHandle | None = None
 
@@ -88,17 +93,23 @@ class Layer:
     def price(self, temporal: int) -> float:
         """Bit/s this layer costs at ``temporal``; measured, else remembered, else nominal."""
         measured = self.rates.up_to(temporal)
-        if self.flowing and measured > 1000:
+        if self.flowing and measured > 1000 and not self.restarting:
             return float(measured)
         full = self.known_bitrate or NOMINAL_BITRATES[min(self.index, len(NOMINAL_BITRATES) - 1)]
         temporal_layers = max(1, self.rates.temporal_seen)
         # without a measurement, assume each temporal step halves the rate
-        return full / float(1 << max(0, temporal_layers - 1 - temporal))
+        remembered = full / float(1 << max(0, temporal_layers - 1 - temporal))
+        return max(float(measured), remembered) if self.flowing else remembered
 
     def sample(self, elapsed: float) -> None:
         # a layer that stopped decays towards 0: remember what it cost while it flowed
+        was_flowing = self.flowing
         self.flowing = self.rates.sample(elapsed)
-        if self.flowing and self.rates.total > 1000:
+        if self.flowing and not was_flowing and self.known_bitrate:
+            self.restarting = RESTART_SAMPLES
+        elif self.restarting:
+            self.restarting -= 1
+        if self.flowing and self.rates.total > 1000 and not self.restarting:
             self.known_bitrate = self.rates.total
 
     def cancel_request(self) -> None:

@@ -16,7 +16,14 @@ from sfu.allocation import (
     allocate,
     with_hysteresis,
 )
-from sfu.layers import MAX_TEMPORAL, NOMINAL_BITRATES, RATE_SMOOTHING, Layer, LayerRates
+from sfu.layers import (
+    MAX_TEMPORAL,
+    NOMINAL_BITRATES,
+    RATE_SMOOTHING,
+    RESTART_SAMPLES,
+    Layer,
+    LayerRates,
+)
 
 
 def options(*prices: float) -> list[Option]:
@@ -290,6 +297,23 @@ def test_a_stopped_layer_is_priced_at_what_it_cost_while_it_flowed() -> None:
     for _ in range(20):
         layer.sample(0.5)
     assert layer.price(1) == 640_000
+
+
+def test_a_restarted_layer_is_not_cheaper_than_it_was_until_measured_again() -> None:
+    # the smoothed rate climbs back from the little left after the pause: a
+    # subscriber on a thin link must not see the layer as cheap meanwhile
+    layer = Layer(1, "h", 90_000)
+    sample_bitrate(layer, {0: 25_000})  # 400 kbit/s
+    for _ in range(20):
+        layer.sample(0.5)  # stopped for 10 s
+    sample_bitrate(layer, {0: 25_000})  # back at 400 kbit/s
+    assert layer.flowing
+    assert layer.rates.total < 200_000  # the measurement lags...
+    assert layer.price(0) == 400_000  # ...the price does not
+    for _ in range(RESTART_SAMPLES):
+        sample_bitrate(layer, {0: 25_000})
+    assert not layer.restarting
+    assert layer.price(0) == layer.rates.total  # measured again once the ramp is over
 
 
 def test_layer_bind_creates_its_receive_stream() -> None:
