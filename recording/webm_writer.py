@@ -149,17 +149,19 @@ class ParticipantWebm:
             self.video_frames += 1
 
     def add_audio(self, packet: RtpPacket, at_ms: int) -> None:
-        if not packet.payload:
+        # of RED audio only the primary Opus frame is kept (sfu/red.py)
+        payload = packet.payload if packet.red_primary is None else packet.red_primary
+        if not payload:
             return
         if self._container is None:
             if self._want_video and at_ms < 3000:
-                self._pending_audio.append((packet.payload, at_ms))  # until the first keyframe
+                self._pending_audio.append((payload, at_ms))  # until the first keyframe
                 return
             self._open(None)  # no keyframe for 3 s: record what we have
             for audio, audio_ms in self._pending_audio:
                 self._write_audio(audio, audio_ms)
             self._pending_audio = []
-        self._write_audio(packet.payload, at_ms)
+        self._write_audio(payload, at_ms)
 
     def _write_audio(self, data: bytes, at_ms: int) -> None:
         if self._audio_stream is not None:

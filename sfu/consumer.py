@@ -21,6 +21,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from sfu import red
 from sfu.media import MediaKind, PacketSink, TrafficCounters
 from sfu.producer import Producer
 from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr, ntp_middle, ntp_now
@@ -55,6 +56,7 @@ class OutboundParams:
     audio_level_ext: int | None
     nack: bool
     cname: str
+    red_payload_type: int | None = None  # the subscriber answered RED (sfu/red.py)
 
 
 class Consumer:
@@ -73,7 +75,7 @@ class Consumer:
         self._last_out_ts = random.randint(0, 0xFFFFFFFF)
         self._last_out_time = 0.0
         self._rtx_seq = random.randint(0, 0x7FFF)
-        self._buffer: list[tuple[int, int, RtpPacket, bytes] | None] = []
+        self._buffer: list[tuple[int, int, RtpPacket, bytes, int] | None] = []
         self._is_video = self.kind is MediaKind.VIDEO
         # layers: what the allocation wants, and what is being forwarded
         self.target_layer = 0
@@ -100,6 +102,10 @@ class Consumer:
         self.jitter = 0
         self.rtt_ms: float | None = None
         self.pause_reasons: set[str] = set()  # e.g. "muted", "subscriber"; forwarding when empty
+        # RED: forwarded while the subscriber negotiated it and its link has room
+        # (DownlinkController sets red_enabled); otherwise the primary block alone
+        self.red_enabled = True
+        self._red_inner_pt: int | None = None  # retag the blocks to this payload type
 
     def __repr__(self) -> str:
         return f"Consumer({self.id} of {self.producer.id} to {self.subscriber_id})"
@@ -126,6 +132,8 @@ class Consumer:
             self._level_header = params.audio_level_ext << 4
         if params.nack:
             self._buffer = [None] * RTX_BUFFER_SIZE
+        if params.payload_type != self.producer.codec.payload_type:
+            self._red_inner_pt = params.payload_type
         if not self.pause_reasons:
             self._await_start()
 
@@ -198,6 +206,19 @@ class Consumer:
                 if desc.start and self._pictures is not None and desc.picture_id is not None:
                     self._pictures.drop(desc.picture_id)
                 return
+        params = self.params
+        assert params is not None
+        payload_type = params.payload_type
+        if packet.red_primary is not None:
+            if self.red_enabled and params.red_payload_type is not None:
+                payload_type = params.red_payload_type
+                if self._red_inner_pt is not None:
+                    payload = red.retag(payload, self._red_inner_pt)
+            else:
+                payload = packet.red_primary
+                if not payload:
+                    self._seq.drop(packet.seq)
+                    return
         out_seq = self._seq.map(packet.seq)
         if out_seq is None:
             return  # older than where this layer started
@@ -207,9 +228,15 @@ class Consumer:
                 return
             payload = rewritten
         out_ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        data = self._serialize(packet, payload, out_seq, out_ts, send_time)
+        data = self._serialize(packet, payload, payload_type, out_seq, out_ts, send_time)
         if self._buffer:
-            self._buffer[out_seq & (RTX_BUFFER_SIZE - 1)] = (out_seq, out_ts, packet, payload)
+            self._buffer[out_seq & (RTX_BUFFER_SIZE - 1)] = (
+                out_seq,
+                out_ts,
+                packet,
+                payload,
+                payload_type,
+            )
         if seq_delta(out_seq, self._next_out_seq) >= 0:
             self._next_out_seq = (out_seq + 1) & 0xFFFF
             self._last_out_ts = out_ts
@@ -270,7 +297,13 @@ class Consumer:
         self.set_state(ConsumerState.FORWARDING)
 
     def _serialize(
-        self, packet: RtpPacket, payload: bytes, out_seq: int, out_ts: int, send_time: bytes
+        self,
+        packet: RtpPacket,
+        payload: bytes,
+        payload_type: int,
+        out_seq: int,
+        out_ts: int,
+        send_time: bytes,
     ) -> bytes:
         params = self.params
         assert params is not None
@@ -290,8 +323,7 @@ class Consumer:
         else:
             ext = b""
         return (
-            build_header(packet.marker, params.payload_type, out_seq, out_ts, params.ssrc, ext)
-            + payload
+            build_header(packet.marker, payload_type, out_seq, out_ts, params.ssrc, ext) + payload
         )
 
     # -- feedback from the subscriber ------------------------------------------------
@@ -306,11 +338,11 @@ class Consumer:
             entry = self._buffer[seq & (RTX_BUFFER_SIZE - 1)]
             if entry is None or entry[0] != seq:
                 continue
-            _out_seq, out_ts, packet, payload = entry
+            _out_seq, out_ts, packet, payload, payload_type = entry
             if now_ast is None:
                 now_ast = abs_send_time(time.time())
             if params.rtx_ssrc is not None and params.rtx_payload_type is not None:
-                original = self._serialize(packet, payload, seq, out_ts, now_ast)
+                original = self._serialize(packet, payload, payload_type, seq, out_ts, now_ast)
                 header_len = len(original) - len(payload)
                 rtx_header = build_header(
                     packet.marker,
@@ -323,7 +355,7 @@ class Consumer:
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
                 data = rtx_header + seq.to_bytes(2, "big") + payload
             else:
-                data = self._serialize(packet, payload, seq, out_ts, now_ast)
+                data = self._serialize(packet, payload, payload_type, seq, out_ts, now_ast)
             if self._sink.send_rtp(data):
                 self.counters.retransmissions += 1
 

@@ -59,6 +59,8 @@ LAYER_STALE_MS = 2000  # a layer silent this long is not offered
 SIZE_SLACK = 0.9  # a layer this close to the rendered size is big enough
 SPEAKER_LEVEL = 70  # -dBov: quieter than this is not speaking
 REMB_GRACE = 2.0  # seconds after a resume before the track's REMB counts again
+RED_SHARE_OFF = 0.5  # RED audio falls back to plain Opus once it would take this share
+RED_SHARE_ON = 0.3  # of the estimate, and comes back below this one
 
 Notify = Callable[[dict[str, Any]], None]
 
@@ -101,6 +103,8 @@ class DownlinkController:
         self._probe_last_seq: int | None = None  # RTX sequence number of its last packet
         self._last_link_report = 0.0
         self._base_rtt: deque[tuple[float, float]] = deque()  # (when, round trip) outside probes
+        self.red_on = True  # RED audio forwarded (where negotiated): the link has room for it
+        self._red_negotiated = False  # some audio Consumer could send RED
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -183,6 +187,7 @@ class DownlinkController:
         self._measure(live, elapsed)
         self._find_speaker(live)
         estimator = self.estimator
+        self._choose_red(live, estimator.estimate)
         if (
             estimator.loss < CLEAN_LOSS
             and not self._paused
@@ -439,6 +444,42 @@ class DownlinkController:
             self.padding_packets += carrier.send_padding(packets, PADDING_SIZE)
             self._probe_last_seq = carrier.last_rtx_seq
 
+    def _choose_red(self, live: list[Consumer], estimate: float) -> None:
+        """RED where it fits: redundancy about doubles what audio costs.
+
+        On a link too weak for it, the loss RED would repair is smaller than
+        the loss its own overload would cause, so the primary Opus frames go
+        alone. Audio with RED is priced at what the publisher sends.
+        """
+        red = [
+            c
+            for c in live
+            if c.kind is MediaKind.AUDIO
+            and c.producer.red_payload_type is not None
+            and c.params is not None
+            and c.params.red_payload_type is not None
+        ]
+        self._red_negotiated = bool(red)
+        if not red:
+            return
+        cost = sum(c.producer.layers[0].known_bitrate or 2 * self._rate.get(c, 0.0) for c in red)
+        on = self.red_on
+        if on and cost > estimate * RED_SHARE_OFF:
+            on = False
+        elif not on and cost < estimate * RED_SHARE_ON:
+            on = True
+        if on != self.red_on:
+            logger.info(
+                "subscriber %s: RED audio %s (%d of %d bit/s)",
+                self.subscriber_id,
+                "resumed" if on else "off",
+                cost,
+                estimate,
+            )
+            self.red_on = on
+        for consumer in red:
+            consumer.red_enabled = on
+
     # -- reporting ----------------------------------------------------------------------
 
     def quality(self, video: Iterable[Consumer]) -> dict[str, Any]:
@@ -469,6 +510,9 @@ class DownlinkController:
         return {
             "type": "quality",
             "estimate_bps": int(self.estimator.estimate),
+            # True: redundant audio forwarded; False: off, the link is too weak
+            # for it; None: no audio track here has RED at both ends
+            "audio_red": self.red_on if self._red_negotiated else None,
             "tracks": tracks,
         }
 

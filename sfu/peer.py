@@ -64,6 +64,7 @@ class MediaSettings:
     cname: str = "digiclinic"
     # adaptation (see sfu/bandwidth.py)
     opus_dtx: bool = True
+    opus_red: bool = True
     publisher_start_bitrate_kbps: int = 1000
     subscriber_start_bitrate_kbps: int = 300
     subscriber_max_bitrate_kbps: int = 5000

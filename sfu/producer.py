@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sfu import red
 from sfu.layers import Layer
 from sfu.media import CodecInfo, MediaKind, Source, TrafficCounters
 from sfu.rtcp import SenderReport
@@ -66,6 +67,8 @@ class Producer:
         self.simulcast = len(self.layers) > 1
         self.audio_level_ext: int | None = None  # publisher's id for ssrc-audio-level
         self.audio_level = 127  # -dBov of the latest packet (127 = silence)
+        # payload type of RED (sfu/red.py) when the publisher was answered with it
+        self.red_payload_type: int | None = None
         self.consumers: set[Consumer] = set()
         # public hook for the recorder: called synchronously with every accepted
         # packet of the top layer
@@ -150,8 +153,13 @@ class Producer:
                 return  # RTX padding probe: not media
             rtx = True
         elif packet.payload_type != self.codec.payload_type:
-            self.counters.dropped += 1
-            return
+            if packet.payload_type != self.red_payload_type:
+                self.counters.dropped += 1
+                return
+            packet.red_primary = red.primary(packet.payload, self.codec.payload_type)
+            if packet.red_primary is None:
+                self.counters.dropped += 1
+                return
         stream = layer.stream
         assert stream is not None
         if not stream.receive(packet.seq, packet.timestamp, arrival_ms, size, rtx):

@@ -146,16 +146,23 @@ class PublisherPeer(Peer):
         self._take_over_transport()
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        edited, red_pts = self._edit_answer(self.pc.localDescription.sdp, offer, rids)
         added, removed = self._update_producers(parsed, tracks, rids)
-        return PublishResult(self._edit_answer(self.pc.localDescription.sdp, rids), added, removed)
+        for producer in added:
+            producer.red_payload_type = red_pts.get(producer.mid)
+        return PublishResult(edited, added, removed)
 
-    def _edit_answer(self, answer: str, rids: dict[str, list[str]]) -> str:
+    def _edit_answer(
+        self, answer: str, offer: str, rids: dict[str, list[str]]
+    ) -> tuple[str, dict[str, int]]:
         """What aiortc can't write: the simulcast answer and the codec wishes.
 
         The answer's fmtp describes what this receiver wants: Opus in-band FEC
         (and DTX, unless configured off), and for simulcast publishers a start
         bitrate so the browser enables its upper layers at once instead of
-        after tens of seconds of ramp-up.
+        after tens of seconds of ramp-up. RED over Opus, when offered (and
+        not configured off), is answered first so the browser sends it;
+        returns the answer and mid -> RED payload type.
         """
         answer = sdp_edits.answer_simulcast(answer, rids)
         opus = {"minptime": "10", "useinbandfec": "1"}
@@ -166,7 +173,9 @@ class PublisherPeer(Peer):
             start = {"x-google-start-bitrate": str(self.settings.publisher_start_bitrate_kbps)}
             for codec in ("VP8", "H264"):
                 answer = sdp_edits.set_fmtp(answer, codec, start)
-        return answer
+        if not self.settings.opus_red:
+            return answer, {}
+        return sdp_edits.answer_red(answer, offer)
 
     def _update_producers(
         self, parsed: SessionDescription, tracks: dict[str, Source], rids: dict[str, list[str]]

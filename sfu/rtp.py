@@ -42,6 +42,7 @@ class RtpPacket:
         "marker",
         "payload",
         "payload_type",
+        "red_primary",
         "seq",
         "ssrc",
         "timestamp",
@@ -68,6 +69,8 @@ class RtpPacket:
         self.keyframe = False
         self.layer = 0  # simulcast layer index, set by the Producer
         self.vp8: Vp8Descriptor | None = None
+        # the primary Opus block when the payload is RED (sfu/red.py), set by the Producer
+        self.red_primary: bytes | None = None
 
 
 def is_rtcp(data: bytes) -> bool:

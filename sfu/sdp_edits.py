@@ -106,3 +106,101 @@ def mid_sections(sdp: str) -> dict[str, str]:
         if mid:
             found[mid.group(1)] = section
     return found
+
+
+# -- RED (sfu/red.py) ------------------------------------------------------------
+
+_FMTP = re.compile(r"^a=fmtp:(\d+) ([^\r\n]*)", re.M)
+_MLINE = re.compile(r"^(m=audio [^\r\n]*?)(\r?\n)", re.M)
+_CODEC_LINE = re.compile(r"^a=(?:rtpmap|fmtp|rtcp-fb):[^\r\n]*\r?\n", re.M)
+
+
+def _red_over(section: str, inner_pt: int) -> int | None:
+    """The RED payload type of ``section`` whose blocks are all ``inner_pt``."""
+    for pt in payload_types(section, "red"):
+        fmtp = next((m.group(2) for m in _FMTP.finditer(section) if int(m.group(1)) == pt), "")
+        blocks = fmtp.strip().split("/")
+        if len(blocks) >= 2 and set(blocks) == {str(inner_pt)}:
+            return pt
+    return None
+
+
+def _add_red(section: str, red_pt: int, inner_pt: int, first: bool) -> str:
+    """``section`` with RED over ``inner_pt`` added to its formats, first or last."""
+    eol = _eol(section)
+    mline = _MLINE.search(section)
+    assert mline is not None
+    parts = mline.group(1).split(" ")
+    formats = [p for p in parts[3:] if p != str(red_pt)]
+    formats = [str(red_pt), *formats] if first else [*formats, str(red_pt)]
+    section = section[: mline.start(1)] + " ".join(parts[:3] + formats) + section[mline.end(1) :]
+    codec_lines = list(_CODEC_LINE.finditer(section))
+    at = codec_lines[-1].end() if codec_lines else len(section)
+    lines = f"a=rtpmap:{red_pt} red/48000/2{eol}a=fmtp:{red_pt} {inner_pt}/{inner_pt}{eol}"
+    if at == len(section) and not section.endswith(eol):
+        lines = eol + lines
+    return section[:at] + lines + section[at:]
+
+
+def answer_red(answer: str, offer: str) -> tuple[str, dict[str, int]]:
+    """Accept the publisher's offered RED over Opus, first in the answer's formats.
+
+    A browser sends the first codec of the answer, so listing RED first makes
+    it send redundant audio. Returns the answer and mid -> RED payload type.
+    """
+    offered = mid_sections(offer)
+    accepted: dict[str, int] = {}
+    out = []
+    for section in _sections(answer):
+        mid = _MID.search(section)
+        if section.startswith("m=audio") and mid and mid.group(1) in offered:
+            opus = payload_types(section, "opus")
+            red_pt = _red_over(offered[mid.group(1)], opus[0]) if opus else None
+            if red_pt is not None and not payload_types(section, "red"):
+                accepted[mid.group(1)] = red_pt
+                out.append(_add_red(section, red_pt, opus[0], first=True))
+                continue
+        out.append(section)
+    return "".join(out), accepted
+
+
+def _used_payload_types(sdp: str) -> set[int]:
+    used = {int(m.group(1)) for m in _RTPMAP.finditer(sdp)}
+    for mline in re.finditer(r"^m=\S+ \S+ \S+ ([^\r\n]*)", sdp, re.M):
+        used.update(int(p) for p in mline.group(1).split() if p.isdigit())
+    return used
+
+
+def offer_red(offer: str, mids: set[str]) -> str:
+    """Offer RED over Opus (after the codecs already there) in the audio m-sections ``mids``.
+
+    The payload type is one no m-section of the offer uses (63, as browsers
+    number it, when free), so bundled m-sections never disagree about it.
+    """
+    if not mids:
+        return offer
+    used = _used_payload_types(offer)
+    free = [pt for pt in (63, *range(96, 128), *range(35, 63)) if pt not in used]
+    if not free:
+        return offer
+    out = []
+    for section in _sections(offer):
+        mid = _MID.search(section)
+        if section.startswith("m=audio") and mid and mid.group(1) in mids:
+            opus = payload_types(section, "opus")
+            if opus and not payload_types(section, "red"):
+                out.append(_add_red(section, free[0], opus[0], first=False))
+                continue
+        out.append(section)
+    return "".join(out)
+
+
+def answered_red(answer: str) -> dict[str, int]:
+    """mid -> RED payload type, for the audio m-sections of an answer that kept RED over Opus."""
+    found = {}
+    for mid, section in mid_sections(answer).items():
+        opus = payload_types(section, "opus")
+        red_pt = _red_over(section, opus[0]) if opus and section.startswith("m=audio") else None
+        if red_pt is not None and not section.startswith("m=audio 0 "):
+            found[mid] = red_pt
+    return found

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiortc import RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 
-from sfu import aiortc_hooks
+from sfu import aiortc_hooks, sdp_edits
 from sfu.consumer import Consumer, ConsumerState, OutboundParams
 from sfu.downlink import DownlinkController, Notify
 from sfu.peer import (
@@ -77,6 +77,7 @@ class SubscriberPeer(Peer):
         self._to_add: list[Consumer] = []
         self._to_remove: list[Consumer] = []
         self._awaiting_answer = False
+        self._red_pts: dict[str, int] = {}  # mid -> RED payload type the subscriber answered
 
     # -- consumers ----------------------------------------------------------------
 
@@ -127,16 +128,19 @@ class SubscriberPeer(Peer):
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         tracks = []
+        red_mids = set()
         for consumer, transceiver in self._transceivers.items():
             if transceiver.mid is None:
                 continue
+            if consumer.producer.red_payload_type is not None and self.settings.opus_red:
+                red_mids.add(transceiver.mid)
             self.consumers[transceiver.mid] = consumer
             tracks.append(OfferedTrack(transceiver.mid, consumer))
             media_ssrc, rtx_ssrc = aiortc_hooks.sender_ssrcs(transceiver)
             self._by_ssrc[media_ssrc] = consumer
             self._by_ssrc[rtx_ssrc] = consumer
         self._awaiting_answer = True
-        await self._send_offer(self.pc.localDescription.sdp, tracks)
+        await self._send_offer(sdp_edits.offer_red(self.pc.localDescription.sdp, red_mids), tracks)
 
     def _prefer_codec(self, transceiver: RTCRtpTransceiver, consumer: Consumer) -> None:
         wanted = consumer.producer.codec
@@ -165,6 +169,7 @@ class SubscriberPeer(Peer):
         except Exception as exc:
             raise SdpError(f"SDP answer rejected: {exc}") from None
         self._awaiting_answer = False
+        self._red_pts = sdp_edits.answered_red(sdp)
         if self._egress is not None and self._egress.ready:
             self._on_connected()
         if self._to_add or self._to_remove:
@@ -200,6 +205,7 @@ class SubscriberPeer(Peer):
                     audio_level_ext=ext.get(EXT_AUDIO_LEVEL),
                     nack=codec.nack,
                     cname=self.settings.cname,
+                    red_payload_type=self._red_pts.get(mid),
                 ),
                 self._egress,
             )

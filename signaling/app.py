@@ -70,6 +70,7 @@ def media_settings(config: Config) -> MediaSettings:
         socket_buffer=media.socket_buffer_bytes,
         keyframe_interval=media.keyframe_request_interval,
         opus_dtx=media.opus_dtx,
+        opus_red=media.opus_red,
         publisher_start_bitrate_kbps=media.publisher_start_bitrate_kbps,
         subscriber_start_bitrate_kbps=media.subscriber_start_bitrate_kbps,
         subscriber_max_bitrate_kbps=media.subscriber_max_bitrate_kbps,

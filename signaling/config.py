@@ -118,6 +118,7 @@ class MediaConfig:
     socket_buffer_bytes: int = 4 * 1024 * 1024
     keyframe_request_interval: float = 0.25
     opus_dtx: bool = True
+    opus_red: bool = True
     publisher_start_bitrate_kbps: int = 1000
     subscriber_start_bitrate_kbps: int = 300
     subscriber_max_bitrate_kbps: int = 5000

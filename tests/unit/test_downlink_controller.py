@@ -487,6 +487,7 @@ async def test_quality_event_shape() -> None:
     assert event == {
         "type": "quality",
         "estimate_bps": int(sub.controller.estimator.estimate),
+        "audio_red": None,
         "tracks": [
             {
                 "track_id": "video-alice",

@@ -119,7 +119,8 @@ document.addEventListener("securitypolicyviolation", (e) => {
 async function stats() {
   const result = { inbound: [], outbound: [] };
   const byMid = new Map([...session.remoteTracks.values()].map((t) => [t.mid, t]));
-  for (const report of (await session.subscriberPc?.getStats())?.values() ?? []) {
+  const received = (await session.subscriberPc?.getStats()) ?? new Map();
+  for (const report of received.values()) {
     if (report.type !== "inbound-rtp") continue;
     const track = byMid.get(report.mid);
     result.inbound.push({
@@ -129,16 +130,20 @@ async function stats() {
       packetsLost: report.packetsLost ?? 0, framesDecoded: report.framesDecoded ?? 0,
       frameWidth: report.frameWidth ?? 0, frameHeight: report.frameHeight ?? 0,
       totalSamplesReceived: report.totalSamplesReceived ?? 0, codecId: report.codecId ?? null,
+      codec: received.get(report.codecId)?.mimeType ?? null,
+      concealedSamples: report.concealedSamples ?? 0,
     });
   }
   const ours = new Map([...session.published.values()].map((t) => [t.mid, t]));
-  for (const report of (await session.publisherPc?.getStats())?.values() ?? []) {
+  const sent = (await session.publisherPc?.getStats()) ?? new Map();
+  for (const report of sent.values()) {
     if (report.type !== "outbound-rtp") continue;
     result.outbound.push({
       kind: report.kind, mid: report.mid, trackId: ours.get(report.mid)?.trackId ?? null,
       rid: report.rid ?? null, active: report.active ?? null, bytesSent: report.bytesSent ?? 0,
       packetsSent: report.packetsSent ?? 0, framesEncoded: report.framesEncoded ?? 0,
       frameWidth: report.frameWidth ?? 0, frameHeight: report.frameHeight ?? 0,
+      codec: sent.get(report.codecId)?.mimeType ?? null,
     });
   }
   return result;
