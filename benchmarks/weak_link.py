@@ -68,6 +68,7 @@ class WeakLinkScenario:
     queue_ms: float = 200.0
     publisher: str = "auto"  # simulcast | plain | auto
     video_bitrate: int = 800_000  # the plain publisher's clip
+    audio_bitrate: int = 32_000  # the Opus clip (a browser's default for voice)
     settle_hold: float = 5.0
     freeze_gap_ms: float = 500.0
 
@@ -183,6 +184,7 @@ async def run_rate(
             token("doctor", Role.SPECIALIST),
             host,
             scenario.video_bitrate,
+            scenario.audio_bitrate,
         )
         rate_bps = rate_kbps * 1000
         spec: dict[str, Any] = {

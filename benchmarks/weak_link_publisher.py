@@ -55,7 +55,7 @@ class Publisher:
 
 
 async def start_publisher(
-    kind: str, ws_url: str, token: str, host: str, video_bitrate: int
+    kind: str, ws_url: str, token: str, host: str, video_bitrate: int, audio_bitrate: int = 32_000
 ) -> Publisher:
     """Join and publish Opus + video; returns once the transport is being set up."""
     client = ConsultClient(ws_url, token, ice_addresses=[host], auto_subscribe=False)
@@ -66,7 +66,7 @@ async def start_publisher(
         from benchmarks.loadgen import simulcast_source  # noqa: PLC0415 - optional module
 
         publication = await simulcast_source.publish_simulcast(
-            client, simulcast_source.simulcast_clips(), opus_clip()
+            client, simulcast_source.simulcast_clips(), opus_clip(bitrate=audio_bitrate)
         )
         publisher.senders = [publication.audio, publication.video]
         return publisher
@@ -77,7 +77,7 @@ async def start_publisher(
             sender.start()
 
     audio_t, video_t = await client.publish_raw([Source.MICROPHONE, Source.CAMERA], start)
-    senders.append(RtpReplaySender(audio_t, opus_clip(), audio_t.mid or ""))
+    senders.append(RtpReplaySender(audio_t, opus_clip(bitrate=audio_bitrate), audio_t.mid or ""))
     senders.append(RtpReplaySender(video_t, vp8_clip(bitrate=video_bitrate), video_t.mid or ""))
     publisher.senders = senders
 

@@ -150,6 +150,15 @@ class SignalingSession:
                 if self.state is SessionState.CLOSED:
                     break
         finally:
+            if self.state is not SessionState.CLOSED:
+                # why the client went away, e.g. the kernel aborting an unwritable socket
+                error = self.ws.exception()
+                logger.info(
+                    "session %d: WebSocket ended (close code %s%s)",
+                    self.id,
+                    self.ws.close_code,
+                    f", {type(error).__name__}: {error}" if error else "",
+                )
             await self.close(LeaveReason.DISCONNECTED)
 
     async def _handle_raw(self, raw: str) -> None:
