@@ -65,6 +65,8 @@ class MediaSettings:
     # adaptation (see sfu/bandwidth.py)
     opus_dtx: bool = True
     opus_red: bool = True
+    opus_max_bitrate_kbps: int = 0  # 0: the publisher's own choice
+    opus_ptime_ms: int = 0  # 0: the publisher's own choice (20 ms in browsers)
     publisher_start_bitrate_kbps: int = 1000
     subscriber_start_bitrate_kbps: int = 300
     subscriber_max_bitrate_kbps: int = 5000

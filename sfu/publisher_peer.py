@@ -158,7 +158,8 @@ class PublisherPeer(Peer):
         """What aiortc can't write: the simulcast answer and the codec wishes.
 
         The answer's fmtp describes what this receiver wants: Opus in-band FEC
-        (and DTX, unless configured off), and for simulcast publishers a start
+        (and DTX, unless configured off; a most average bitrate and a packet
+        duration where configured), and for simulcast publishers a start
         bitrate so the browser enables its upper layers at once instead of
         after tens of seconds of ramp-up. RED over Opus, when offered (and
         not configured off), is answered first so the browser sends it;
@@ -168,6 +169,10 @@ class PublisherPeer(Peer):
         opus = {"minptime": "10", "useinbandfec": "1"}
         if self.settings.opus_dtx:
             opus["usedtx"] = "1"
+        if self.settings.opus_max_bitrate_kbps:
+            opus["maxaveragebitrate"] = str(self.settings.opus_max_bitrate_kbps * 1000)
+        if self.settings.opus_ptime_ms:
+            opus["ptime"] = str(self.settings.opus_ptime_ms)
         answer = sdp_edits.set_fmtp(answer, "opus", opus)
         if rids:
             start = {"x-google-start-bitrate": str(self.settings.publisher_start_bitrate_kbps)}

@@ -71,6 +71,8 @@ def media_settings(config: Config) -> MediaSettings:
         keyframe_interval=media.keyframe_request_interval,
         opus_dtx=media.opus_dtx,
         opus_red=media.opus_red,
+        opus_max_bitrate_kbps=media.opus_max_bitrate_kbps,
+        opus_ptime_ms=media.opus_ptime_ms,
         publisher_start_bitrate_kbps=media.publisher_start_bitrate_kbps,
         subscriber_start_bitrate_kbps=media.subscriber_start_bitrate_kbps,
         subscriber_max_bitrate_kbps=media.subscriber_max_bitrate_kbps,

@@ -119,6 +119,8 @@ class MediaConfig:
     keyframe_request_interval: float = 0.25
     opus_dtx: bool = True
     opus_red: bool = True
+    opus_max_bitrate_kbps: int = 0
+    opus_ptime_ms: int = 0
     publisher_start_bitrate_kbps: int = 1000
     subscriber_start_bitrate_kbps: int = 300
     subscriber_max_bitrate_kbps: int = 5000
@@ -229,6 +231,10 @@ class Config:
             raise ConfigError("media.ice_transport_policy 'relay' needs a turn: URL in ice_servers")
         if not self.media.ice_addresses:
             raise ConfigError("media.ice_addresses needs at least one address")
+        if self.media.opus_max_bitrate_kbps and not 6 <= self.media.opus_max_bitrate_kbps <= 510:
+            raise ConfigError("media.opus_max_bitrate_kbps must be 0 or 6..510 (Opus' range)")
+        if self.media.opus_ptime_ms not in (0, 10, 20, 40, 60):
+            raise ConfigError("media.opus_ptime_ms must be 0, 10, 20, 40 or 60")
         for issuer in self.auth.issuers:
             alg = issuer.algorithm
             if alg == "HS256" and not issuer.secret:

@@ -548,3 +548,25 @@ def test_secret_truthiness() -> None:
 
 def test_secret_equality_with_non_ascii_value() -> None:
     assert Secret("pässwörd") == Secret("pässwörd")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("OPUS_MAX_BITRATE_KBPS", "5", "opus_max_bitrate_kbps"),
+        ("OPUS_MAX_BITRATE_KBPS", "600", "opus_max_bitrate_kbps"),
+        ("OPUS_PTIME_MS", "30", "opus_ptime_ms"),
+    ],
+)
+def test_opus_wishes_outside_what_opus_does_are_rejected(key: str, value: str, words: str) -> None:
+    assert words in config_error(environ={f"DIGICLINIC_MEDIA__{key}": value})
+
+
+def test_opus_wishes_in_range_are_accepted() -> None:
+    config = load_config(
+        environ={
+            "DIGICLINIC_MEDIA__OPUS_MAX_BITRATE_KBPS": "16",
+            "DIGICLINIC_MEDIA__OPUS_PTIME_MS": "40",
+        }
+    )
+    assert (config.media.opus_max_bitrate_kbps, config.media.opus_ptime_ms) == (16, 40)
