@@ -32,6 +32,8 @@ from sfu.vp8 import Vp8Descriptor, rewrite
 logger = logging.getLogger(__name__)
 
 RTX_BUFFER_SIZE = 1024  # power of two; ~10 s of 800 kbps video
+REPEAT_WINDOW = 5.0  # seconds before a pause whose retransmissions are sent again at the resume
+REPEAT_MAX = 32  # packets at most
 
 
 class ConsumerState(enum.Enum):
@@ -105,6 +107,11 @@ class Consumer:
         # RED: forwarded while the subscriber negotiated it and its link has room
         # (DownlinkController sets red_enabled); otherwise the primary block alone
         self.red_enabled = True
+        # retransmissions (when, sequence number) and when the last pause began:
+        # some receivers (aiortc) ask for a packet once, so one lost on a link
+        # too weak for video blocks their jitter buffer; the resume repeats them
+        self._retransmitted: dict[int, float] = {}  # sequence number -> when, oldest first
+        self._paused_at: float | None = None
         self._red_inner_pt: int | None = None  # retag the blocks to this payload type
 
     def __repr__(self) -> str:
@@ -157,6 +164,7 @@ class Consumer:
         self.pause_reasons.add(reason)
         if self.state in (ConsumerState.WAITING_KEYFRAME, ConsumerState.FORWARDING):
             self.set_state(ConsumerState.PAUSED)
+            self._paused_at = time.monotonic()
 
     def resume(self, reason: str) -> None:
         """Lift one pause reason; forwarding restarts (at a keyframe) when none is left."""
@@ -290,6 +298,9 @@ class Consumer:
                 self._tl0 = None
         else:
             self._pictures = self._tl0 = None
+        if self._paused_at is not None:
+            self._repeat_retransmissions(self._paused_at - REPEAT_WINDOW)
+            self._paused_at = None
         if self.current_layer >= 0 and packet.layer != self.current_layer:
             self.layer_switches += 1
         self.current_layer = packet.layer
@@ -332,32 +343,53 @@ class Consumer:
         self.counters.nacks += 1
         if not self._buffer or self._sink is None or self.params is None:
             return
-        params = self.params
-        now_ast = None
+        now = time.monotonic()
+        retransmitted = self._retransmitted
         for seq in lost:
-            entry = self._buffer[seq & (RTX_BUFFER_SIZE - 1)]
-            if entry is None or entry[0] != seq:
-                continue
-            _out_seq, out_ts, packet, payload, payload_type = entry
-            if now_ast is None:
-                now_ast = abs_send_time(time.time())
-            if params.rtx_ssrc is not None and params.rtx_payload_type is not None:
-                original = self._serialize(packet, payload, payload_type, seq, out_ts, now_ast)
-                header_len = len(original) - len(payload)
-                rtx_header = build_header(
-                    packet.marker,
-                    params.rtx_payload_type,
-                    self._rtx_seq,
-                    out_ts,
-                    params.rtx_ssrc,
-                    original[12:header_len],
-                )
-                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-                data = rtx_header + seq.to_bytes(2, "big") + payload
-            else:
-                data = self._serialize(packet, payload, payload_type, seq, out_ts, now_ast)
-            if self._sink.send_rtp(data):
-                self.counters.retransmissions += 1
+            if self._retransmit(seq):
+                retransmitted.pop(seq, None)
+                retransmitted[seq] = now
+                if len(retransmitted) > REPEAT_MAX:
+                    del retransmitted[next(iter(retransmitted))]
+
+    def _repeat_retransmissions(self, since: float) -> None:
+        """Send again what was retransmitted since ``since`` (before a pause)."""
+        repeated = [seq for seq, when in self._retransmitted.items() if when >= since]
+        if repeated:
+            logger.debug("%r: %d retransmission(s) repeated at the resume", self, len(repeated))
+        for seq in repeated:
+            self._retransmit(seq)
+        self._retransmitted.clear()
+
+    def _retransmit(self, seq: int) -> bool:
+        """One buffered packet again, on RTX where negotiated; False if it is gone."""
+        params, sink = self.params, self._sink
+        if not self._buffer or params is None or sink is None:
+            return False
+        entry = self._buffer[seq & (RTX_BUFFER_SIZE - 1)]
+        if entry is None or entry[0] != seq:
+            return False
+        _out_seq, out_ts, packet, payload, payload_type = entry
+        now_ast = abs_send_time(time.time())
+        if params.rtx_ssrc is not None and params.rtx_payload_type is not None:
+            original = self._serialize(packet, payload, payload_type, seq, out_ts, now_ast)
+            header_len = len(original) - len(payload)
+            rtx_header = build_header(
+                packet.marker,
+                params.rtx_payload_type,
+                self._rtx_seq,
+                out_ts,
+                params.rtx_ssrc,
+                original[12:header_len],
+            )
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            data = rtx_header + seq.to_bytes(2, "big") + payload
+        else:
+            data = self._serialize(packet, payload, payload_type, seq, out_ts, now_ast)
+        if not sink.send_rtp(data):
+            return False
+        self.counters.retransmissions += 1
+        return True
 
     @property
     def can_pad(self) -> bool:
