@@ -34,6 +34,15 @@ moves on three signals:
   first step of all, and the first after a failure, is 1.25x (1.5x while
   video is paused: one failed probe costs a little delay on an audio-only
   link, and a link that recovers must get its video back within seconds).
+- Queueing delay between probes: the round trip of the server's own sender
+  reports, echoed in receiver reports, above the least one lately (the
+  link's own) is the queue in front of the receiver. Over ``QUEUE_DELAY_LIMIT``
+  or ``JITTER_MARGIN`` times the jitter the receivers report, whichever is
+  more (a radio link's delay varies by itself), on ``QUEUE_DELAY_REPORTS``
+  reports in a row, the link is full: the estimate drops to 85 % of what is
+  sent, as on a REMB decrease, and loss counts as congestion for a while.
+  This needs no REMB, so it also holds for receivers whose REMB is slow or
+  absent.
 """
 
 from __future__ import annotations
@@ -67,6 +76,10 @@ PROBE_BACKOFF_MAX = 10.0
 PROBE_BACKOFF_MAX_PAUSED = 2.0  # while video is paused for bandwidth: look again soon
 PROBE_FACTOR_PAUSED = 1.5
 DECREASE_HOLD = 1.5  # no probe this soon after a decrease
+QUEUE_DELAY_LIMIT = 0.1  # s of round trip above the link's own that is a queue...
+JITTER_MARGIN = 4.0  # ...or this many times the reported jitter, whichever is more
+QUEUE_DELAY_REPORTS = 2  # reports in a row over the limit
+QUEUE_DECREASE = 0.85  # a full queue: the link carries at most this share of what is sent
 
 
 class ProbeState(enum.Enum):
@@ -95,6 +108,9 @@ class DownlinkEstimator:
         self.last_decrease_reason = ""
         self._rembs: dict[tuple[str, ...], _Remb] = {}
         self._last_remb_decrease = -1e9
+        self._last_queue_decrease = -1e9
+        self._queued_reports = 0  # reports in a row showing a queue, between probes
+        self.queue_delay = 0.0  # the latest queueing delay measured (s)
         self._probe_started = 0.0
         self._probe_until = 0.0
         self._probe_reported = False  # a receiver report arrived that covers the probe
@@ -185,21 +201,49 @@ class DownlinkEstimator:
         congestion = (
             not self._rembs
             or fraction > CONGESTION_LOSS
-            or now - self._last_remb_decrease < LOSS_WITH_REMB
+            or now - max(self._last_remb_decrease, self._last_queue_decrease) < LOSS_WITH_REMB
         )
         if not congestion:
             return
         self._decrease(sent * (1 - fraction / 2), now, "loss")
 
-    def on_queue_delay(self, delay: float, sent_at: float, now: float) -> None:
-        """Queueing delay (s) measured by a report sent at ``sent_at`` (see sfu/downlink.py)."""
-        if not self.probing or sent_at < self._probe_started:
+    def on_queue_delay(
+        self, delay: float, sent_at: float, now: float, jitter: float = 0.0, sent: float = 0.0
+    ) -> None:
+        """Queueing delay (s) measured by a report sent at ``sent_at`` (see sfu/downlink.py).
+
+        ``jitter``: the interarrival jitter (s) the receiver reports lately;
+        ``sent``: what is being sent (bit/s).
+        """
+        self.queue_delay = max(0.0, delay)
+        if not self.probing:
+            self._on_queue_between_probes(delay, jitter, sent, now)
+            return
+        if sent_at < self._probe_started:
             return
         if delay > PROBE_DELAY_LIMIT:
             # the probe built a queue: the link is full below the probed rate
             logger.debug("%r: probe to %d queued %.0f ms", self, self.probe_target, delay * 1000)
             self._probe_decreased = True
             self._abort_probe(now, f"queue {delay * 1000:.0f} ms")
+
+    def _on_queue_between_probes(
+        self, delay: float, jitter: float, sent: float, now: float
+    ) -> None:
+        if delay <= max(QUEUE_DELAY_LIMIT, JITTER_MARGIN * jitter):
+            self._queued_reports = 0
+            return
+        self._queued_reports += 1
+        if (
+            self._queued_reports < QUEUE_DELAY_REPORTS
+            or now - self.last_decrease < DECREASE_HOLD
+            or sent <= 0
+        ):
+            return
+        logger.debug("%r: a queue of %.0f ms between probes", self, delay * 1000)
+        self._queued_reports = 0
+        self._last_queue_decrease = now
+        self._decrease(sent * QUEUE_DECREASE, now, f"queue {delay * 1000:.0f} ms")
 
     def cap(self, bitrate: float, now: float, why: str) -> None:
         """Never assume more than ``bitrate`` (e.g. what is left after a pause)."""

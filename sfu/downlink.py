@@ -8,7 +8,7 @@ hysteresis, and applies the result: a target layer per Consumer, or a pause
 with reason "bandwidth" that the subscriber is told about. While the
 estimator probes, it pads the link with RTX padding packets. Every
 ``quality_interval`` the subscriber gets a "quality" event (estimate,
-layers, pauses) for its quality indicator.
+link loss, jitter and round trip, layers, pauses) for its quality indicator.
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ class DownlinkController:
         self._probe_last_seq: int | None = None  # RTX sequence number of its last packet
         self._last_link_report = 0.0
         self._base_rtt: deque[tuple[float, float]] = deque()  # (when, round trip) outside probes
+        self.rtt: float | None = None  # the latest round trip measured (s)
+        self.jitter = 0.0  # the largest interarrival jitter of the latest receiver report (s)
         self.red_on = True  # RED audio forwarded (where negotiated): the link has room for it
         self._red_negotiated = False  # some audio Consumer could send RED
         self._task: asyncio.Task[None] | None = None
@@ -151,7 +153,7 @@ class DownlinkController:
         self.estimator.on_remb(key, bitrate, sent, self.audio_rate, now)
 
     def on_report(self, blocks: list[tuple[Consumer, ReportBlock, bool]]) -> None:
-        """One receiver report's blocks: loss weighted by what each stream carries.
+        """One receiver report's blocks: loss weighted by what each stream carries, jitter.
 
         A block about a retransmission (RTX) stream counts with the probe
         padding it carried, so a probe's own loss is seen even when the
@@ -160,6 +162,13 @@ class DownlinkController:
         weight = total = 0.0
         covers: bool | None = None
         now = time.monotonic()
+        jitter = [
+            block.jitter / consumer.producer.codec.clock_rate
+            for consumer, block, rtx in blocks
+            if not rtx
+        ]
+        if jitter:
+            self.jitter = max(jitter)
         for consumer, block, rtx in blocks:
             if rtx:
                 round_trip = consumer.rtx_round_trip(block)
@@ -424,10 +433,17 @@ class DownlinkController:
             self._last_link_report = now
 
     def _on_round_trip(self, rtt: float, sent_at: float, now: float) -> None:
+        self.rtt = rtt
         estimator = self.estimator
+        if self._base_rtt:
+            estimator.on_queue_delay(
+                rtt - min(r for _, r in self._base_rtt),
+                sent_at,
+                now,
+                self.jitter,
+                self.audio_rate + self.video_rate,
+            )
         if estimator.probing:
-            if self._base_rtt:
-                estimator.on_queue_delay(rtt - min(r for _, r in self._base_rtt), sent_at, now)
             return
         self._base_rtt.append((now, rtt))
         while self._base_rtt and now - self._base_rtt[0][0] > BASE_RTT_WINDOW:
@@ -513,7 +529,22 @@ class DownlinkController:
             # True: redundant audio forwarded; False: off, the link is too weak
             # for it; None: no audio track here has RED at both ends
             "audio_red": self.red_on if self._red_negotiated else None,
+            "link": self.link_stats(),
             "tracks": tracks,
+        }
+
+    def link_stats(self) -> dict[str, Any]:
+        """The receiver's view of its link, from its receiver reports."""
+        rtt = self.rtt
+        if rtt is None:
+            # no RTX stream to time: the media streams' sender reports
+            measured = [c.rtt_ms for c in self._consumers() if c.rtt_ms is not None]
+            rtt = max(measured) / 1000 if measured else None
+        return {
+            "loss": round(self.estimator.loss, 4),
+            "jitter_ms": round(self.jitter * 1000, 1),
+            "rtt_ms": None if rtt is None else round(rtt * 1000, 1),
+            "queue_delay_ms": round(self.estimator.queue_delay * 1000, 1),
         }
 
 

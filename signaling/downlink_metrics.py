@@ -1,4 +1,4 @@
-"""Prometheus view of adaptation: each subscriber's estimate and chosen layers.
+"""Prometheus view of adaptation: each subscriber's estimate, link and chosen layers.
 
 Labels are the opaque participant and track ids the server generates, never
 names or portal identities. Series exist while the subscriber is connected.
@@ -32,6 +32,21 @@ class DownlinkCollector(Collector):
             "What each subscriber is being sent (bit/s, audio and video)",
             labels=["participant"],
         )
+        rtt = GaugeMetricFamily(
+            "digiclinic_subscriber_rtt_seconds",
+            "Round trip to each subscriber, from its receiver reports",
+            labels=["participant"],
+        )
+        jitter = GaugeMetricFamily(
+            "digiclinic_subscriber_jitter_seconds",
+            "Interarrival jitter each subscriber reports (the largest of its streams)",
+            labels=["participant"],
+        )
+        loss = GaugeMetricFamily(
+            "digiclinic_subscriber_loss_ratio",
+            "Packet loss each subscriber reports (fraction, weighted by stream rate)",
+            labels=["participant"],
+        )
         layer = GaugeMetricFamily(
             "digiclinic_consumer_layer",
             "Simulcast layer forwarded per subscriber and video track (-1: paused)",
@@ -51,6 +66,11 @@ class DownlinkCollector(Collector):
                 downlink = subscriber.downlink
                 estimate.add_metric([participant.id], downlink.estimator.estimate)
                 sent.add_metric([participant.id], downlink.audio_rate + downlink.video_rate)
+                link = downlink.link_stats()
+                if link["rtt_ms"] is not None:
+                    rtt.add_metric([participant.id], link["rtt_ms"] / 1000)
+                jitter.add_metric([participant.id], downlink.jitter)
+                loss.add_metric([participant.id], downlink.estimator.loss)
                 for consumer in participant.consumers.values():
                     if consumer.kind is not MediaKind.VIDEO:
                         continue
@@ -65,5 +85,8 @@ class DownlinkCollector(Collector):
             states.add_metric([state], count)
         yield estimate
         yield sent
+        yield rtt
+        yield jitter
+        yield loss
         yield layer
         yield states

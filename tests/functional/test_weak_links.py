@@ -19,6 +19,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import aiohttp
+
 from sfu.consumer import Consumer
 from sfu.participant import Role
 from signaling.client import ConsultClient
@@ -120,6 +122,25 @@ async def viewer_behind(
         relay.close()
 
 
+async def metrics(server: RunningServer) -> dict[str, float]:
+    """The /metrics samples, by name with labels (``name{a="b"}``)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(server.server.make_url("/metrics")) as resp,
+    ):
+        text = await resp.text()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def participant_sample(samples: dict[str, float], name: str, participant: str) -> float | None:
+    return samples.get(f'{name}{{participant="{participant}"}}')
+
+
 def capped(rate_bps: float) -> LinkSettings:
     # like `tc qdisc add ... tbf rate R burst 3000 latency 300ms`
     return LinkSettings(rate_bps=rate_bps, burst_bytes=3000, queue_ms=300)
@@ -171,6 +192,14 @@ async def test_60_kbps_pauses_video_keeps_audio_then_resumes(server: RunningServ
             "quality", timeout=5, where=lambda e: e["tracks"][0]["paused"]
         )
         assert quality["tracks"][0]["reason"] == "bandwidth"
+        pid = consumer_of(server, room, "clinic").subscriber_id
+        samples = await metrics(server)
+        labels = f'participant="{pid}",paused_reason="bandwidth",track="{viewer.track_id}"'
+        key = f"digiclinic_consumer_layer{{{labels}}}"
+        assert samples.get(key) == -1, [k for k in samples if "consumer_layer" in k]
+        assert samples.get('digiclinic_video_consumers{state="paused_bandwidth"}') == 1
+        estimate = participant_sample(samples, "digiclinic_subscriber_estimate_bps", pid)
+        assert estimate is not None and estimate < 60_000
         await asyncio.sleep(1.5)  # the queue built before the pause drains
         start = time.monotonic()
         await asyncio.sleep(8)
@@ -216,6 +245,25 @@ async def test_ten_percent_loss_keeps_video_decoding_and_audio_flowing(
         assert not consumer.pause_reasons
         arrived = len(viewer.audio.window(start, end))
         assert arrived >= 6 * 50 * 0.8, f"{arrived} audio packets in 6 s"
+        # the receiver's view of its link, in signalling and in /metrics
+        quality = await viewer.client.wait_event(
+            "quality", timeout=5, where=lambda e: e["link"]["loss"] > 0.03
+        )
+        rtt = quality["link"]["rtt_ms"]
+        assert rtt is not None and rtt < 500, quality
+        pid = consumer.subscriber_id
+        # the latest receiver report's loss: one report may show none
+        async with asyncio.timeout(10):
+            while True:
+                samples = await metrics(server)
+                if (participant_sample(samples, "digiclinic_subscriber_loss_ratio", pid) or 0) > 0:
+                    break
+                await asyncio.sleep(0.2)
+        assert participant_sample(samples, "digiclinic_subscriber_rtt_seconds", pid) is not None, [
+            k for k in samples if pid in k
+        ]
+        assert participant_sample(samples, "digiclinic_subscriber_jitter_seconds", pid) is not None
+        assert participant_sample(samples, "digiclinic_subscriber_estimate_bps", pid)
 
 
 async def test_two_subscribers_on_different_links_get_their_own_layers(

@@ -33,12 +33,14 @@ LOWEST, MIDDLE, TOP = NOMINAL_BITRATES
 class Sink:
     def __init__(self) -> None:
         self.rtp: list[bytes] = []
+        self.rtcp: list[bytes] = []
 
     def send_rtp(self, data: bytes) -> bool:
         self.rtp.append(data)
         return True
 
     def send_rtcp(self, data: bytes) -> bool:
+        self.rtcp.append(data)
         return True
 
 
@@ -488,6 +490,8 @@ async def test_quality_event_shape() -> None:
         "type": "quality",
         "estimate_bps": int(sub.controller.estimator.estimate),
         "audio_red": None,
+        # no receiver report yet: nothing measured
+        "link": {"loss": 0.0, "jitter_ms": 0.0, "rtt_ms": None, "queue_delay_ms": 0.0},
         "tracks": [
             {
                 "track_id": "video-alice",
