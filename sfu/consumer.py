@@ -476,6 +476,11 @@ class Consumer:
         return (rtt, sent) if rtt >= 0 else None
 
     @property
+    def last_out_seq(self) -> int | None:
+        """Sequence number of the latest media packet sent (None before the first)."""
+        return (self._next_out_seq - 1) & 0xFFFF if self._last_out_time else None
+
+    @property
     def last_rtx_seq(self) -> int:
         """Sequence number of the latest packet sent on the RTX stream."""
         return (self._rtx_seq - 1) & 0xFFFF

@@ -33,6 +33,7 @@ from sfu.allocation import (
 )
 from sfu.bandwidth import CLEAN_LOSS, DECREASE_HOLD, DownlinkEstimator, ProbeState
 from sfu.consumer import Consumer, ConsumerState
+from sfu.delivery import DeliveryCheck
 from sfu.layers import Layer
 from sfu.media import MediaKind, Source
 from sfu.peer import MediaSettings
@@ -103,6 +104,7 @@ class DownlinkController:
         self._probe_last_seq: int | None = None  # RTX sequence number of its last packet
         self._last_link_report = 0.0
         self._base_rtt: deque[tuple[float, float]] = deque()  # (when, round trip) outside probes
+        self._delivery = DeliveryCheck()  # streams the reports say nothing of
         self.rtt: float | None = None  # the latest round trip measured (s)
         self.jitter = 0.0  # the largest interarrival jitter of the latest receiver report (s)
         self.red_on = True  # RED audio forwarded (where negotiated): the link has room for it
@@ -152,16 +154,19 @@ class DownlinkController:
             sent += self._padding_rate
         self.estimator.on_remb(key, bitrate, sent, self.audio_rate, now)
 
-    def on_report(self, blocks: list[tuple[Consumer, ReportBlock, bool]]) -> None:
+    def on_report(
+        self, blocks: list[tuple[Consumer, ReportBlock, bool]], now: float | None = None
+    ) -> None:
         """One receiver report's blocks: loss weighted by what each stream carries, jitter.
 
         A block about a retransmission (RTX) stream counts with the probe
         padding it carried, so a probe's own loss is seen even when the
-        video it pads is paused.
+        video it pads is paused. A media stream whose packets stopped
+        arriving counts as lost (sfu/delivery.py), whatever its block says.
         """
         weight = total = 0.0
         covers: bool | None = None
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
         jitter = [
             block.jitter / consumer.producer.codec.clock_rate
             for consumer, block, rtx in blocks
@@ -180,10 +185,14 @@ class DownlinkController:
                 if self._probe_last_seq is not None:
                     covers = (block.highest_seq - self._probe_last_seq) & 0xFFFF < 0x8000
                 rate = max(self._probe_padding, 1.0)
+                lost = block.fraction_lost / 256.0
             else:
                 rate = max(self._rate.get(consumer, 0.0), 1.0)
+                base = min((r for _, r in self._base_rtt), default=0.0)
+                unreported = self._delivery.unreported_loss(consumer, block.highest_seq, now, base)
+                lost = max(block.fraction_lost / 256.0, unreported)
             weight += rate
-            total += rate * block.fraction_lost / 256.0
+            total += rate * lost
         if weight:
             self.estimator.on_loss(total / weight, self.audio_rate + self.video_rate, now, covers)
 
@@ -194,6 +203,7 @@ class DownlinkController:
         self._last_tick = now
         live = [c for c in self._consumers() if c.state is not ConsumerState.CLOSED and c.params]
         self._measure(live, elapsed)
+        self._delivery.sample(live, now)
         self._find_speaker(live)
         estimator = self.estimator
         self._choose_red(live, estimator.estimate)
