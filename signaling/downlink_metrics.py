@@ -17,35 +17,35 @@ from sfu.media import MediaKind
 from sfu.room_manager import RoomManager
 
 
+def _per_participant(name: str, documentation: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=["participant"])
+
+
 class DownlinkCollector(Collector):
     def __init__(self, rooms: RoomManager) -> None:
         self._rooms = rooms
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        estimate = GaugeMetricFamily(
+        estimate = _per_participant(
             "digiclinic_subscriber_estimate_bps",
             "The server's estimate of what each subscriber's downlink carries (bit/s)",
-            labels=["participant"],
         )
-        sent = GaugeMetricFamily(
+        sent = _per_participant(
             "digiclinic_subscriber_sent_bps",
             "What each subscriber is being sent (bit/s, audio and video)",
-            labels=["participant"],
         )
-        rtt = GaugeMetricFamily(
+        rtt = _per_participant(
             "digiclinic_subscriber_rtt_seconds",
             "Round trip to each subscriber, from its receiver reports",
-            labels=["participant"],
         )
-        jitter = GaugeMetricFamily(
+        jitter = _per_participant(
             "digiclinic_subscriber_jitter_seconds",
             "Interarrival jitter each subscriber reports (the largest of its streams)",
-            labels=["participant"],
         )
-        loss = GaugeMetricFamily(
+        loss = _per_participant(
             "digiclinic_subscriber_loss_ratio",
-            "Packet loss each subscriber reports (fraction, weighted by stream rate)",
-            labels=["participant"],
+            "Packet loss each subscriber reports (fraction, weighted by stream rate; "
+            "a stream that stopped arriving counts as lost)",
         )
         layer = GaugeMetricFamily(
             "digiclinic_consumer_layer",
