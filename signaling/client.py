@@ -486,9 +486,11 @@ class ConsultClient:
             if self.subscriber_offer_filter is not None:
                 sdp = self.subscriber_offer_filter(sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-            if self.media_sink is not None:
-                for transceiver in pc.getTransceivers():
+            for transceiver in pc.getTransceivers():
+                if self.media_sink is not None:
                     aiortc_hooks.disable_stock_receiver(transceiver)
+                else:  # decoding: ask again for lost retransmissions, as browsers do
+                    aiortc_hooks.retry_nacks(transceiver)
             if self.ice_addresses is not None:
                 aiortc_hooks.configure_host_candidates(pc, self.ice_addresses)
             await pc.setLocalDescription(await pc.createAnswer())
