@@ -107,6 +107,8 @@ class Consumer:
         # RED: forwarded while the subscriber negotiated it and its link has room
         # (DownlinkController sets red_enabled); otherwise the primary block alone
         self.red_enabled = True
+        # audio: the Opus bitrate this subscriber's link wishes of the publisher (sfu/audio_cap.py)
+        self.audio_cap_bps: int | None = None
         # retransmissions (when, sequence number) and when the last pause began:
         # some receivers (aiortc) ask for a packet once, so one lost on a link
         # too weak for video blocks their jitter buffer; the resume repeats them

@@ -31,6 +31,7 @@ from sfu.allocation import (
     allocate,
     with_hysteresis,
 )
+from sfu.audio_cap import ThinLinkAudio
 from sfu.bandwidth import CLEAN_LOSS, DECREASE_HOLD, DownlinkEstimator, ProbeState
 from sfu.consumer import Consumer, ConsumerState
 from sfu.delivery import DeliveryCheck
@@ -109,6 +110,7 @@ class DownlinkController:
         self.jitter = 0.0  # the largest interarrival jitter of the latest receiver report (s)
         self.red_on = True  # RED audio forwarded (where negotiated): the link has room for it
         self._red_negotiated = False  # some audio Consumer could send RED
+        self._thin_audio = ThinLinkAudio(settings.thin_link_opus_kbps * 1000)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -207,6 +209,12 @@ class DownlinkController:
         self._find_speaker(live)
         estimator = self.estimator
         self._choose_red(live, estimator.estimate)
+        cap = self._thin_audio.update(
+            estimator.estimate, self.audio_rate, estimator.decreases > 0, now
+        )
+        for consumer in live:
+            if consumer.kind is MediaKind.AUDIO:
+                consumer.audio_cap_bps = cap
         if (
             estimator.loss < CLEAN_LOSS
             and not self._paused

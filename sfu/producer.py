@@ -69,6 +69,7 @@ class Producer:
         self.audio_level = 127  # -dBov of the latest packet (127 = silence)
         # payload type of RED (sfu/red.py) when the publisher was answered with it
         self.red_payload_type: int | None = None
+        self.audio_cap: int | None = None  # the Opus bitrate the publisher was last asked for
         self.consumers: set[Consumer] = set()
         # public hook for the recorder: called synchronously with every accepted
         # packet of the top layer
@@ -246,6 +247,11 @@ class Producer:
                     layer.active = False
                     changed = True
         return [layer.active for layer in self.layers] if changed else None
+
+    def wanted_audio_cap(self) -> int | None:
+        """The smallest Opus bitrate a subscriber's thin link wishes (None: no wish)."""
+        caps = [c.audio_cap_bps for c in self.consumers if c.audio_cap_bps]
+        return min(caps) if caps else None
 
     # -- keyframes ----------------------------------------------------------
 

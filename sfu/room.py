@@ -194,6 +194,7 @@ class Room:
                 self.media,
                 functools.partial(self._peer_state, participant, "publisher"),
                 functools.partial(self._publisher_layers, participant),
+                functools.partial(self._publisher_audio, participant),
             )
         result = await participant.publisher.negotiate(offer, tracks)
         if participant.state is not ParticipantState.ACTIVE:
@@ -327,6 +328,15 @@ class Room:
                     for layer, on in zip(producer.layers, active, strict=True)
                 ],
             }
+        )
+
+    def _publisher_audio(
+        self, participant: Participant, producer: Producer, max_bitrate: int | None
+    ) -> None:
+        """Ask a publisher for less Opus while a subscriber's link is too thin (None: lift)."""
+        logger.info("%r audio cap %s", producer, max_bitrate)
+        participant.send(
+            {"type": "publisher_audio", "track_id": producer.id, "max_bitrate_bps": max_bitrate}
         )
 
     def relay_chat(self, participant: Participant, text: str) -> None:

@@ -73,6 +73,7 @@ def media_settings(config: Config) -> MediaSettings:
         opus_red=media.opus_red,
         opus_max_bitrate_kbps=media.opus_max_bitrate_kbps,
         opus_ptime_ms=media.opus_ptime_ms,
+        thin_link_opus_kbps=media.thin_link_opus_kbps,
         publisher_start_bitrate_kbps=media.publisher_start_bitrate_kbps,
         subscriber_start_bitrate_kbps=media.subscriber_start_bitrate_kbps,
         subscriber_max_bitrate_kbps=media.subscriber_max_bitrate_kbps,

@@ -121,6 +121,7 @@ class MediaConfig:
     opus_red: bool = True
     opus_max_bitrate_kbps: int = 0
     opus_ptime_ms: int = 0
+    thin_link_opus_kbps: int = 16
     publisher_start_bitrate_kbps: int = 1000
     subscriber_start_bitrate_kbps: int = 300
     subscriber_max_bitrate_kbps: int = 5000
@@ -233,6 +234,8 @@ class Config:
             raise ConfigError("media.ice_addresses needs at least one address")
         if self.media.opus_max_bitrate_kbps and not 6 <= self.media.opus_max_bitrate_kbps <= 510:
             raise ConfigError("media.opus_max_bitrate_kbps must be 0 or 6..510 (Opus' range)")
+        if self.media.thin_link_opus_kbps and not 6 <= self.media.thin_link_opus_kbps <= 510:
+            raise ConfigError("media.thin_link_opus_kbps must be 0 or 6..510 (Opus' range)")
         if self.media.opus_ptime_ms not in (0, 10, 20, 40, 60):
             raise ConfigError("media.opus_ptime_ms must be 0, 10, 20, 40 or 60")
         for issuer in self.auth.issuers:

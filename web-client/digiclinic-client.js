@@ -33,6 +33,8 @@
  *   (server events, as above; `session.quality` keeps the latest `quality`);
  * - `layers-applied`: {trackId, layers: {rid: active}} once a
  *   `publisher_layers` request was applied to our camera's encodings;
+ * - `audio-cap-applied`: {trackId, maxBitrate} once a `publisher_audio`
+ *   request capped our microphone's Opus (maxBitrate null: lifted);
  * - `reconnecting`: {attempt, delay, reason} before each reconnection attempt
  *   and `reconnected`: {joined, attempts} once the call is restored (only
  *   with the `reconnect` option, below);

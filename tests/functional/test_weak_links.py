@@ -178,7 +178,7 @@ async def test_250_kbps_settles_on_the_lowest_layer_without_audio_loss(
 async def test_60_kbps_pauses_video_keeps_audio_then_resumes(server: RunningServer) -> None:
     room = "weak-60"
     async with (
-        simulcast_call(server, room),
+        simulcast_call(server, room) as call,
         viewer_behind(server, room, "clinic", capped(60_000)) as viewer,
     ):
         client = viewer.client
@@ -200,6 +200,16 @@ async def test_60_kbps_pauses_video_keeps_audio_then_resumes(server: RunningServ
         assert samples.get('digiclinic_video_consumers{state="paused_bandwidth"}') == 1
         estimate = participant_sample(samples, "digiclinic_subscriber_estimate_bps", pid)
         assert estimate is not None and estimate < 60_000
+        # the audio takes most of what is left: its publisher is asked for less
+        audio_track = next(t for t in call.publisher.published.values() if t != call.track_id)
+        capped_audio = await call.publisher.wait_event(
+            "publisher_audio", timeout=5, where=lambda e: e["max_bitrate_bps"] is not None
+        )
+        assert capped_audio == {
+            "type": "publisher_audio",
+            "track_id": audio_track,
+            "max_bitrate_bps": 16_000,
+        }
         await asyncio.sleep(1.5)  # the queue built before the pause drains
         start = time.monotonic()
         await asyncio.sleep(8)
@@ -221,6 +231,10 @@ async def test_60_kbps_pauses_video_keeps_audio_then_resumes(server: RunningServ
             while viewer.sizes.frames < frames + 5:
                 await asyncio.sleep(0.1)
         assert time.monotonic() - lifted < 12
+        # and once the link has held room for 10 s, the publisher's own audio again
+        await call.publisher.wait_event(
+            "publisher_audio", timeout=25, where=lambda e: e["max_bitrate_bps"] is None
+        )
 
 
 async def test_ten_percent_loss_keeps_video_decoding_and_audio_flowing(

@@ -556,6 +556,8 @@ def test_secret_equality_with_non_ascii_value() -> None:
         ("OPUS_MAX_BITRATE_KBPS", "5", "opus_max_bitrate_kbps"),
         ("OPUS_MAX_BITRATE_KBPS", "600", "opus_max_bitrate_kbps"),
         ("OPUS_PTIME_MS", "30", "opus_ptime_ms"),
+        ("THIN_LINK_OPUS_KBPS", "3", "thin_link_opus_kbps"),
+        ("THIN_LINK_OPUS_KBPS", "600", "thin_link_opus_kbps"),
     ],
 )
 def test_opus_wishes_outside_what_opus_does_are_rejected(key: str, value: str, words: str) -> None:

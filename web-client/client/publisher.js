@@ -126,6 +126,32 @@ export const Publishing = (Base) => class Publishing extends Base {
     });
   }
 
+  /**
+   * The server's `publisher_audio`: a subscriber's link is too thin for our
+   * audio, so cap the Opus encoder at `max_bitrate_bps` (`maxBitrate` of the
+   * sender's encodings; null lifts it).
+   */
+  _onPublisherAudio({ track_id: trackId, max_bitrate_bps: maxBitrate }) {
+    return this._onPublisher(async () => {
+      const sender = this._senderOf(trackId);
+      if (!sender) return null;
+      const params = sender.getParameters();
+      if (!params.encodings?.length) return null;
+      for (const encoding of params.encodings) {
+        if (maxBitrate) encoding.maxBitrate = maxBitrate;
+        else delete encoding.maxBitrate;
+      }
+      await sender.setParameters(params);
+      this._emit("audio-cap-applied", { trackId, maxBitrate: maxBitrate ?? null });
+      return maxBitrate ?? null;
+    }).catch((err) => {
+      if (err.code === "reconnecting") return null; // the server tells the new connection again
+      const code = err.code ?? err.name ?? "audio_cap_failed";
+      this._emit("error", { code, message: `publisher_audio: ${err.message}` });
+      return null;
+    });
+  }
+
   /** Stop publishing one of our tracks (its m-line becomes inactive). */
   unpublish(trackId) {
     return this._onPublisher(async () => {

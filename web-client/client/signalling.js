@@ -115,6 +115,8 @@ export const Signalling = (Base) => class Signalling extends Base {
       this._shutdown("room_closed");
     } else if (msg.type === "publisher_layers") {
       this._onPublisherLayers(msg);
+    } else if (msg.type === "publisher_audio") {
+      this._onPublisherAudio(msg);
     } else if (msg.type === "subscriber_offer") {
       const generation = this._generation;
       this._subscriberChain = this._subscriberChain

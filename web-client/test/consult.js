@@ -98,7 +98,7 @@ const logged = [
   "lobby-wait", "lobby", "admitted", "denied", "participant-joined", "participant-left",
   "track-published", "track-unpublished", "track-muted", "subscriber-offer", "connection-failed",
   "room-closed", "error", "track", "track-removed", "connection-state", "closed",
-  "publisher-layers", "layers-applied", "track-paused",
+  "publisher-layers", "layers-applied", "audio-cap-applied", "track-paused",
   "reconnecting", "reconnected", "reconnect",
 ];
 for (const type of logged) {
