@@ -154,6 +154,8 @@ class RateRun:
     window_s: float
     link_stats: dict[str, Any]
     server_log: str = ""  # the end of the server's stderr
+    # publisher_audio obeyed: (seconds since the subscriber started, bit/s or None)
+    audio_caps: list[tuple[float, int | None]] = field(default_factory=list)
 
 
 async def run_rate(
@@ -248,6 +250,10 @@ async def run_rate(
             window_s=round(t1 - t0, 3),
             link_stats=link_stats,
             server_log=server.stderr()[-3000:],
+            audio_caps=[
+                (round(t - (t_sub0 if t_sub0 is not None else t0), 2), cap)
+                for t, cap in publisher.audio_caps
+            ],
         )
     finally:
         if proc is not None and proc.poll() is None:

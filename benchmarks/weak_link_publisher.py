@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.util
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +30,22 @@ class _Sender(Protocol):
     async def stop(self) -> None: ...
 
 
+THIN_OPUS_BPS = 16_000  # media.thin_link_opus_kbps's default
+
+
+def _obey_audio_cap(publisher: Publisher, audio_bitrate: int, event: dict[str, Any]) -> None:
+    """``publisher_audio``: replay the Opus clip encoded at the bitrate asked for, as a
+    browser's capped encoder would (the clip made at that bitrate, from then on)."""
+    if event.get("type") != "publisher_audio" or not publisher.senders:
+        return
+    cap = event.get("max_bitrate_bps")
+    bitrate = min(audio_bitrate, cap) if isinstance(cap, int) else audio_bitrate
+    audio = publisher.senders[0]
+    if isinstance(audio, RtpReplaySender):
+        audio.use_clip(opus_clip(bitrate=bitrate))
+        publisher.audio_caps.append((time.monotonic(), cap if isinstance(cap, int) else None))
+
+
 def simulcast_available() -> bool:
     return importlib.util.find_spec("benchmarks.loadgen.simulcast_source") is not None
 
@@ -36,7 +54,9 @@ def simulcast_available() -> bool:
 class Publisher:
     kind: str
     client: ConsultClient
-    senders: list[_Sender] = field(default_factory=list)
+    senders: list[_Sender] = field(default_factory=list)  # audio first
+    # publisher_audio obeyed: (monotonic time, bit/s or None)
+    audio_caps: list[tuple[float, int | None]] = field(default_factory=list)
 
     async def stop(self) -> None:
         for sender in self.senders:
@@ -51,6 +71,7 @@ class Publisher:
             commands = getattr(sender, "layer_commands", None)
             if commands is not None:
                 out["layer_commands"] = list(commands)
+        out["audio_caps"] = list(self.audio_caps)
         return out
 
 
@@ -60,6 +81,8 @@ async def start_publisher(
     """Join and publish Opus + video; returns once the transport is being set up."""
     client = ConsultClient(ws_url, token, ice_addresses=[host], auto_subscribe=False)
     publisher = Publisher(kind, client)
+    client.event_listeners.append(functools.partial(_obey_audio_cap, publisher, audio_bitrate))
+    opus_clip(bitrate=min(audio_bitrate, THIN_OPUS_BPS))  # encoded now, not mid-call
     await client.connect()
     await client.join()
     if kind == "simulcast":

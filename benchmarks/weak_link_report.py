@@ -71,6 +71,12 @@ def analyze(run: RateRun, scenario: WeakLinkScenario) -> dict[str, Any]:
     elif not quality and not from_metrics and layer is not None:
         layer = f"{layer} (keyframes)"
     notes = _notes(sub, events, quality, end)
+    for t, cap in run.audio_caps:
+        notes.append(
+            f"publisher asked for {cap // 1000} kbit/s Opus at {t:.1f} s (publisher_audio)"
+            if cap
+            else f"publisher's own Opus bitrate again at {t:.1f} s (publisher_audio)"
+        )
     return {
         "rate_kbps": run.rate_kbps,
         "link": run.link_kind,

@@ -92,6 +92,12 @@ class RtpReplaySender:
         self._egress = aiortc_hooks.SrtpEgress(aiortc_hooks.dtls_transport(self.transceiver))
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def use_clip(self, clip: EncodedClip) -> None:
+        """Go on with another clip of the same frame duration (e.g. Opus at another bitrate)."""
+        assert clip.frame_duration == self.clip.frame_duration
+        self.clip = clip
+        self.frames = packetize(clip)
+
     def on_rtcp(self, records: list[object]) -> None:
         for record in records:
             if isinstance(record, KeyframeRequest) and record.media_ssrc == self._ssrc:
