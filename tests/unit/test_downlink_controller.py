@@ -23,25 +23,12 @@ from sfu.peer import MediaSettings
 from sfu.producer import Producer
 from sfu.rtcp import ReportBlock
 from sfu.rtp import build_header, parse_rtp
+from tests.unit.consumer_support import Sink
 
 VP8 = CodecInfo("video/VP8", 90_000, 96, rtx_payload_type=97, nack=True)
 OPUS = CodecInfo("audio/opus", 48_000, 111, channels=2)
 SIZES = ((320, 180), (640, 360), (1280, 720))
 LOWEST, MIDDLE, TOP = NOMINAL_BITRATES
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.rtp: list[bytes] = []
-        self.rtcp: list[bytes] = []
-
-    def send_rtp(self, data: bytes) -> bool:
-        self.rtp.append(data)
-        return True
-
-    def send_rtcp(self, data: bytes) -> bool:
-        self.rtcp.append(data)
-        return True
 
 
 def keyframe(layer: int, seq: int) -> bytes:
