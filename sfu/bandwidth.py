@@ -1,7 +1,10 @@
 """How much one subscriber's link carries: REMB, loss, and careful probing.
 
 The estimate starts low (a weak link is never flooded at the start) and
-moves on three signals:
+moves on three signals. The start value is only a guess: the first
+measurement replaces it even when it is higher (a loss-based "decrease" to
+what a lossy but wide link delivers must not leave the estimate at the
+guess, below what the link was seen to carry).
 
 - REMB from the subscriber (Chrome, aiortc): a delay-based estimate whose
   *decrease* means the link's queue is growing. Receivers only raise REMB
@@ -123,6 +126,7 @@ class DownlinkEstimator:
         self._ceiling = 0.0
         self._ceiling_at = -1e9
         self._validated = False  # the estimate was reached by a clean probe
+        self._guessed = True  # the estimate is still the start value: nothing measured it
         self._paused = False
 
     def __repr__(self) -> str:
@@ -245,16 +249,29 @@ class DownlinkEstimator:
         self._last_queue_decrease = now
         self._decrease(sent * QUEUE_DECREASE, now, f"queue {delay * 1000:.0f} ms")
 
+    def carried(self, bitrate: float) -> None:
+        """The link carried ``bitrate`` without complaint: the estimate rises to it."""
+        self.estimate = min(self.max_bps, max(self.estimate, bitrate))
+        self._guessed = False
+
     def cap(self, bitrate: float, now: float, why: str) -> None:
         """Never assume more than ``bitrate`` (e.g. what is left after a pause)."""
-        self._decrease(bitrate, now, why)
+        self._decrease(bitrate, now, why, replaces_guess=False)
 
-    def _decrease(self, bitrate: float, now: float, why: str) -> None:
+    def _decrease(self, bitrate: float, now: float, why: str, replaces_guess: bool = True) -> None:
+        """Lower the estimate to ``bitrate`` (a signal's measure of the link).
+
+        ``replaces_guess``: ``bitrate`` never exceeds what was sent, so it may
+        replace the start value even upwards (not so a failed probe's rate).
+        """
         bitrate = max(MIN_ESTIMATE, bitrate)
         self._validated = False
-        if bitrate < self.estimate:
+        if bitrate < self.estimate or (self._guessed and replaces_guess):
+            # the first measurement replaces the start value even when it is
+            # higher: a lossy but wide link is not held to the guess
             logger.debug("%r down to %d (%s)", self, bitrate, why)
             self.estimate = bitrate
+            self._guessed = False
         self.last_decrease = now
         self.decreases += 1
         self.last_decrease_reason = f"{why} -> {int(bitrate)}"
@@ -340,6 +357,7 @@ class DownlinkEstimator:
             proven = max(self.estimate, self.probe_target) if self._validated else self.probe_target
             self.estimate = proven
             self._validated = True
+            self._guessed = False
             if self.probe_target >= self._ceiling * 0.9:
                 self._ceiling_at = -1e9  # the search reached the failed rate: look past it
             self._backoff = PROBE_BACKOFF_MIN
@@ -350,7 +368,7 @@ class DownlinkEstimator:
             if self._probe_loss >= CLEAN_LOSS:
                 # what got through during the probe is what the link carries
                 delivered = self.probe_target * (1 - self._probe_loss) * 0.95
-                self._decrease(delivered, now, "probe")
+                self._decrease(delivered, now, "probe", replaces_guess=False)
                 self._ceiling = delivered
             self._ceiling_at = now
             limit = PROBE_BACKOFF_MAX_PAUSED if self._paused else PROBE_BACKOFF_MAX

@@ -222,7 +222,7 @@ class DownlinkController:
             and self.audio_rate + self.video_rate > estimator.estimate
         ):
             # what went through without complaint is carried by the link
-            estimator.estimate = min(estimator.max_bps, self.audio_rate + self.video_rate)
+            estimator.carried(self.audio_rate + self.video_rate)
         video = [
             c for c in live if c.kind is MediaKind.VIDEO and not (c.pause_reasons - {"bandwidth"})
         ]

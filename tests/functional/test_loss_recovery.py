@@ -25,6 +25,7 @@ class Outcome:
     audio_frames: int
     retransmissions: int
     relay: RelayCounters
+    paused: list[dict[str, object]]  # track_paused events the lossy subscriber got
 
 
 async def run_lossy_consult(server: RunningServer, loss: float) -> Outcome:
@@ -69,6 +70,7 @@ async def run_lossy_consult(server: RunningServer, loss: float) -> Outcome:
             audio_frames=readers["lossy"][1].stats.frames - start_audio,
             retransmissions=consumer.counters.retransmissions,
             relay=relay.counters,
+            paused=[e for e in lossy.events if e.get("type") == "track_paused"],
         )
         for v, a in readers.values():
             await v.stop()
@@ -87,6 +89,8 @@ async def test_five_percent_loss_is_repaired_by_nack_and_rtx(server: RunningServ
     assert outcome.sizes == {(320, 240)}
     assert outcome.frames["clean"] >= WINDOW * FPS * 0.7, outcome.frames
     assert outcome.frames["lossy"] >= 0.85 * outcome.frames["clean"], outcome.frames
+    # random loss is not congestion: the wide link never pauses the video
+    assert outcome.paused == []
     # audio keeps arriving (Opus is not NACKed: a few 20 ms frames are simply lost)
     assert outcome.audio_frames > WINDOW * 50 * 0.5
 

@@ -214,10 +214,14 @@ async def test_60_kbps_pauses_video_keeps_audio_then_resumes(server: RunningServ
         start = time.monotonic()
         await asyncio.sleep(8)
         end = time.monotonic()
+        # audio keeps flowing: packets 20-50 ms apart here, little lost. The
+        # bound on a gap is the link's queue (300 ms): a probe overshooting
+        # for half a second can fill it, and a busy machine delays the relay
         gap = viewer.audio.max_gap(start, end)
-        assert gap <= 0.2, (
+        assert gap <= 0.3, (
             f"audio gap while video is paused: {viewer.audio.describe_gap(start, end)}"
         )
+        assert viewer.audio.loss(start, end) <= 0.05
         # the cap is lifted: probing finds the room and video comes back
         frames = viewer.sizes.frames
         viewer.relay.set_down(rate_bps=None)

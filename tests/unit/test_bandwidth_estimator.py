@@ -114,6 +114,7 @@ def test_remb_decrease_is_bounded_below() -> None:
 
 def test_a_decrease_above_the_estimate_leaves_it_but_counts() -> None:
     est = estimator()
+    est.carried(START)  # measured, no longer the start guess
     est.on_remb(("c1",), 2_000_000, 2_000_000, 0, T0)
     est.on_remb(("c1",), 1_000_000, 2_000_000, 0, T0 + 1)
     assert est.estimate == START
@@ -272,3 +273,35 @@ def test_a_step_too_small_to_measure_is_not_probed() -> None:
     assert probe_state(est) is ProbeState.IDLE
     # ...and it is not asked again at every tick
     assert est.padding_target(WANT, FIRST_PROBE + PROBE_BACKOFF_MIN - 0.01, START) == 0
+
+
+def test_the_first_measurement_replaces_the_start_guess_even_when_higher() -> None:
+    # 5 % random loss keeps the link from looking clean, so nothing raised the
+    # start value; one report with 12 % loss (no REMB yet) says the link
+    # delivers about what was sent: that, not the guess, is the estimate
+    est = estimator()
+    est.on_loss(0.12, 1_000_000, T0)
+    assert est.estimate == pytest.approx(940_000)
+    # later decreases only ever lower it
+    est.on_loss(0.12, 2_000_000, T0 + 5)
+    assert est.estimate == pytest.approx(940_000)
+    est.on_loss(0.2, 500_000, T0 + 10)
+    assert est.estimate == pytest.approx(450_000)
+
+
+def test_what_the_link_carried_replaces_the_guess_and_later_decreases_lower_it() -> None:
+    est = estimator()
+    est.carried(800_000)
+    assert est.estimate == 800_000
+    est.on_loss(0.2, 900_000, T0)
+    assert est.estimate == pytest.approx(800_000)  # above the measured value: held
+    est.carried(10 * MAX)
+    assert est.estimate == MAX
+
+
+def test_a_cap_above_the_start_guess_does_not_raise_it() -> None:
+    est = estimator()
+    est.cap(START * 2, T0, "pause")
+    assert est.estimate == START
+    est.on_loss(0.12, 1_000_000, T0 + 1)  # still the guess: the measurement replaces it
+    assert est.estimate == pytest.approx(940_000)
