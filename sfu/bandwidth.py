@@ -18,7 +18,12 @@ guess, below what the link was seen to carry).
   loss looks like congestion: no REMB yet, a REMB decrease in the last few
   seconds, or loss above 25 %. Random loss on a radio link that NACK/RTX
   repairs is not a reason to send less. Between 2 and 10 % it holds;
-  below 2 % the link is clean.
+  below 2 % the link is clean. A link with random loss of its own (radio,
+  satellite) has those bars raised by twice its *loss floor*: the median
+  loss of the last reports outside probes, an overload's (over 25 %) left
+  out, at most 10 %. Without that, a
+  link losing 5 % at random never looked clean, so no probe ever passed
+  and a video paused there never came back.
 - Probes: when the allocation wants more than the estimate and the link is
   clean, the sender pads up to ``base x factor`` for half a second, then
   waits for a receiver report that covers it. ``base`` is the estimate if a
@@ -52,6 +57,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import statistics
+from collections import deque
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -61,6 +68,9 @@ HIGH_LOSS = 0.10
 CONGESTION_LOSS = 0.25  # this much loss is congestion whatever REMB says
 LOSS_WITH_REMB = 5.0  # seconds after a REMB decrease during which loss counts as congestion
 CLEAN_LOSS = 0.02
+LOSS_FLOOR_REPORTS = 11  # reports outside probes whose median loss is the link's own
+LOSS_FLOOR_MIN_REPORTS = 3  # fewer than this: no floor yet
+LOSS_FLOOR_MARGIN = 2.0  # the bars rise by this many times the floor (reports are noisy)
 REMB_DROP = 0.97  # a REMB below 97 % of the previous one from the same receiver is a decrease
 FIRST_REMB_DROP = 0.75  # a first REMB this far below what was sent is a decrease
 REMB_TTL = 5.0
@@ -102,6 +112,7 @@ class DownlinkEstimator:
         self.estimate = float(start_bps)
         self.max_bps = float(max_bps)
         self.loss = 0.0
+        self._recent_loss: deque[float] = deque(maxlen=LOSS_FLOOR_REPORTS)  # outside probes
         self.probe_state = ProbeState.IDLE
         self.probe_target = 0.0
         self.probes_ok = 0
@@ -131,6 +142,27 @@ class DownlinkEstimator:
 
     def __repr__(self) -> str:
         return f"DownlinkEstimator({int(self.estimate)} bit/s {self.probe_state.value})"
+
+    @property
+    def loss_floor(self) -> float:
+        """The link's own random loss: the median of the last reports outside probes."""
+        if len(self._recent_loss) < LOSS_FLOOR_MIN_REPORTS:
+            return 0.0
+        return min(HIGH_LOSS, statistics.median(self._recent_loss))
+
+    @property
+    def clean_loss(self) -> float:
+        """Loss below this is no complaint: probes pass, what was sent is carried."""
+        return CLEAN_LOSS + LOSS_FLOOR_MARGIN * self.loss_floor
+
+    @property
+    def high_loss(self) -> float:
+        """Loss above this may be congestion (see :meth:`on_loss`)."""
+        return HIGH_LOSS + LOSS_FLOOR_MARGIN * self.loss_floor
+
+    @property
+    def looks_clean(self) -> bool:
+        return self.loss < self.clean_loss
 
     @property
     def probing(self) -> bool:
@@ -193,14 +225,16 @@ class DownlinkEstimator:
                 covers_probe = now >= self._probe_until + PROBE_SETTLE
             if now - self._probe_started >= PROBE_SETTLE:
                 self._probe_loss = max(self._probe_loss, fraction)
-                if fraction >= CLEAN_LOSS:
+                if fraction >= self.clean_loss:
                     self._abort_probe(now, f"loss {fraction:.2f}")
             if covers_probe and now >= self._probe_until:
                 self._probe_reported = True
                 self.probe_state = ProbeState.SETTLING
                 self._judge(now)
             return
-        if fraction <= HIGH_LOSS or sent <= 0:
+        if fraction <= CONGESTION_LOSS:  # (an overload's loss is not the link's own)
+            self._recent_loss.append(fraction)
+        if fraction <= self.high_loss or sent <= 0:
             return
         congestion = (
             not self._rembs
@@ -304,7 +338,7 @@ class DownlinkEstimator:
             and self.estimate < self.max_bps
             and now >= self._next_probe
             and now - self.last_decrease >= DECREASE_HOLD
-            and self.loss < CLEAN_LOSS
+            and self.looks_clean
         ):
             # from the estimate if a probe proved it, else from what is being sent
             base = self.estimate if self._validated else sent
@@ -340,9 +374,13 @@ class DownlinkEstimator:
 
     def _finish_probe(self, now: float) -> None:
         self.probe_state = ProbeState.IDLE
-        clean = self._probe_reported and not self._probe_decreased and self._probe_loss < CLEAN_LOSS
+        clean = (
+            self._probe_reported
+            and not self._probe_decreased
+            and self._probe_loss < self.clean_loss
+        )
         logger.debug(
-            "%r: probe to %d %s (report %s, remb %s, decrease %s, loss %.2f)",
+            "%r: probe to %d %s (report %s, remb %s, decrease %s, loss %.2f, floor %.2f)",
             self,
             self.probe_target,
             "clean" if clean else "failed",
@@ -350,6 +388,7 @@ class DownlinkEstimator:
             self._probe_remb,
             self._probe_decreased,
             self._probe_loss,
+            self.loss_floor,
         )
         if clean:
             self.probes_ok += 1
@@ -365,9 +404,11 @@ class DownlinkEstimator:
         else:
             self.probes_failed += 1
             self._ceiling = self.probe_target
-            if self._probe_loss >= CLEAN_LOSS:
+            if self._probe_loss >= self.clean_loss:
                 # what got through during the probe is what the link carries
-                delivered = self.probe_target * (1 - self._probe_loss) * 0.95
+                # (the link's own random loss aside: it is not the probe's)
+                lost = max(0.0, self._probe_loss - self.loss_floor)
+                delivered = self.probe_target * (1 - lost) * 0.95
                 self._decrease(delivered, now, "probe", replaces_guess=False)
                 self._ceiling = delivered
             self._ceiling_at = now

@@ -32,12 +32,13 @@ from sfu.allocation import (
     with_hysteresis,
 )
 from sfu.audio_cap import ThinLinkAudio
-from sfu.bandwidth import CLEAN_LOSS, DECREASE_HOLD, DownlinkEstimator, ProbeState
+from sfu.bandwidth import DECREASE_HOLD, DownlinkEstimator, ProbeState
 from sfu.consumer import Consumer, ConsumerState
 from sfu.delivery import DeliveryCheck
 from sfu.layers import Layer
 from sfu.media import MediaKind, Source
 from sfu.peer import MediaSettings
+from sfu.quality import track_quality
 from sfu.rtcp import ReportBlock
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ PAUSE_TOLERANCE = 2.0  # a track is paused only once its lowest option exceeds t
 # (a REMB decrease asks for 15 % less than what arrives, and random loss lowers
 # the loss-based estimate a little: neither should turn a picture off)
 RATE_SMOOTHING = 0.5
+QUIET_RATE = 1000.0  # bit/s: a report only about streams carrying less says nothing of loss
 LAYER_STALE_MS = 2000  # a layer silent this long is not offered
 SIZE_SLACK = 0.9  # a layer this close to the rendered size is big enough
 SPEAKER_LEVEL = 70  # -dBov: quieter than this is not speaking
@@ -165,8 +167,11 @@ class DownlinkController:
         padding it carried, so a probe's own loss is seen even when the
         video it pads is paused. A media stream whose packets stopped
         arriving counts as lost (sfu/delivery.py), whatever its block says.
+        A report only about streams that carry (almost) nothing, such as
+        the paused video's own report from an aiortc receiver, says nothing
+        of the link's loss and is left out.
         """
-        weight = total = 0.0
+        weight = total = carried = 0.0
         covers: bool | None = None
         now = time.monotonic() if now is None else now
         jitter = [
@@ -186,16 +191,19 @@ class DownlinkController:
                 # the receiver got the probe's last packet, or a later one
                 if self._probe_last_seq is not None:
                     covers = (block.highest_seq - self._probe_last_seq) & 0xFFFF < 0x8000
+                carried += self._probe_padding
                 rate = max(self._probe_padding, 1.0)
                 lost = block.fraction_lost / 256.0
             else:
+                carried += self._rate.get(consumer, 0.0)
                 rate = max(self._rate.get(consumer, 0.0), 1.0)
                 base = min((r for _, r in self._base_rtt), default=0.0)
                 unreported = self._delivery.unreported_loss(consumer, block.highest_seq, now, base)
                 lost = max(block.fraction_lost / 256.0, unreported)
             weight += rate
             total += rate * lost
-        if weight:
+        if carried >= QUIET_RATE:
+            # (aiortc sends one report per receiver: a paused video's says nothing)
             self.estimator.on_loss(total / weight, self.audio_rate + self.video_rate, now, covers)
 
     # -- allocation ------------------------------------------------------------------
@@ -216,7 +224,7 @@ class DownlinkController:
             if consumer.kind is MediaKind.AUDIO:
                 consumer.audio_cap_bps = cap
         if (
-            estimator.loss < CLEAN_LOSS
+            estimator.looks_clean
             and not self._paused
             and now - estimator.last_decrease >= DECREASE_HOLD
             and self.audio_rate + self.video_rate > estimator.estimate
@@ -517,30 +525,7 @@ class DownlinkController:
     # -- reporting ----------------------------------------------------------------------
 
     def quality(self, video: Iterable[Consumer]) -> dict[str, Any]:
-        tracks = []
-        for consumer in video:
-            layer: Layer | None = None
-            if consumer.current_layer >= 0:
-                layer = consumer.producer.layers[consumer.current_layer]
-            reason = (
-                "bandwidth"
-                if "bandwidth" in consumer.pause_reasons
-                else next(iter(sorted(consumer.pause_reasons)), None)
-            )
-            tracks.append(
-                {
-                    "track_id": consumer.producer.id,
-                    "participant_id": consumer.producer.participant_id,
-                    "layer": layer.rid if layer else None,
-                    "spatial": consumer.current_layer if layer else None,
-                    "temporal": consumer.temporal if layer else None,
-                    "width": layer.width if layer else 0,
-                    "height": layer.height if layer else 0,
-                    "paused": bool(consumer.pause_reasons),
-                    "reason": reason,
-                    "bitrate_bps": int(self._rate.get(consumer, 0.0)),
-                }
-            )
+        tracks = [track_quality(c, self._rate.get(c, 0.0)) for c in video]
         return {
             "type": "quality",
             "estimate_bps": int(self.estimator.estimate),
