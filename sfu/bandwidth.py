@@ -21,9 +21,9 @@ guess, below what the link was seen to carry).
   below 2 % the link is clean. A link with random loss of its own (radio,
   satellite) has those bars raised by twice its *loss floor*: the median
   loss of the last reports outside probes, an overload's (over 25 %) left
-  out, at most 10 %. Without that, a
-  link losing 5 % at random never looked clean, so no probe ever passed
-  and a video paused there never came back.
+  out, at most 10 %. Without that, a link losing 5 % at random never
+  looked clean, so no probe ever passed and a video paused there never
+  came back.
 - Probes: when the allocation wants more than the estimate and the link is
   clean, the sender pads up to ``base x factor`` for half a second, then
   waits for a receiver report that covers it. ``base`` is the estimate if a
