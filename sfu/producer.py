@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 KEYFRAME_REQUEST_INTERVAL = 0.25
 """Minimum seconds between two keyframe requests sent to one publisher layer."""
 LAYER_STOP_DELAY = 5.0
+LAYER_MIN_ON = 10.0  # seconds a layer switched on stays on at least
 """Seconds a layer must be unneeded before the publisher is told to stop it."""
 
 
@@ -83,6 +84,7 @@ class Producer:
         self._request_upstream = request_keyframe_upstream
         self._keyframe_interval = keyframe_interval
         self._unneeded_since: dict[int, float] = {}
+        self._switched_on: dict[int, float] = {}  # layer index -> when it was last switched on
 
     def __repr__(self) -> str:
         return f"Producer({self.id} {self.source} {self._codec_name} x{len(self.layers)})"
@@ -220,12 +222,17 @@ class Producer:
         """Which layers to keep sending, or None when nothing changed.
 
         A layer is needed while a Consumer targets it (the lowest always, and
-        the top one while the recorder taps it). One that arrives but nobody
-        has needed for LAYER_STOP_DELAY seconds is switched off; one needed
-        again is switched on at once. A layer the publisher has not sent yet
-        (a browser enables its upper layers as its own estimate grows) is
-        left alone: it costs nothing, and switching it off would keep a
-        subscriber from ever seeing, and so needing, it.
+        the top one while the recorder taps it), and so is every layer below
+        a needed one: a browser that is told to send its top layer and not
+        the middle one spends a thin uplink on 720p first (seen with real
+        Chromium on a 250 kbit/s uplink: `[q, f]` and `[q, h, f]` in turn).
+        One that arrives but nobody has needed for LAYER_STOP_DELAY seconds
+        is switched off, never sooner than LAYER_MIN_ON after it was switched
+        on (no flapping); one needed again is switched on at once. A layer
+        the publisher has not sent yet (a browser enables its upper layers
+        as its own estimate grows) is left alone while every layer below it
+        is on: it costs nothing, and switching it off would keep a subscriber
+        from ever seeing, and so needing, it.
         """
         if not self.simulcast:
             return None
@@ -235,17 +242,24 @@ class Producer:
         for consumer in self.consumers:
             if not consumer.pause_reasons:
                 wanted.add(consumer.target_layer)
+        top = max(wanted)
         changed = False
+        below_on = True  # every layer below this one stays on
         for layer in self.layers:
-            if layer.index in wanted:
+            if layer.index <= top:
                 self._unneeded_since.pop(layer.index, None)
                 if not layer.active:
                     layer.active = changed = True
-            elif layer.active and layer.stream is not None:
+                    self._switched_on[layer.index] = now
+            elif layer.active and (layer.stream is not None or not below_on):
                 since = self._unneeded_since.setdefault(layer.index, now)
-                if now - since >= LAYER_STOP_DELAY:
+                on_since = self._switched_on.get(layer.index, -1e9)
+                if not below_on or (
+                    now - since >= LAYER_STOP_DELAY and now - on_since >= LAYER_MIN_ON
+                ):
                     layer.active = False
                     changed = True
+            below_on = below_on and layer.active
         return [layer.active for layer in self.layers] if changed else None
 
     def wanted_audio_cap(self) -> int | None:

@@ -1,0 +1,61 @@
+"""Which simulcast layers a publisher is asked to send (Producer.needed_layers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sfu.media import CodecInfo, MediaKind, Source
+from sfu.producer import LAYER_MIN_ON, LAYER_STOP_DELAY, Producer
+
+VP8 = CodecInfo("video/VP8", 90000, 96, rtx_payload_type=97, nack=True)
+
+
+@dataclass(eq=False)
+class FakeConsumer:
+    target_layer: int
+    pause_reasons: set[str] = field(default_factory=set)
+
+
+def simulcast(seen: tuple[bool, bool, bool] = (True, True, True)) -> Producer:
+    producer = Producer(
+        "p:1", "p", MediaKind.VIDEO, Source.CAMERA, VP8, "1", lambda _: None, rids=["q", "h", "f"]
+    )
+    for layer, arrived in zip(producer.layers, seen, strict=True):
+        if arrived:
+            producer.bind_ssrc(1000 + layer.index, layer)
+    return producer
+
+
+def test_a_layer_above_one_switched_off_goes_off_with_it() -> None:
+    """Never the top layer on while a lower one is off (real Chromium spent 250 kbit/s on 720p)."""
+    producer = simulcast(seen=(True, True, False))  # Chrome has not sent f yet
+    consumer = FakeConsumer(target_layer=0)
+    producer.consumers.add(consumer)  # type: ignore[arg-type]
+    assert producer.needed_layers(0.0) is None  # h unneeded, not long enough yet
+    layers = producer.needed_layers(LAYER_STOP_DELAY + LAYER_MIN_ON)
+    assert layers == [True, False, False]
+    consumer.target_layer = 2
+    assert producer.needed_layers(LAYER_STOP_DELAY + LAYER_MIN_ON + 1) == [True, True, True]
+
+
+def test_layers_below_a_needed_one_stay_on() -> None:
+    producer = simulcast()
+    producer.consumers.add(FakeConsumer(target_layer=2))  # type: ignore[arg-type]
+    for t in (0.0, 20.0, 40.0):
+        assert producer.needed_layers(t) is None
+    assert all(layer.active for layer in producer.layers)
+
+
+def test_a_layer_switched_on_stays_on_for_a_while() -> None:
+    producer = simulcast()
+    consumer = FakeConsumer(target_layer=0)
+    producer.consumers.add(consumer)  # type: ignore[arg-type]
+    assert producer.needed_layers(0.0) is None
+    assert producer.needed_layers(LAYER_STOP_DELAY) == [True, False, False]
+    consumer.target_layer = 1
+    assert producer.needed_layers(LAYER_STOP_DELAY + 0.5) == [True, True, False]
+    consumer.target_layer = 0
+    # unneeded again at once: kept on until LAYER_MIN_ON after it came back
+    t = LAYER_STOP_DELAY + 0.5
+    assert producer.needed_layers(t + LAYER_STOP_DELAY) is None
+    assert producer.needed_layers(t + LAYER_MIN_ON) == [True, False, False]
