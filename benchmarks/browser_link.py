@@ -7,7 +7,8 @@
 
 Topology (every address is one this rig creates; nothing else is touched):
 
-    [clinic netns: specialist's Chromium] --veth, uncapped-- [root: server] --veth, tbf both ways-- [patient netns: patient's Chromium]
+    [clinic netns: specialist's Chromium] --veth, uncapped-- [root: server]
+    [root: server] --veth, tbf both ways-- [patient netns: patient's Chromium]
 
 The server runs as its own process (``digiclinic serve``) in the root
 namespace, listening on the two veth root-end addresses (HTTP, WebSocket
@@ -81,20 +82,21 @@ SAMPLE_JS = """async () => {
   }
   const root = el.shadowRoot;
   const other = remote.find(t => t.kind === 'video' && t.source === 'camera')?.participantId;
-  const tile = other && root?.querySelector(`.dc-tile[data-participant="${other}"][data-kind="camera"]`);
+  const tile = other && root?.querySelector(
+    `.dc-tile[data-participant="${other}"][data-kind="camera"]`);
   if (tile) {
     const badge = tile.querySelector('.dc-quality');
     out.tile = {text: tile.textContent.trim().slice(0, 200), classes: tile.className,
-                level: badge?.dataset.level ?? null, label: badge?.getAttribute('aria-label') ?? null};
+                level: badge?.dataset.level ?? null,
+                label: badge?.getAttribute('aria-label') ?? null};
   }
-  const header = root?.querySelector('.dc-quality');
   return out;
 }"""
 
 
 @dataclass(frozen=True)
 class Phase:
-    """From ``at`` seconds after recording starts, the patient's link carries ``rate_bps`` (None: uncapped)."""
+    """From ``at`` s into the recording, the patient link carries ``rate_bps`` (None: no cap)."""
 
     at: float
     rate_bps: float | None
@@ -206,7 +208,7 @@ class BrowserConsult:
         assert self.patient is not None
         for end in ("root", "ns"):
             self.patient.link.set_rate(
-                end,  # type: ignore[arg-type]
+                end,
                 rate_bps,
                 burst_bytes=TBF_BURST if rate_bps else None,
                 latency_ms=TBF_LATENCY_MS,
@@ -229,7 +231,9 @@ class BrowserConsult:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"{side.name}: timed out waiting for {expression}\n{self.dump(side)}")
+                raise AssertionError(
+                    f"{side.name}: timed out waiting for {expression}\n{self.dump(side)}"
+                )
             await asyncio.sleep(0.25)
 
     def dump(self, side: Side) -> str:
@@ -243,7 +247,9 @@ class BrowserConsult:
         query = {"audioOnly": "1"} if self.audio_only_patient else {}
         await self._open(self.patient, "patient-amina", Role.PATIENT, "Amina Uwase", **query)
         await self.wait_for(self.patient, "widgetTest.element?.screen === 'lobby'", timeout)
-        admit = self.clinic.page.locator('digiclinic-consult button[aria-label="Admit Amina Uwase"]')
+        admit = self.clinic.page.locator(
+            'digiclinic-consult button[aria-label="Admit Amina Uwase"]'
+        )
         await admit.wait_for(timeout=timeout * 1000)
         await admit.click()
         await self.wait_for(self.patient, "widgetTest.element?.screen === 'call'", timeout)
