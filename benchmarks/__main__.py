@@ -5,6 +5,7 @@
     python -m benchmarks run fanout --url https://staging.example:8443 \\
         --secret-file portal.secret --issuer portal-a    # a running server
     python -m benchmarks run weak_link --rates 250,60    # capped downlink (benchmarks/weak_link.py)
+    python -m benchmarks run browser_weak_link           # real Chromium at both ends
     python -m benchmarks run consult_grid --compare-workers 1,2   # 1 vs 2 processes
     python -m benchmarks list
 
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     weak.add_argument("--rates", help="comma-separated downlink caps in kbit/s")
     weak.add_argument("--link", choices=["netns", "relay", "auto"], help="how the cap is applied")
     weak.add_argument("--publisher", choices=["simulcast", "plain", "auto"])
+    browsers = run.add_argument_group("browser_weak_link only")
+    browsers.add_argument("--cases", help="comma-separated: 250k, 60k, uncapped")
+    browsers.add_argument("--repeat", type=int, default=1, help="runs of each case")
     run.add_argument(
         "--compare-workers",
         help="e.g. 1,2: each size against `serve --workers N` for each N (a Redis is started)",
@@ -57,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         for path in sorted(SCENARIO_DIR.glob("*.yaml")):
             print(f"{path.stem:14} {_description(path)}")
         return 0
+    if _kind(args.scenario) == "browser_weak_link":
+        from benchmarks import browser_weak_link  # noqa: PLC0415 - its own runner
+
+        cases = args.cases.split(",") if args.cases else None
+        return browser_weak_link.run_cli(cases, args.repeat, args.duration, args.output)
     if _kind(args.scenario) == "weak_link":
         from benchmarks.weak_link import run_cli  # noqa: PLC0415 - its own runner
 
@@ -129,7 +138,7 @@ def _kind(name_or_path: str) -> str | None:
 
 
 def _description(path: Path) -> str:
-    if _kind(str(path)) == "weak_link":
+    if _kind(str(path)) in ("weak_link", "browser_weak_link"):
         return str(yaml.safe_load(path.read_text()).get("description", ""))
     return Scenario.load(path.stem).description
 
