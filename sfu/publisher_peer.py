@@ -4,8 +4,12 @@ The client offers, the server answers (recvonly). Every decrypted packet of
 the bundled transport comes here, is routed by SSRC (or, before an SSRC is
 known, by the MID and RID header extensions) to its Producer and simulcast
 layer. The peer also speaks RTCP upstream: NACKs for lost packets, PLIs for
-keyframes, receiver reports and REMB from an estimate of the publisher's
-uplink, fed with every packet (all layers, RTX and padding included).
+keyframes, receiver reports, and what the publisher's congestion control
+needs: transport-wide feedback (the arrival time of every packet, every
+50-100 ms; sfu/twcc.py) when the client offered transport-cc, as browsers
+do, so that its own send-side estimator adapts its encoder and simulcast
+layers to its real uplink; otherwise REMB from a receive-side estimate fed
+with every packet (all layers, RTX and padding included).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from sfu.rtp import (
     RtpError,
     parse_rtp,
 )
+from sfu.twcc import TwccRecorder, feedback_interval
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +111,12 @@ class PublisherPeer(Peer):
         self._estimator = aiortc_hooks.UplinkEstimator()
         self._remb_sent = 0
         self.rembs_sent = 0
+        # transport-wide congestion control, when the client offered it
+        self._twcc_ext: int | None = None
+        self._twcc = TwccRecorder()
+        self._twcc_ssrc = 0  # the media SSRC feedback names (any of the transport's)
+        self._twcc_bytes = 0  # received since the last feedback, for its interval
+        self.twcc_feedbacks_sent = 0
         self._lock = asyncio.Lock()
 
     def _entered(self, state: PeerState) -> None:
@@ -180,6 +191,9 @@ class PublisherPeer(Peer):
             start = {"x-google-start-bitrate": str(self.settings.publisher_start_bitrate_kbps)}
             for codec in ("VP8", "H264"):
                 answer = sdp_edits.set_fmtp(answer, codec, start)
+        answer, twcc_ext = sdp_edits.answer_transport_cc(answer, offer)
+        if twcc_ext is not None:
+            self._twcc_ext = twcc_ext
         if not self.settings.opus_red:
             return answer, {}
         return sdp_edits.answer_red(answer, offer)
@@ -268,7 +282,13 @@ class PublisherPeer(Peer):
             producer = self._latch(packet.ssrc, packet.payload_type, packet.extensions)
             if producer is None:
                 return
-        if self._abs_ext is not None and producer.kind is MediaKind.VIDEO:
+        if self._twcc_ext is not None:
+            twcc = packet.extensions.get(self._twcc_ext)
+            if twcc is not None and len(twcc) == 2:
+                self._twcc.on_packet(int.from_bytes(twcc, "big"), time.monotonic_ns() // 1000)
+                self._twcc_ssrc = packet.ssrc
+                self._twcc_bytes += len(data)
+        elif self._abs_ext is not None and producer.kind is MediaKind.VIDEO:
             ast = packet.extensions.get(self._abs_ext)
             if ast is not None and len(ast) == 3:
                 ast_value = int.from_bytes(ast, "big")
@@ -328,7 +348,16 @@ class PublisherPeer(Peer):
     def _send_pli(self, media_ssrc: int) -> None:
         self._send_rtcp(build_pli(self._rtcp_ssrc, media_ssrc))
 
+    def _send_transport_feedback(self, now: float) -> None:
+        for feedback in self._twcc.build_feedback(
+            self._rtcp_ssrc, self._twcc_ssrc, int(now * 1_000_000)
+        ):
+            self._send_rtcp(feedback)
+            self.twcc_feedbacks_sent += 1
+
     def _send_remb(self) -> None:
+        if self._twcc_ext is not None:
+            return  # the client estimates its uplink itself, from transport feedback
         bitrate = self._estimator.bitrate
         ssrcs = [
             layer.ssrc
@@ -371,11 +400,17 @@ class PublisherPeer(Peer):
     async def _feedback_loop(self) -> None:
         now = time.monotonic()
         next_report = now + REPORT_INTERVAL
-        last_rates = now
+        last_rates = last_twcc = now
         while True:
             await asyncio.sleep(FEEDBACK_TICK)
             now = time.monotonic()
             now_ms = int(now * 1000)
+            if self._twcc.has_pending:
+                elapsed = now - last_twcc
+                if elapsed >= feedback_interval(self._twcc_bytes * 8 / max(elapsed, 1e-3)):
+                    self._send_transport_feedback(now)
+                    self._twcc_bytes = 0
+                    last_twcc = now
             for producer in self.producers.values():
                 for layer in producer.layers:
                     stream = layer.stream

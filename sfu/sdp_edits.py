@@ -204,3 +204,74 @@ def answered_red(answer: str) -> dict[str, int]:
         if red_pt is not None and not section.startswith("m=audio 0 "):
             found[mid] = red_pt
     return found
+
+
+# -- transport-wide congestion control (sfu/twcc.py) -----------------------------
+
+TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+_EXTMAP = re.compile(r"^a=extmap:(\d+)(?:/\w+)? (\S+)", re.M)
+_RTCP_FB = re.compile(r"^a=rtcp-fb:[^\r\n]*", re.M)
+_TRANSPORT_CC_FB = re.compile(r"^a=rtcp-fb:(\d+) transport-cc\s*$", re.M)
+
+
+def transport_cc_id(sdp: str) -> int | None:
+    """The extension id the description gives transport-wide sequence numbers (None: absent)."""
+    for match in _EXTMAP.finditer(sdp):
+        if match.group(2) == TRANSPORT_CC_URI:
+            return int(match.group(1))
+    return None
+
+
+def _insert_after_last(section: str, pattern: re.Pattern[str], lines: str) -> str:
+    """``section`` with ``lines`` after the last line matching ``pattern`` (else at its end)."""
+    eol = _eol(section)
+    found = list(pattern.finditer(section))
+    if not found:
+        body = section if section.endswith(eol) else section + eol
+        return body + lines
+    end = section.find(eol, found[-1].end())
+    end = len(section) if end < 0 else end + len(eol)
+    return section[:end] + lines + section[end:]
+
+
+def answer_transport_cc(answer: str, offer: str) -> tuple[str, int | None]:
+    """Accept the publisher's transport-cc: its extmap and ``rtcp-fb transport-cc``.
+
+    aiortc knows neither, so its answer drops both and a browser falls back
+    to REMB from the receiver. With them, the browser stamps every packet
+    with a transport-wide sequence number and runs its own send-side
+    estimator on the server's feedback. Only m-sections whose offer had the
+    extension are edited, with the offer's id and payload types. Returns the
+    answer and the extension id (None: not offered).
+    """
+    ext_id = transport_cc_id(offer)
+    if ext_id is None:
+        return answer, None
+    offered = mid_sections(offer)
+    eol = _eol(answer)
+    out = []
+    accepted = False
+    for section in _sections(answer):
+        mid = _MID.search(section)
+        original = offered.get(mid.group(1)) if mid else None
+        if (
+            original is None
+            or transport_cc_id(original) != ext_id
+            or re.match(r"m=\S+ 0 ", section)
+            or transport_cc_id(section) is not None
+        ):
+            out.append(section)
+            continue
+        ours = {int(pt) for pt in re.findall(r"^a=rtpmap:(\d+) ", section, re.M)}
+        feedback = "".join(
+            f"a=rtcp-fb:{pt} transport-cc{eol}"
+            for pt in sorted({int(m.group(1)) for m in _TRANSPORT_CC_FB.finditer(original)})
+            if pt in ours
+        )
+        extmap = f"a=extmap:{ext_id} {TRANSPORT_CC_URI}{eol}"
+        edited = _insert_after_last(section, _EXTMAP, extmap)
+        if feedback:
+            edited = _insert_after_last(edited, _RTCP_FB, feedback)
+        accepted = True
+        out.append(edited)
+    return "".join(out), ext_id if accepted else None
