@@ -14,7 +14,7 @@ import asyncio
 import time
 
 from sfu.consumer import Consumer, OutboundParams
-from sfu.media import CodecInfo, MediaKind, Source
+from sfu.media import CodecInfo, MediaKind, PacketClass, Source
 from sfu.producer import Producer
 from sfu.rtp import build_header, extension_block, parse_rtp
 
@@ -23,7 +23,7 @@ class CountingSink:
     def __init__(self) -> None:
         self.packets = 0
 
-    def send_rtp(self, data: bytes) -> bool:
+    def send_rtp(self, data: bytes, cls: PacketClass = PacketClass.VIDEO) -> bool:
         self.packets += 1
         return True
 

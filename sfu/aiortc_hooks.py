@@ -281,7 +281,8 @@ class SrtpEgress:
             return False
         return True
 
-    def send_rtp(self, data: bytes) -> bool:
+    def send_rtp(self, data: bytes, cls: object = None) -> bool:
+        """Protect and send one RTP packet now (``cls``, the packet's class, is not used here)."""
         dtls = self._dtls
         srtp = dtls._tx_srtp
         if srtp is None or dtls.state != "connected" or not self._route():

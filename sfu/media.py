@@ -54,10 +54,19 @@ class CodecInfo:
         return True
 
 
-class PacketSink(Protocol):
-    """Where protected packets leave the server (one subscriber transport)."""
+class PacketClass(enum.IntEnum):
+    """What a packet is; a lower value leaves first."""
 
-    def send_rtp(self, data: bytes) -> bool: ...
+    AUDIO = 0
+    RETRANSMISSION = 1
+    VIDEO = 2
+    PADDING = 3
+
+
+class PacketSink(Protocol):
+    """Where packets leave the server (one subscriber transport): SRTP, maybe a pacer first."""
+
+    def send_rtp(self, data: bytes, cls: PacketClass = PacketClass.VIDEO) -> bool: ...
 
     def send_rtcp(self, data: bytes) -> bool: ...
 

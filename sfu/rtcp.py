@@ -1,8 +1,9 @@
 """RTCP on the wire (RFC 3550, RFC 4585, RFC 5104, draft-alvestrand-rmcat-remb).
 
 Parsing returns small typed records; builders return bytes ready for SRTCP.
-Transport-wide congestion control feedback (RTPFB fmt 15) is recognised and
-ignored: the SFU does not advertise transport-cc.
+Transport-wide congestion control feedback (RTPFB fmt 15) is parsed by
+sfu/twcc.py; a malformed one is skipped without losing the rest of its
+compound packet.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, field
+
+from sfu.twcc import RTPFB_TRANSPORT_CC, TransportFeedback, TwccError, parse_transport_feedback
 
 SR = 200
 RR = 201
@@ -90,7 +93,7 @@ class Bye:
     sources: list[int]
 
 
-RtcpRecord = SenderReport | ReceiverReport | Nack | KeyframeRequest | Remb | Bye
+RtcpRecord = SenderReport | ReceiverReport | Nack | KeyframeRequest | Remb | Bye | TransportFeedback
 
 
 def parse_rtcp(data: bytes) -> list[RtcpRecord]:
@@ -152,7 +155,12 @@ def _parse_one(pt: int, count: int, body: bytes) -> RtcpRecord | None:
         if pt == RTPFB:
             if count == RTPFB_NACK:
                 return Nack(sender, media, _nack_lost(fci))
-            return None  # fmt 15 (transport-cc) and others: not negotiated
+            if count == RTPFB_TRANSPORT_CC:
+                try:
+                    return parse_transport_feedback(sender, media, fci)
+                except TwccError:
+                    return None
+            return None
         if count == PSFB_PLI:
             return KeyframeRequest(sender, media, fir=False)
         if count == PSFB_FIR:

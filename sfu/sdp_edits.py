@@ -275,3 +275,34 @@ def answer_transport_cc(answer: str, offer: str) -> tuple[str, int | None]:
         accepted = True
         out.append(edited)
     return "".join(out), ext_id if accepted else None
+
+
+def offer_transport_cc(offer: str) -> str:
+    """Offer transport-cc to a subscriber: the extension and its feedback on every codec.
+
+    The id is one no extmap of the offer uses (bundled m-sections share one
+    id space). A browser that accepts answers with the same extmap and then
+    returns transport feedback for every packet that carries it; a peer that
+    does not (aiortc) drops it and keeps sending REMB.
+    """
+    if transport_cc_id(offer) is not None:
+        return offer
+    used = {int(m.group(1)) for m in _EXTMAP.finditer(offer)}
+    free = next((i for i in range(1, 15) if i not in used), None)
+    if free is None:
+        return offer
+    eol = _eol(offer)
+    out = []
+    for section in _sections(offer):
+        if not re.match(r"m=(audio|video) [1-9]", section):
+            out.append(section)
+            continue
+        codecs = [
+            int(m.group(1))
+            for m in _RTPMAP.finditer(section)
+            if m.group(2).lower() not in ("rtx", "red", "ulpfec")
+        ]
+        edited = _insert_after_last(section, _EXTMAP, f"a=extmap:{free} {TRANSPORT_CC_URI}{eol}")
+        feedback = "".join(f"a=rtcp-fb:{pt} transport-cc{eol}" for pt in codecs)
+        out.append(_insert_after_last(edited, _RTCP_FB, feedback) if feedback else edited)
+    return "".join(out)

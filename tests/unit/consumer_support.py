@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from sfu.consumer import Consumer, ConsumerState, OutboundParams
-from sfu.media import CodecInfo, MediaKind, Source
+from sfu.media import CodecInfo, MediaKind, PacketClass, Source
 from sfu.producer import Producer
 from sfu.rtp import RtpPacket, build_header, parse_rtp, seq_delta
 from sfu.vp8 import Vp8Descriptor, parse_descriptor
@@ -39,7 +39,7 @@ class Sink:
         self.rtp: list[bytes] = []
         self.rtcp: list[bytes] = []
 
-    def send_rtp(self, data: bytes) -> bool:
+    def send_rtp(self, data: bytes, cls: PacketClass = PacketClass.VIDEO) -> bool:
         self.rtp.append(data)
         return True
 

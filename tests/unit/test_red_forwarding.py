@@ -17,7 +17,7 @@ from benchmarks.synthetic_media import opus_clip
 from recording.webm_writer import ParticipantWebm
 from sfu.consumer import Consumer, ConsumerState, OutboundParams
 from sfu.downlink import RED_SHARE_OFF, RED_SHARE_ON, TICK, DownlinkController
-from sfu.media import CodecInfo, MediaKind, Source
+from sfu.media import CodecInfo, MediaKind, PacketClass, Source
 from sfu.peer import MediaSettings
 from sfu.producer import Producer
 from sfu.rtp import RtpPacket, build_header, parse_rtp
@@ -32,7 +32,7 @@ class Sink:
     def __init__(self) -> None:
         self.rtp: list[RtpPacket] = []
 
-    def send_rtp(self, data: bytes) -> bool:
+    def send_rtp(self, data: bytes, cls: PacketClass = PacketClass.VIDEO) -> bool:
         self.rtp.append(parse_rtp(data))
         return True
 

@@ -37,6 +37,7 @@ from sfu.rtcp import (
     ntp_middle,
     parse_rtcp,
 )
+from sfu.twcc import TransportFeedback, build_transport_feedback
 
 
 def header(count: int, pt: int, body: bytes, *, padding: bool = False) -> bytes:
@@ -289,8 +290,16 @@ def test_nack_empty_list_has_no_fci() -> None:
     assert parse_rtcp(data) == [Nack(1, 2, [])]
 
 
-def test_transport_cc_feedback_is_ignored() -> None:
-    fci = struct.pack("!HHIHH", 1, 3, 0x000001, 0x2003, 0x0400)  # plausible TWCC body
+def test_transport_cc_feedback_is_parsed() -> None:
+    data = build_transport_feedback(1, 2, 65534, 7, 64_000, [64_250, None, 65_000])
+    [feedback] = parse_rtcp(data + build_pli(1, 2))[:1]
+    assert isinstance(feedback, TransportFeedback)
+    assert (feedback.sender_ssrc, feedback.media_ssrc, feedback.feedback_count) == (1, 2, 7)
+    assert feedback.packets == [(65534, 64_250), (65535, None), (0, 65_000)]
+
+
+def test_malformed_transport_cc_feedback_is_skipped() -> None:
+    fci = struct.pack("!HHIHH", 1, 3, 0x000001, 0x2003, 0x0400)  # two deltas of three
     data = header(15, RTPFB, struct.pack("!II", 1, 2) + fci)
     assert parse_rtcp(data) == []
 

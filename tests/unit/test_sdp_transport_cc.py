@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from sfu.sdp_edits import TRANSPORT_CC_URI, answer_transport_cc, mid_sections, transport_cc_id
+from sfu.sdp_edits import (
+    TRANSPORT_CC_URI,
+    answer_transport_cc,
+    mid_sections,
+    offer_transport_cc,
+    transport_cc_id,
+)
 
 OFFER = """v=0
 o=- 1 2 IN IP4 127.0.0.1
@@ -109,3 +115,28 @@ async def test_aiortc_accepts_the_edited_answer() -> None:
     finally:
         await offerer.close()
         await answerer.close()
+
+
+async def test_subscriber_offer_carries_transport_cc_and_aiortc_declines_it() -> None:
+    """Offered to every m-section with a free id; aiortc's answer drops it (REMB stays)."""
+    server = RTCPeerConnection()
+    client = RTCPeerConnection()
+    try:
+        server.addTransceiver("audio", direction="sendonly")
+        server.addTransceiver("video", direction="sendonly")
+        offer = await server.createOffer()
+        edited = offer_transport_cc(offer.sdp)
+        ext_id = transport_cc_id(edited)
+        assert ext_id is not None and ext_id not in (1, 2, 3)
+        for section in mid_sections(edited).values():
+            assert transport_cc_id(section) == ext_id
+            assert "transport-cc" in section.split("a=rtcp-fb:", 1)[1]
+        assert offer_transport_cc(edited) == edited  # idempotent
+        await server.setLocalDescription(offer)
+        await client.setRemoteDescription(RTCSessionDescription(edited, "offer"))
+        answer = await client.createAnswer()
+        assert transport_cc_id(answer.sdp) is None
+        await server.setRemoteDescription(answer)
+    finally:
+        await server.close()
+        await client.close()
