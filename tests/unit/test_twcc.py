@@ -47,9 +47,10 @@ def unpack(packet: bytes) -> TransportFeedback:
         assert 1 <= pad <= 3
         assert body[-pad:-1] == bytes(pad - 1)
         body = body[:-pad]
-    assert parse_rtcp(packet) == []  # well-formed for the generic RTCP parser too
     sender, media = struct.unpack_from("!II", body)
-    return parse_transport_feedback(sender, media, body[8:])
+    feedback = parse_transport_feedback(sender, media, body[8:])
+    assert parse_rtcp(packet) == [feedback]  # the generic RTCP parser finds the same
+    return feedback
 
 
 def chunks_of(packet: bytes) -> list[int]:
