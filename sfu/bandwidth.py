@@ -165,6 +165,11 @@ class DownlinkEstimator:
         return self.loss < self.clean_loss
 
     @property
+    def may_pause(self) -> bool:
+        """A congestion signal was seen: a track may be paused for bandwidth."""
+        return self.decreases > 0
+
+    @property
     def probing(self) -> bool:
         return self.probe_state is not ProbeState.IDLE
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 from sfu import red
-from sfu.media import MediaKind, PacketSink, TrafficCounters
+from sfu.media import MediaKind, PacketClass, PacketSink, TrafficCounters
 from sfu.producer import Producer
 from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr, ntp_middle, ntp_now
 from sfu.rtp import RtpPacket, abs_send_time, build_header, seq_delta
@@ -59,6 +59,7 @@ class OutboundParams:
     nack: bool
     cname: str
     red_payload_type: int | None = None  # the subscriber answered RED (sfu/red.py)
+    transport_cc_ext: int | None = None  # the subscriber answered transport-cc (sfu/twcc.py)
 
 
 class Consumer:
@@ -92,7 +93,10 @@ class Consumer:
         # what the subscriber said about how it shows this track
         self.render_size: tuple[int, int] | None = None
         self.pinned = False
-        self._mid_element = b""
+        # extension elements every packet starts with: the transport-wide sequence
+        # number's slot (stamped as it leaves, sfu/transport_sender.py), then the mid
+        self._head_elements = b""
+        self._class = PacketClass.VIDEO if self._is_video else PacketClass.AUDIO
         self._ast_header = 0
         self._level_header = 0
         self._sr_sent: dict[int, float] = {}
@@ -132,9 +136,13 @@ class Consumer:
             return
         self.params = params
         self._sink = sink
+        head = b""
+        if params.transport_cc_ext is not None:
+            head = bytes(((params.transport_cc_ext << 4) | 1, 0, 0))
         if params.mid_ext is not None:
             mid = params.mid.encode()
-            self._mid_element = bytes([(params.mid_ext << 4) | (len(mid) - 1)]) + mid
+            head += bytes([(params.mid_ext << 4) | (len(mid) - 1)]) + mid
+        self._head_elements = head
         if params.abs_send_time_ext is not None and self.kind is MediaKind.VIDEO:
             self._ast_header = (params.abs_send_time_ext << 4) | 2
         if params.audio_level_ext is not None and self.kind is MediaKind.AUDIO:
@@ -252,7 +260,7 @@ class Consumer:
             self._last_out_ts = out_ts
             self._last_out_time = time.monotonic()
         assert self._sink is not None
-        if self._sink.send_rtp(data):
+        if self._sink.send_rtp(data, self._class):
             counters = self.counters
             counters.packets += 1
             counters.bytes += len(data)
@@ -320,7 +328,7 @@ class Consumer:
     ) -> bytes:
         params = self.params
         assert params is not None
-        body = self._mid_element
+        body = self._head_elements
         if self._ast_header:
             body += bytes((self._ast_header,)) + send_time
         if self._level_header:
@@ -388,7 +396,7 @@ class Consumer:
             data = rtx_header + seq.to_bytes(2, "big") + payload
         else:
             data = self._serialize(packet, payload, payload_type, seq, out_ts, now_ast)
-        if not sink.send_rtp(data):
+        if not sink.send_rtp(data, PacketClass.RETRANSMISSION):
             return False
         self.counters.retransmissions += 1
         return True
@@ -417,7 +425,7 @@ class Consumer:
         size = max(1, min(size, 255))
         padding = bytes(size - 1) + bytes((size,))
         ast = abs_send_time(time.time())
-        ext = self._mid_element
+        ext = self._head_elements
         if self._ast_header:
             ext += bytes((self._ast_header,)) + ast
         if ext:
@@ -437,7 +445,7 @@ class Consumer:
             )
             header[0] |= 0x20  # P: the payload is all padding
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            if self._sink.send_rtp(bytes(header) + padding):
+            if self._sink.send_rtp(bytes(header) + padding, PacketClass.PADDING):
                 sent += 1
                 self._rtx_packets += 1
                 self._rtx_bytes += size

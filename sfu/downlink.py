@@ -40,6 +40,9 @@ from sfu.media import MediaKind, Source
 from sfu.peer import MediaSettings
 from sfu.quality import track_quality
 from sfu.rtcp import ReportBlock
+from sfu.transport_sender import TransportSender
+from sfu.twcc import TransportFeedback
+from sfu.twcc_estimator import TwccEstimator
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ SPEAKER_LEVEL = 70  # -dBov: quieter than this is not speaking
 REMB_GRACE = 2.0  # seconds after a resume before the track's REMB counts again
 RED_SHARE_OFF = 0.5  # RED audio falls back to plain Opus once it would take this share
 RED_SHARE_ON = 0.3  # of the estimate, and comes back below this one
+PACING_FACTOR = 1.5  # packets leave at up to this times the estimate (a keyframe is spread)
 
 Notify = Callable[[dict[str, Any]], None]
 
@@ -80,11 +84,12 @@ class DownlinkController:
         now = time.monotonic()
         self.subscriber_id = subscriber_id
         self.settings = settings
-        self.estimator = DownlinkEstimator(
+        self.estimator: DownlinkEstimator | TwccEstimator = DownlinkEstimator(
             settings.subscriber_start_bitrate_kbps * 1000,
             settings.subscriber_max_bitrate_kbps * 1000,
             now,
         )
+        self._sender: TransportSender | None = None
         self.audio_rate = 0.0
         self.video_rate = 0.0
         self.padding_packets = 0
@@ -115,6 +120,10 @@ class DownlinkController:
         self._thin_audio = ThinLinkAudio(settings.thin_link_opus_kbps * 1000)
         self._task: asyncio.Task[None] | None = None
 
+    def attach(self, sender: TransportSender) -> None:
+        """The subscriber transport's sender: paced at the estimate, its sends recorded."""
+        self._sender = sender
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -142,6 +151,23 @@ class DownlinkController:
             self._time_link(now)
 
     # -- feedback --------------------------------------------------------------------
+
+    def on_transport_feedback(self, feedback: TransportFeedback) -> None:
+        """Transport-wide feedback: from the first, the link is estimated from it alone."""
+        sender = self._sender
+        if sender is None or not sender.transport_cc:
+            return
+        now = time.monotonic()
+        estimator = self.estimator
+        if not isinstance(estimator, TwccEstimator):
+            estimator = TwccEstimator(
+                self.settings.subscriber_start_bitrate_kbps * 1000,
+                self.settings.subscriber_max_bitrate_kbps * 1000,
+                now,
+            )
+            self.estimator = estimator
+            sender.on_stamped = estimator.on_sent
+        estimator.on_feedback(sender.history.resolve(feedback, now), now, self.rtt)
 
     def on_remb(self, consumers: list[Consumer], bitrate: int) -> None:
         now = time.monotonic()
@@ -241,8 +267,9 @@ class DownlinkController:
         cautious = allocate(budget * HEADROOM, demands)
         lenient = allocate(budget * PAUSE_TOLERANCE, demands)
         # before any sign of congestion, a low start estimate chooses small
-        # layers but never pauses a track
-        measured = estimator.decreases > 0
+        # layers but never pauses a track (nor does one that is low only
+        # because little is sent)
+        measured = estimator.may_pause
         paused_now = False
         for consumer in video:
             opts = options[consumer]
@@ -279,6 +306,8 @@ class DownlinkController:
                 self._probe_last_seq = None  # known once this probe's padding is out
         else:
             self._padding_due = 0.0
+        if self._sender is not None:
+            self._sender.pacer.rate_bps = max(estimator.estimate * PACING_FACTOR, target)
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
             if video:

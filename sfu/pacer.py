@@ -72,7 +72,7 @@ class PacerConfig:
 class Pacer:
     """Paces one transport's RTP: audio at once, the rest within the budget, by priority.
 
-    ``send``: the raw egress, True if the packet left. ``prepare(data, cls)``,
+    ``send``: the raw egress, True if the packet left. ``prepare(data, cls, queued)``,
     if given, runs right before each ``send`` and returns the bytes to send:
     the place to stamp what follows the sending order or moment
     (transport-wide sequence numbers, abs-send-time). ``dropped`` counts what
@@ -105,7 +105,7 @@ class Pacer:
         config: PacerConfig = PacerConfig(),  # frozen: safe to share
         clock: Callable[[], float] = time.monotonic,
         loop: asyncio.AbstractEventLoop | None = None,
-        prepare: Callable[[bytes, PacketClass], bytes] | None = None,
+        prepare: Callable[[bytes, PacketClass, bool], bytes] | None = None,
     ) -> None:
         self._send = send
         self._prepare = prepare
@@ -242,7 +242,7 @@ class Pacer:
             if cls is _PADDING and now - queued_at > max_age:
                 self.dropped += 1
                 continue
-            self._emit(data, cls)
+            self._emit(data, cls, queued=True)
         if self._backlog:
             self._schedule(rate)
 
@@ -281,10 +281,10 @@ class Pacer:
 
     # -- internals -------------------------------------------------------------------
 
-    def _emit(self, data: bytes, cls: PacketClass) -> bool:
+    def _emit(self, data: bytes, cls: PacketClass, queued: bool = False) -> bool:
         try:
             if self._prepare is not None:
-                data = self._prepare(data, cls)
+                data = self._prepare(data, cls, queued)
             sent = self._send(data)
         except Exception:
             self.send_errors += 1

@@ -69,6 +69,7 @@ class MediaSettings:
     opus_ptime_ms: int = 0  # 0: the publisher's own choice (20 ms in browsers)
     thin_link_opus_kbps: int = 16  # asked of publishers while a link is too thin (0: never)
     publisher_start_bitrate_kbps: int = 1000
+    transport_cc: bool = True  # offer/accept transport-wide congestion control (sfu/twcc.py)
     subscriber_start_bitrate_kbps: int = 300
     subscriber_max_bitrate_kbps: int = 5000
     quality_interval: float = 2.0

@@ -4,9 +4,12 @@ The server offers (one sendonly m-line per Consumer) and the client answers.
 Consumers are added and removed at any time: changes are batched into one
 renegotiation at a time; m-lines of removed consumers become inactive.
 RTCP from the subscriber (NACK, PLI/FIR, receiver reports, REMB) is routed
-by media SSRC to the Consumer concerned; receiver reports and REMB also feed
-the peer's DownlinkController (sfu/downlink.py), which chooses what each
-Consumer forwards.
+by media SSRC to the Consumer concerned; receiver reports, REMB and
+transport feedback also feed the peer's DownlinkController
+(sfu/downlink.py), which chooses what each Consumer forwards. Every packet
+leaves through one TransportSender (sfu/transport_sender.py): paced, and
+stamped with a transport-wide sequence number when the subscriber answered
+the offered transport-cc, as browsers do.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from sfu.rtcp import (
     parse_rtcp,
 )
 from sfu.rtp import EXT_ABS_SEND_TIME, EXT_AUDIO_LEVEL, EXT_MID
+from sfu.transport_sender import TransportSender
+from sfu.twcc import TransportFeedback
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +83,8 @@ class SubscriberPeer(Peer):
         self._to_remove: list[Consumer] = []
         self._awaiting_answer = False
         self._red_pts: dict[str, int] = {}  # mid -> RED payload type the subscriber answered
+        self._transport_cc_ext: int | None = None  # the subscriber answered transport-cc
+        self._sender: TransportSender | None = None
 
     # -- consumers ----------------------------------------------------------------
 
@@ -140,7 +147,10 @@ class SubscriberPeer(Peer):
             self._by_ssrc[media_ssrc] = consumer
             self._by_ssrc[rtx_ssrc] = consumer
         self._awaiting_answer = True
-        await self._send_offer(sdp_edits.offer_red(self.pc.localDescription.sdp, red_mids), tracks)
+        sdp = sdp_edits.offer_red(self.pc.localDescription.sdp, red_mids)
+        if self.settings.transport_cc:
+            sdp = sdp_edits.offer_transport_cc(sdp)
+        await self._send_offer(sdp, tracks)
 
     def _prefer_codec(self, transceiver: RTCRtpTransceiver, consumer: Consumer) -> None:
         wanted = consumer.producer.codec
@@ -170,6 +180,8 @@ class SubscriberPeer(Peer):
             raise SdpError(f"SDP answer rejected: {exc}") from None
         self._awaiting_answer = False
         self._red_pts = sdp_edits.answered_red(sdp)
+        if self.settings.transport_cc:
+            self._transport_cc_ext = sdp_edits.transport_cc_id(sdp)
         if self._egress is not None and self._egress.ready:
             self._on_connected()
         if self._to_add or self._to_remove:
@@ -179,6 +191,10 @@ class SubscriberPeer(Peer):
         """DTLS is up (or renegotiation finished): bind every new Consumer."""
         if self._egress is None or self._awaiting_answer:
             return
+        if self._sender is None:
+            self._sender = TransportSender(self._egress)
+            self.downlink.attach(self._sender)
+        sender = self._sender
         self.downlink.start()
         for mid, consumer in self.consumers.items():
             if consumer.state is not ConsumerState.NEW:
@@ -192,6 +208,7 @@ class SubscriberPeer(Peer):
                 continue
             media_ssrc, rtx_ssrc = aiortc_hooks.sender_ssrcs(transceiver)
             ext = extension_ids(transceiver)
+            sender.configure(self._transport_cc_ext, ext.get(EXT_ABS_SEND_TIME))  # bundle: shared
             rtx_pt = codec.rtx_payload_type
             consumer.bind(
                 OutboundParams(
@@ -206,8 +223,9 @@ class SubscriberPeer(Peer):
                     nack=codec.nack,
                     cname=self.settings.cname,
                     red_payload_type=self._red_pts.get(mid),
+                    transport_cc_ext=self._transport_cc_ext,
                 ),
-                self._egress,
+                sender,
             )
 
     async def add_ice_candidate(self, candidate: Any) -> None:
@@ -243,6 +261,8 @@ class SubscriberPeer(Peer):
                         blocks.append((consumer, block, rtx))
                 if blocks:
                     downlink.on_report(blocks)
+            elif isinstance(record, TransportFeedback):
+                downlink.on_transport_feedback(record)
             elif isinstance(record, Remb):
                 self.remb_bitrate = record.bitrate
                 covered = {by_ssrc[s] for s in record.ssrcs if s in by_ssrc}
@@ -252,6 +272,8 @@ class SubscriberPeer(Peer):
 
     async def close(self) -> None:
         await self.downlink.close()
+        if self._sender is not None:
+            self._sender.close()
         for consumer in list(self._transceivers) + self._to_add:
             consumer.close()
         self._transceivers.clear()

@@ -452,7 +452,8 @@ class SentPacketHistory:
         self._ref_unwrapped: int | None = None
         self.last_feedback_time: float | None = None
 
-    def on_sent(self, seq16: int, send_time_s: float, size: int, kind: int) -> None:
+    def on_sent(self, seq16: int, send_time_s: float, size: int, kind: int) -> int:
+        """Record one packet; returns its unwrapped sequence number (as feedback resolves it)."""
         last = self._last
         if last is None:
             u = (seq16 & 0xFFFF) + 0x10000  # keeps unwrapped numbers positive
@@ -467,6 +468,7 @@ class SentPacketHistory:
         self._state[i] = 0
         if last is None or u > last:
             self._last = u
+        return u
 
     def resolve(self, feedback: TransportFeedback, now_s: float) -> list[PacketResult]:
         """Send records of the packets ``feedback`` reports, each new outcome once.

@@ -75,6 +75,7 @@ def media_settings(config: Config) -> MediaSettings:
         opus_ptime_ms=media.opus_ptime_ms,
         thin_link_opus_kbps=media.thin_link_opus_kbps,
         publisher_start_bitrate_kbps=media.publisher_start_bitrate_kbps,
+        transport_cc=media.transport_cc,
         subscriber_start_bitrate_kbps=media.subscriber_start_bitrate_kbps,
         subscriber_max_bitrate_kbps=media.subscriber_max_bitrate_kbps,
         quality_interval=media.quality_interval,

@@ -123,6 +123,7 @@ class MediaConfig:
     opus_ptime_ms: int = 0
     thin_link_opus_kbps: int = 16
     publisher_start_bitrate_kbps: int = 1000
+    transport_cc: bool = True
     subscriber_start_bitrate_kbps: int = 300
     subscriber_max_bitrate_kbps: int = 5000
     quality_interval: float = 2.0

@@ -338,9 +338,11 @@ def test_exception_in_send_is_counted_and_the_drain_goes_on() -> None:
 def test_prepare_stamps_in_send_order() -> None:
     """A transport-wide sequence number written at send time follows the wire order."""
     stamped: list[PacketClass] = []
+    queued_flags: list[bool] = []
 
-    def prepare(data: bytes, cls: PacketClass) -> bytes:
+    def prepare(data: bytes, cls: PacketClass, queued: bool) -> bytes:
         stamped.append(cls)
+        queued_flags.append(queued)
         return data[:2] + len(stamped).to_bytes(2, "big") + data[4:] + b"\x00" * 4
 
     pacer, wire, loop, clock = paced(100_000, prepare=prepare)
@@ -352,6 +354,8 @@ def test_prepare_stamps_in_send_order() -> None:
     assert [c for _, c, _ in wire.sent] == stamped == [VIDEO, AUDIO, VIDEO, VIDEO, VIDEO]
     assert [int.from_bytes(d[2:4], "big") for _, _, d in wire.sent] == [1, 2, 3, 4, 5]
     assert pacer.sent_bytes == 4 * 1004 + 104  # the prepared bytes are what counts
+    # the first video left at once; the others waited (their abs-send-time needs restamping)
+    assert queued_flags == [False, False, True, True, True]
 
 
 def test_config_must_be_positive() -> None:

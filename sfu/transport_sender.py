@@ -1,0 +1,98 @@
+"""TransportSender: how one subscriber transport's RTP leaves the server.
+
+Consumers hand it finished packets with their class (audio, retransmission,
+video, padding). It paces them (sfu/pacer.py: audio never waits, a keyframe
+burst is spread at the pacing rate) and, right before each packet leaves,
+stamps what belongs to the moment of sending:
+
+- the transport-wide sequence number, when the subscriber negotiated
+  transport-cc: the Consumer reserved its slot as the first header
+  extension element (bytes 17-18 of a packet with no CSRC), and the send
+  time and size go into a history the transport feedback is resolved
+  against (sfu/twcc.py);
+- abs-send-time, for a packet that waited in the pacer's queue: a receiver
+  that estimates from it (REMB) must see when the packet really left.
+
+RTCP is never paced: it goes straight to the SRTP egress.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sfu.media import PacketClass, PacketSink
+from sfu.pacer import Pacer
+from sfu.rtp import abs_send_time
+from sfu.twcc import SentPacketHistory, TransportSequence
+
+SLOT = 16  # the first extension element of a packet we built (12-byte header, no CSRC)
+WIRE_OVERHEAD = 10 + 8 + 20 + 14  # SRTP tag, UDP, IPv4, Ethernet: what a link carries besides
+
+
+class TransportSender:
+    """Pacer + transport-wide sequence numbers + send history for one subscriber transport."""
+
+    __slots__ = ("_ast_ext", "_egress", "_sequence", "_twcc_byte", "history", "on_stamped", "pacer")
+
+    def __init__(self, egress: PacketSink) -> None:
+        self._egress = egress
+        self._twcc_byte = 0  # the slot's element header byte; 0: transport-cc not negotiated
+        self._ast_ext: int | None = None
+        self._sequence = TransportSequence()
+        self.history = SentPacketHistory()
+        self.pacer = Pacer(egress.send_rtp, prepare=self._prepare)
+        # called with each packet's unwrapped transport-wide sequence number (probe clusters)
+        self.on_stamped: Callable[[int], None] | None = None
+
+    def configure(self, transport_cc_ext: int | None, abs_send_time_ext: int | None) -> None:
+        """The extension ids the subscriber negotiated (one id space per bundled transport).
+
+        An audio m-line has no abs-send-time: None there leaves the known id.
+        """
+        self._twcc_byte = (transport_cc_ext << 4) | 1 if transport_cc_ext is not None else 0
+        if abs_send_time_ext is not None:
+            self._ast_ext = abs_send_time_ext
+
+    @property
+    def transport_cc(self) -> bool:
+        return bool(self._twcc_byte)
+
+    def send_rtp(self, data: bytes, cls: PacketClass = PacketClass.VIDEO) -> bool:
+        return self.pacer.send_rtp(data, cls)
+
+    def send_rtcp(self, data: bytes) -> bool:
+        return self._egress.send_rtcp(data)
+
+    def close(self) -> None:
+        self.pacer.close()
+
+    def _prepare(self, data: bytes, cls: PacketClass, queued: bool) -> bytes:
+        if queued and self._ast_ext is not None and cls is not PacketClass.AUDIO:
+            data = _restamp_abs_send_time(data, self._ast_ext)
+        byte = self._twcc_byte
+        if byte and len(data) > SLOT + 3 and data[0] & 0x1F == 0x10 and data[SLOT] == byte:
+            seq = self._sequence.next_seq()
+            data = b"".join((data[: SLOT + 1], seq.to_bytes(2, "big"), data[SLOT + 3 :]))
+            sent = self.history.on_sent(seq, time.monotonic(), len(data) + WIRE_OVERHEAD, int(cls))
+            if self.on_stamped is not None:
+                self.on_stamped(sent)
+        return data
+
+
+def _restamp_abs_send_time(data: bytes, ext_id: int) -> bytes:
+    """``data`` with its abs-send-time element (one-byte form) set to now."""
+    if data[0] & 0x1F != 0x10 or data[12:14] != b"\xbe\xde":
+        return data
+    end = 16 + 4 * int.from_bytes(data[14:16], "big")
+    pos = 16
+    while pos < end and pos < len(data):
+        header = data[pos]
+        if header == 0:  # padding
+            pos += 1
+            continue
+        length = (header & 0x0F) + 1
+        if header >> 4 == ext_id and length == 3:
+            return data[: pos + 1] + abs_send_time(time.time()) + data[pos + 4 :]
+        pos += 1 + length
+    return data

@@ -1,0 +1,205 @@
+"""A subscriber link's estimate from transport-wide feedback, for the DownlinkController.
+
+Used instead of sfu/bandwidth.py's REMB/receiver-report estimator once a
+subscriber (a browser) returns transport feedback: every packet the server
+sends it carries a transport-wide sequence number (sfu/transport_sender.py),
+so its feedback says when each one arrived, and sfu/gcc.py estimates the
+link send-side, from the trend of the queueing delay and from loss, as
+Chrome does for its own uplink.
+
+This class gives that estimate the same face as ``DownlinkEstimator`` (the
+controller's allocation, pause and probing code is shared) and decides
+probes:
+
+- **When**: the allocation wants more than the estimate, no congestion was
+  seen in the last ``DECREASE_HOLD`` seconds, and the back-off allows it.
+- **How much**: 1.5x the estimate (2x after a probe that succeeded), never
+  more than wanted; for ``PROBE_DURATION`` seconds, padding on top of the
+  media (the pacer lets it through at the probe's rate).
+- **Stopped early**: at the first feedback whose delay trend says the queue
+  grows (``overusing_now``): within one feedback interval, before audio
+  behind it suffers.
+- **Judged** by sfu/gcc.py (the receive rate of the cluster's packets against
+  its send rate). A success raises the estimate to the probed rate in one
+  step, and the next probe may double; a failure doubles the back-off
+  (``PROBE_BACKOFF_MIN`` .. ``PROBE_BACKOFF_MAX``).
+
+``may_pause`` is the honest-signal rule: only a real congestion signal
+(an overuse or a loss-based decrease in the last few seconds) lets the
+controller pause video. A low estimate on a link that simply carries
+little (the remote publisher is weak, video is paused) never does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+
+from sfu.bandwidth import DECREASE_HOLD, MIN_ESTIMATE, ProbeState
+from sfu.gcc import PacketFeedback, ProbeOutcome, SendSideEstimator
+
+logger = logging.getLogger(__name__)
+
+PROBE_DURATION = 0.3  # seconds of padding per probe
+PROBE_STEP = 1.5  # first probe, and after a failure: this times the estimate
+PROBE_STEP_AFTER_SUCCESS = 2.0
+PROBE_MIN_STEP = 1.15  # a probe for less than this times the estimate is not worth it
+PROBE_SETTLE_MAX = 2.0  # seconds after a probe ends: given up on if still undecided
+PROBE_BACKOFF_MIN = 1.0  # seconds before the next probe after a failure (doubles)
+PROBE_BACKOFF_MAX = 8.0
+
+
+class TwccEstimator:
+    """Estimate, congestion and probes of one subscriber link from transport feedback."""
+
+    def __init__(self, start_bps: float, max_bps: float, now: float) -> None:
+        self._gcc = SendSideEstimator(start_bps, MIN_ESTIMATE, max_bps)
+        self._clusters = itertools.count(1)
+        self._cluster: int | None = None  # the probe cluster running or being judged
+        self._cluster_target = 0.0
+        self._probe_ends = 0.0
+        self._next_probe = now
+        self._backoff = PROBE_BACKOFF_MIN
+        self._step = PROBE_STEP
+        self._seen_congestion: float | None = None
+        self.probe_state = ProbeState.IDLE
+        self.decreases = 0  # congestion signals seen (overuse or loss-based decrease)
+        self.last_decrease = -1e9
+        self.probes = 0
+        self.probes_failed = 0
+
+    def __repr__(self) -> str:
+        gcc = self._gcc
+        return (
+            f"TwccEstimator({gcc.estimate / 1000:.0f} kbit/s, {gcc.usage.name.lower()}, "
+            f"acked {(gcc.acked_bitrate or 0) / 1000:.0f}, loss {gcc.loss:.1%}, "
+            f"{self.probe_state.value})"
+        )
+
+    # -- what the DownlinkController reads ------------------------------------------
+
+    @property
+    def estimate(self) -> float:
+        return self._gcc.estimate
+
+    @property
+    def loss(self) -> float:
+        return self._gcc.loss
+
+    @property
+    def queue_delay(self) -> float:
+        return self._gcc.queue_delay
+
+    @property
+    def looks_clean(self) -> bool:
+        return not self._gcc.congested
+
+    @property
+    def may_pause(self) -> bool:
+        """A real congestion signal lately: only then may video be paused for bandwidth."""
+        return self._gcc.congested
+
+    @property
+    def probing(self) -> bool:
+        return self.probe_state is ProbeState.PROBING
+
+    def padding_now(self, now: float) -> bool:
+        return self.probe_state is ProbeState.PROBING and now < self._probe_ends
+
+    # -- feedback ------------------------------------------------------------------
+
+    def on_sent(self, seq: int) -> None:
+        """A packet left with this (unwrapped) transport-wide sequence number."""
+        if self._cluster is not None and self.probe_state is ProbeState.PROBING:
+            self._gcc.on_probe_packet_sent(self._cluster, seq)
+
+    def on_feedback(self, results: Sequence[PacketFeedback], now: float, rtt: float | None) -> None:
+        gcc = self._gcc
+        if rtt is not None:
+            gcc.set_rtt(rtt)
+        gcc.on_feedback(results, now)
+        if gcc.last_congestion is not None and gcc.last_congestion != self._seen_congestion:
+            self._seen_congestion = gcc.last_congestion
+            self.decreases += 1
+            self.last_decrease = now
+        if self.probe_state is ProbeState.PROBING and gcc.overusing_now:
+            logger.debug("%r: probe stopped, the queue grows", self)
+            self._end_probe(now)
+        self._judge(now)
+
+    # -- signals the REMB/receiver-report estimator uses (transport feedback says more) ------
+
+    def on_remb(self, *args: object) -> None:
+        """REMB is ignored: transport feedback covers every packet."""
+
+    def on_loss(self, *args: object) -> None:
+        """Receiver-report loss is ignored: transport feedback counts every packet."""
+
+    def on_queue_delay(self, *args: object) -> None:
+        """The RTX round trip is ignored: the delay trend of every packet says more."""
+
+    def carried(self, bitrate: float) -> None:
+        """What went through raises the estimate by itself (acknowledged rate)."""
+
+    def cap(self, bitrate: float, now: float, why: str) -> None:
+        """A pause needs no cap: the estimate already follows the link."""
+
+    def set_application_limited(self, limited: bool) -> None:
+        self._gcc.set_application_limited(limited)
+
+    # -- probing -----------------------------------------------------------------------
+
+    def padding_target(self, wanted: float, now: float, sent: float, paused: bool) -> float:
+        """The total rate to send now (media + padding): above ``sent`` while probing, else 0."""
+        if self.probe_state is ProbeState.PROBING:
+            if now < self._probe_ends:
+                return self._cluster_target
+            self._end_probe(now)
+        if self.probe_state is ProbeState.SETTLING:
+            self._judge(now)
+            return 0.0
+        estimate = self._gcc.estimate
+        if (
+            wanted < estimate * PROBE_MIN_STEP
+            or now < self._next_probe
+            or now - self.last_decrease < DECREASE_HOLD
+            or self._gcc.congested
+        ):
+            return 0.0
+        target = min(wanted, estimate * self._step)
+        target = max(target, estimate * PROBE_MIN_STEP)
+        self._cluster = next(self._clusters)
+        self._cluster_target = target
+        self._probe_ends = now + PROBE_DURATION
+        self._gcc.start_probe(self._cluster, target, now)
+        self.probe_state = ProbeState.PROBING
+        self.probes += 1
+        logger.debug("%r: probing at %d bit/s (sending %d)", self, target, sent)
+        return target
+
+    def _end_probe(self, now: float) -> None:
+        if self._cluster is not None:
+            self._gcc.end_probe(self._cluster)
+        self.probe_state = ProbeState.SETTLING
+        self._probe_ends = now
+
+    def _judge(self, now: float) -> None:
+        cluster = self._cluster
+        if cluster is None or self.probe_state is not ProbeState.SETTLING:
+            return
+        outcome = self._gcc.probe_outcome(cluster)
+        if outcome is ProbeOutcome.PENDING and now - self._probe_ends < PROBE_SETTLE_MAX:
+            return
+        self.probe_state = ProbeState.IDLE
+        self._cluster = None
+        if outcome is ProbeOutcome.SUCCEEDED:
+            self._step = PROBE_STEP_AFTER_SUCCESS
+            self._backoff = PROBE_BACKOFF_MIN
+            self._next_probe = now
+        else:
+            self.probes_failed += 1
+            self._step = PROBE_STEP
+            self._next_probe = now + self._backoff
+            self._backoff = min(self._backoff * 2, PROBE_BACKOFF_MAX)
+        logger.debug("%r: probe %s", self, outcome.value)
