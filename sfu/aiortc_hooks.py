@@ -509,6 +509,38 @@ def tap_media_datagrams(
             setattr(protocol, "_digiclinic_tap", True)  # noqa: B010
 
 
+def stamp_arrivals(pc: RTCPeerConnection, arrivals: dict[bytes, int], limit: int = 4096) -> None:
+    """Note when each SRTP packet of ``pc`` came off its socket: key (seq, SSRC) -> monotonic us.
+
+    Transport-wide feedback must give the time a packet *arrived*, but aiortc
+    hands decrypted packets over only after an asyncio queue, a DTLS task and
+    SRTP: packets that arrived spread over a busy loop iteration would all get
+    the same time, and a browser reading that feedback sees a link faster
+    than it is. The key is the cleartext header's sequence number and SSRC
+    (bytes 2-3 and 8-11, the same in the decrypted packet); the consumer
+    pops it. Past ``limit`` entries (nobody consumes them) the dict is
+    cleared. Call after setLocalDescription (the sockets exist then).
+    """
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        for protocol in connection._protocols:
+            if getattr(protocol, "_digiclinic_arrivals", False):
+                continue
+            original = protocol.datagram_received
+
+            def datagram_received(
+                data: bytes, addr: tuple[str, int], _original: Any = original
+            ) -> None:
+                if len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
+                    if len(arrivals) >= limit:
+                        arrivals.clear()
+                    arrivals[data[2:4] + data[8:12]] = time.monotonic_ns() // 1000
+                _original(data, addr)
+
+            setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
+            setattr(protocol, "_digiclinic_arrivals", True)  # noqa: B010
+
+
 def srtp_unprotector(transceiver: RTCRtpTransceiver) -> Callable[[bytes], bytes] | None:
     """The receive-side SRTP ``unprotect`` of a connected transport (None before DTLS is up).
 

@@ -116,6 +116,7 @@ class PublisherPeer(Peer):
         self._twcc = TwccRecorder()
         self._twcc_ssrc = 0  # the media SSRC feedback names (any of the transport's)
         self._twcc_bytes = 0  # received since the last feedback, for its interval
+        self._arrivals: dict[bytes, int] = {}  # (seq, SSRC) -> when it came off the socket, us
         self.twcc_feedbacks_sent = 0
         self._lock = asyncio.Lock()
 
@@ -160,6 +161,8 @@ class PublisherPeer(Peer):
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         edited, red_pts = self._edit_answer(self.pc.localDescription.sdp, offer, rids)
+        if self._twcc_ext is not None:
+            aiortc_hooks.stamp_arrivals(self.pc, self._arrivals)
         added, removed = self._update_producers(parsed, tracks, rids)
         for producer in added:
             producer.red_payload_type = red_pts.get(producer.mid)
@@ -285,7 +288,10 @@ class PublisherPeer(Peer):
         if self._twcc_ext is not None:
             twcc = packet.extensions.get(self._twcc_ext)
             if twcc is not None and len(twcc) == 2:
-                self._twcc.on_packet(int.from_bytes(twcc, "big"), time.monotonic_ns() // 1000)
+                arrival = self._arrivals.pop(data[2:4] + data[8:12], None)
+                if arrival is None:
+                    arrival = time.monotonic_ns() // 1000
+                self._twcc.on_packet(int.from_bytes(twcc, "big"), arrival)
                 self._twcc_ssrc = packet.ssrc
                 self._twcc_bytes += len(data)
         elif self._abs_ext is not None and producer.kind is MediaKind.VIDEO:

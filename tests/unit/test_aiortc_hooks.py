@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 
 import aioice
 import aiortc
@@ -102,6 +103,8 @@ async def test_hooks_carry_srtp_packets_between_two_real_peers() -> None:
         )
         aiortc_hooks.configure_host_candidates(receiver_pc, ["127.0.0.1"])
         await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        arrivals: dict[bytes, int] = {}
+        aiortc_hooks.stamp_arrivals(receiver_pc, arrivals)
         await sender_pc.setRemoteDescription(receiver_pc.localDescription)
         await asyncio.wait_for(connected.wait(), 10)
 
@@ -128,6 +131,9 @@ async def test_hooks_carry_srtp_packets_between_two_real_peers() -> None:
             5678,
             b"payload",
         )
+        # the arrival was noted as the datagram came off the socket, keyed as decrypted
+        key = received[0][2:4] + received[0][8:12]
+        assert key in arrivals and arrivals[key] <= time.monotonic_ns() // 1000
     finally:
         await sender_pc.close()
         await receiver_pc.close()
