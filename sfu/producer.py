@@ -35,6 +35,7 @@ KEYFRAME_REQUEST_INTERVAL = 0.25
 """Minimum seconds between two keyframe requests sent to one publisher layer."""
 LAYER_STOP_DELAY = 5.0
 LAYER_MIN_ON = 10.0  # seconds a layer switched on stays on at least
+LAYER_STALE = 2.0  # seconds without a packet: the publisher is not sending the layer
 """Seconds a layer must be unneeded before the publisher is told to stop it."""
 
 
@@ -84,7 +85,7 @@ class Producer:
         self._request_upstream = request_keyframe_upstream
         self._keyframe_interval = keyframe_interval
         self._unneeded_since: dict[int, float] = {}
-        self._switched_on: dict[int, float] = {}  # layer index -> when it was last switched on
+        self._switched: dict[int, float] = {}  # layer index -> when it was last switched on/off
 
     def __repr__(self) -> str:
         return f"Producer({self.id} {self.source} {self._codec_name} x{len(self.layers)})"
@@ -223,16 +224,19 @@ class Producer:
 
         A layer is needed while a Consumer targets it (the lowest always, and
         the top one while the recorder taps it), and so is every layer below
-        a needed one: a browser that is told to send its top layer and not
-        the middle one spends a thin uplink on 720p first (seen with real
-        Chromium on a 250 kbit/s uplink: `[q, f]` and `[q, h, f]` in turn).
-        One that arrives but nobody has needed for LAYER_STOP_DELAY seconds
-        is switched off, never sooner than LAYER_MIN_ON after it was switched
-        on (no flapping); one needed again is switched on at once. A layer
-        the publisher has not sent yet (a browser enables its upper layers
-        as its own estimate grows) is left alone while every layer below it
-        is on: it costs nothing, and switching it off would keep a subscriber
-        from ever seeing, and so needing, it.
+        a needed one: a browser told to send its top layer and not the middle
+        one spends a thin uplink on 720p first (real Chromium on a 250 kbit/s
+        uplink: `[q, f]` and `[q, h, f]` in turn).
+
+        Only a layer that *arrives* and that nobody has needed for
+        LAYER_STOP_DELAY seconds is switched off (it costs the publisher's
+        uplink). One the publisher does not send (never yet, or not for
+        LAYER_STALE seconds: a browser drops its upper layers by itself when
+        its own estimate is too low for them) is left alone while every layer
+        below it is on: it costs nothing, and switching it off and on again
+        made Chromium probe its thin uplink every ten seconds. A layer
+        switched on stays on at least LAYER_MIN_ON seconds (unless its absence
+        would leave a gap below a needed layer).
         """
         if not self.simulcast:
             return None
@@ -243,22 +247,33 @@ class Producer:
             if not consumer.pause_reasons:
                 wanted.add(consumer.target_layer)
         top = max(wanted)
+        now_ms = now * 1000
         changed = False
         below_on = True  # every layer below this one stays on
         for layer in self.layers:
-            if layer.index <= top:
-                self._unneeded_since.pop(layer.index, None)
+            index = layer.index
+            if index <= top:
+                self._unneeded_since.pop(index, None)
                 if not layer.active:
                     layer.active = changed = True
-                    self._switched_on[layer.index] = now
-            elif layer.active and (layer.stream is not None or not below_on):
-                since = self._unneeded_since.setdefault(layer.index, now)
-                on_since = self._switched_on.get(layer.index, -1e9)
+                    self._switched[index] = now
+            elif layer.active:
+                arriving = (
+                    layer.stream is not None and now_ms - layer.last_arrival_ms < LAYER_STALE * 1000
+                )
+                if arriving:
+                    since = self._unneeded_since.setdefault(index, now)
+                else:
+                    since = now
+                    self._unneeded_since.pop(index, None)
                 if not below_on or (
-                    now - since >= LAYER_STOP_DELAY and now - on_since >= LAYER_MIN_ON
+                    now - since >= LAYER_STOP_DELAY
+                    and now - self._switched.get(index, -1e9) >= LAYER_MIN_ON
                 ):
                     layer.active = False
                     changed = True
+                    self._switched[index] = now
+                    self._unneeded_since.pop(index, None)
             below_on = below_on and layer.active
         return [layer.active for layer in self.layers] if changed else None
 

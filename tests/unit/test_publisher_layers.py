@@ -26,36 +26,55 @@ def simulcast(seen: tuple[bool, bool, bool] = (True, True, True)) -> Producer:
     return producer
 
 
+def step(producer: Producer, t: float, arriving: tuple[int, ...] = (0, 1, 2)) -> list[bool] | None:
+    """One look at ``t`` seconds, the layers in ``arriving`` having sent a packet just now."""
+    for index in arriving:
+        if producer.layers[index].stream is not None:
+            producer.layers[index].last_arrival_ms = int(t * 1000)
+    return producer.needed_layers(t)
+
+
 def test_a_layer_above_one_switched_off_goes_off_with_it() -> None:
     """Never the top layer on while a lower one is off (real Chromium spent 250 kbit/s on 720p)."""
     producer = simulcast(seen=(True, True, False))  # Chrome has not sent f yet
     consumer = FakeConsumer(target_layer=0)
     producer.consumers.add(consumer)  # type: ignore[arg-type]
-    assert producer.needed_layers(0.0) is None  # h unneeded, not long enough yet
-    layers = producer.needed_layers(LAYER_STOP_DELAY + LAYER_MIN_ON)
-    assert layers == [True, False, False]
+    assert step(producer, 0.0) is None  # h unneeded, not long enough yet
+    assert step(producer, LAYER_STOP_DELAY + LAYER_MIN_ON) == [True, False, False]
     consumer.target_layer = 2
-    assert producer.needed_layers(LAYER_STOP_DELAY + LAYER_MIN_ON + 1) == [True, True, True]
+    assert step(producer, LAYER_STOP_DELAY + LAYER_MIN_ON + 1) == [True, True, True]
 
 
 def test_layers_below_a_needed_one_stay_on() -> None:
     producer = simulcast()
     producer.consumers.add(FakeConsumer(target_layer=2))  # type: ignore[arg-type]
     for t in (0.0, 20.0, 40.0):
-        assert producer.needed_layers(t) is None
+        assert step(producer, t) is None
     assert all(layer.active for layer in producer.layers)
+
+
+def test_a_layer_the_publisher_stopped_sending_is_left_on() -> None:
+    """Switching it off and on again made Chromium probe a thin uplink every ten seconds."""
+    producer = simulcast()
+    producer.consumers.add(FakeConsumer(target_layer=0))  # type: ignore[arg-type]
+    for t in range(0, 40, 2):
+        assert step(producer, float(t), arriving=(0,)) is None  # h and f: not sent (stale)
+    assert all(layer.active for layer in producer.layers)
+    # h starts arriving again and still nobody needs it: off, and f (above it) with it
+    assert step(producer, 40.0) is None
+    assert step(producer, 40.0 + LAYER_STOP_DELAY) == [True, False, False]
 
 
 def test_a_layer_switched_on_stays_on_for_a_while() -> None:
     producer = simulcast()
     consumer = FakeConsumer(target_layer=0)
     producer.consumers.add(consumer)  # type: ignore[arg-type]
-    assert producer.needed_layers(0.0) is None
-    assert producer.needed_layers(LAYER_STOP_DELAY) == [True, False, False]
+    assert step(producer, 0.0) is None
+    assert step(producer, LAYER_STOP_DELAY) == [True, False, False]
     consumer.target_layer = 1
-    assert producer.needed_layers(LAYER_STOP_DELAY + 0.5) == [True, True, False]
+    assert step(producer, LAYER_STOP_DELAY + 0.5) == [True, True, False]
     consumer.target_layer = 0
     # unneeded again at once: kept on until LAYER_MIN_ON after it came back
     t = LAYER_STOP_DELAY + 0.5
-    assert producer.needed_layers(t + LAYER_STOP_DELAY) is None
-    assert producer.needed_layers(t + LAYER_MIN_ON) == [True, False, False]
+    assert step(producer, t + LAYER_STOP_DELAY) is None
+    assert step(producer, t + LAYER_MIN_ON) == [True, False, False]
