@@ -33,7 +33,16 @@ WIRE_OVERHEAD = 10 + 8 + 20 + 14  # SRTP tag, UDP, IPv4, Ethernet: what a link c
 class TransportSender:
     """Pacer + transport-wide sequence numbers + send history for one subscriber transport."""
 
-    __slots__ = ("_ast_ext", "_egress", "_sequence", "_twcc_byte", "history", "on_stamped", "pacer")
+    __slots__ = (
+        "_ast_ext",
+        "_egress",
+        "_sent_at_share",
+        "_sequence",
+        "_twcc_byte",
+        "history",
+        "on_stamped",
+        "pacer",
+    )
 
     def __init__(self, egress: PacketSink) -> None:
         self._egress = egress
@@ -44,6 +53,7 @@ class TransportSender:
         self.pacer = Pacer(egress.send_rtp, prepare=self._prepare)
         # called with each packet's unwrapped transport-wide sequence number (probe clusters)
         self.on_stamped: Callable[[int], None] | None = None
+        self._sent_at_share = (0, 0)  # (bytes, packets) sent when payload_share() was last asked
 
     def configure(self, transport_cc_ext: int | None, abs_send_time_ext: int | None) -> None:
         """The extension ids the subscriber negotiated (one id space per bundled transport).
@@ -63,6 +73,23 @@ class TransportSender:
 
     def send_rtcp(self, data: bytes) -> bool:
         return self._egress.send_rtcp(data)
+
+    def payload_share(self) -> float | None:
+        """The share of the bits on the wire that RTP packets are, since the last call.
+
+        Transport feedback measures the link in bits on the wire (headers of
+        UDP, IP and Ethernet, and the SRTP tag included), while what is sent
+        is priced in RTP bits: 64 kbit/s of 20 ms audio is 84 on the wire.
+        None when nothing was sent.
+        """
+        pacer = self.pacer
+        sent_bytes, sent_packets = pacer.sent_bytes, pacer.sent_packets
+        before_bytes, before_packets = self._sent_at_share
+        self._sent_at_share = (sent_bytes, sent_packets)
+        rtp = sent_bytes - before_bytes
+        if rtp <= 0:
+            return None
+        return rtp / (rtp + (sent_packets - before_packets) * WIRE_OVERHEAD)
 
     def close(self) -> None:
         self.pacer.close()

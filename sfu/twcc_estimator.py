@@ -41,13 +41,14 @@ from sfu.gcc import PacketFeedback, ProbeOutcome, SendSideEstimator
 
 logger = logging.getLogger(__name__)
 
-PROBE_DURATION = 0.3  # seconds of padding per probe
+PROBE_DURATION = 0.25  # seconds of padding per probe
 PROBE_STEP = 1.5  # first probe, and after a failure: this times the estimate
 PROBE_STEP_AFTER_SUCCESS = 2.0
 PROBE_MIN_STEP = 1.15  # a probe for less than this times the estimate is not worth it
 PROBE_SETTLE_MAX = 2.0  # seconds after a probe ends: given up on if still undecided
 PROBE_BACKOFF_MIN = 1.0  # seconds before the next probe after a failure (doubles)
-PROBE_BACKOFF_MAX = 8.0
+PAYLOAD_SHARE_SMOOTHING = 0.5
+PROBE_BACKOFF_MAX = 30.0  # a link that keeps failing probes is full: each one costs a queue
 
 
 class TwccEstimator:
@@ -68,6 +69,9 @@ class TwccEstimator:
         self.last_decrease = -1e9
         self.probes = 0
         self.probes_failed = 0
+        # RTP bits per bit on the wire of what was sent lately: the estimate is
+        # in wire bits, prices and rates are in RTP bits (TransportSender.payload_share)
+        self.payload_share = 0.9
 
     def __repr__(self) -> str:
         gcc = self._gcc
@@ -81,7 +85,8 @@ class TwccEstimator:
 
     @property
     def estimate(self) -> float:
-        return self._gcc.estimate
+        """The link's estimate in RTP bits (what prices are in)."""
+        return self._gcc.estimate * self.payload_share
 
     @property
     def loss(self) -> float:
@@ -145,6 +150,11 @@ class TwccEstimator:
     def cap(self, bitrate: float, now: float, why: str) -> None:
         """A pause needs no cap: the estimate already follows the link."""
 
+    def on_payload_share(self, share: float | None) -> None:
+        """What share of the wire bits sent lately were RTP bits (smoothed)."""
+        if share is not None:
+            self.payload_share += PAYLOAD_SHARE_SMOOTHING * (share - self.payload_share)
+
     def set_application_limited(self, limited: bool) -> None:
         self._gcc.set_application_limited(limited)
 
@@ -159,7 +169,7 @@ class TwccEstimator:
         if self.probe_state is ProbeState.SETTLING:
             self._judge(now)
             return 0.0
-        estimate = self._gcc.estimate
+        estimate = self.estimate
         if (
             wanted < estimate * PROBE_MIN_STEP
             or now < self._next_probe
@@ -172,7 +182,7 @@ class TwccEstimator:
         self._cluster = next(self._clusters)
         self._cluster_target = target
         self._probe_ends = now + PROBE_DURATION
-        self._gcc.start_probe(self._cluster, target, now)
+        self._gcc.start_probe(self._cluster, target / self.payload_share, now)
         self.probe_state = ProbeState.PROBING
         self.probes += 1
         logger.debug("%r: probing at %d bit/s (sending %d)", self, target, sent)
