@@ -45,7 +45,14 @@ from tests.helpers.netns_link import netns_available
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "browser_weak_link.yaml"
 REPO = Path(__file__).resolve().parent.parent
 SIDES = ("specialist", "patient")
-KEPT_MESSAGES = ("track_paused", "publisher_layers", "publisher_audio", "quality", "reconnect")
+KEPT_MESSAGES = (
+    "track_paused",
+    "publisher_layers",
+    "publisher_audio",
+    "publisher_link",
+    "quality",
+    "reconnect",
+)
 CASES = ("250k", "60k", "uncapped")
 
 
@@ -106,8 +113,13 @@ def figures(
         out["capped"] = asdict(summarize(table, cap_at + 3.0, lifted_at))
         told = [t for t, _ in paused if t >= cap_at]
         out["told_paused_after_s"] = round(told[0] - cap_at, 2) if told else None
-        out["tile_says_weak_after_s"] = first_time(
-            table, cap_at, lambda r: "weak" in r.tile_text.lower()
+        weak = [t for t, m in messages_of(messages, "publisher_link", cap_at) if m.get("weak")]
+        out["told_publisher_weak_after_s"] = round(weak[0] - cap_at, 2) if weak else None
+        out["tile_says_paused_weak_after_s"] = first_time(
+            table, cap_at, lambda r: "video paused: weak connection" in r.tile_text.lower()
+        )
+        out["tile_says_their_link_weak_after_s"] = first_time(
+            table, cap_at, lambda r: "'s connection is weak" in r.tile_text.lower()
         )
         out["first_frame_after_lift_s"] = first_time(table, lifted_at + 0.5, lambda r: r.fps > 0)
         out["full_640x360_after_lift_s"] = first_time(

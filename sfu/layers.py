@@ -19,6 +19,7 @@ MAX_TEMPORAL = 4
 NOMINAL_BITRATES = (150_000, 500_000, 1_500_000)
 """Prices (bit/s) of layers not measured yet, by rank; the client library's maxBitrate."""
 RATE_SMOOTHING = 0.12
+FPS_SMOOTHING = 0.4  # frame rate: follows a publisher whose frames collapse within ~2 s
 """Weight of the newest half-second measurement in a layer's price: ~4 s memory, so
 keyframes (every 2 s from browsers, more after losses) do not make it jump."""
 RESTART_SAMPLES = 8
@@ -34,6 +35,8 @@ class LayerRates:
     bytes_now: list[int] = field(default_factory=lambda: [0] * MAX_TEMPORAL)
     bitrate: list[float] = field(default_factory=lambda: [0.0] * MAX_TEMPORAL)
     temporal_seen: int = 0  # highest temporal id seen + 1 (1 when no T field)
+    frames_now: int = 0  # frames completed (marker bit) since the last sample
+    fps: float = 0.0  # smoothed frames per second
 
     def add(self, tid: int | None, size: int) -> None:
         t = 0 if tid is None else min(tid, MAX_TEMPORAL - 1)
@@ -44,6 +47,8 @@ class LayerRates:
     def sample(self, elapsed: float) -> bool:
         """Fold the bytes of the last ``elapsed`` seconds in; False if none arrived."""
         arrived = any(self.bytes_now)
+        self.fps += FPS_SMOOTHING * (self.frames_now / elapsed - self.fps)
+        self.frames_now = 0
         for t in range(MAX_TEMPORAL):
             rate = self.bytes_now[t] * 8 / elapsed
             if self.bitrate[t] == 0.0:

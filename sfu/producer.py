@@ -24,6 +24,7 @@ from sfu.media import CodecInfo, MediaKind, Source, TrafficCounters
 from sfu.rtcp import SenderReport
 from sfu.rtp import RtpPacket, abs_send_time, is_keyframe_start, rtx_unwrap
 from sfu.stream_stats import ReceiveStream
+from sfu.uplink_health import UplinkHealth
 from sfu.vp8 import keyframe_size, parse_descriptor
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Producer:
         self._request_upstream = request_keyframe_upstream
         self._keyframe_interval = keyframe_interval
         self._unneeded_since: dict[int, float] = {}
+        self._uplink = UplinkHealth() if source is Source.CAMERA else None
         self._switched: dict[int, float] = {}  # layer index -> when it was last switched on/off
 
     def __repr__(self) -> str:
@@ -175,6 +177,8 @@ class Producer:
             return  # padding-only packet
         packet.layer = layer.index
         if self._is_video:
+            if packet.marker and not rtx:
+                layer.rates.frames_now += 1
             if self._is_vp8:
                 desc = parse_descriptor(packet.payload)
                 packet.vp8 = desc
@@ -276,6 +280,18 @@ class Producer:
                     self._unneeded_since.pop(index, None)
             below_on = below_on and layer.active
         return [layer.active for layer in self.layers] if changed else None
+
+    @property
+    def uplink_weak(self) -> bool:
+        """The publisher's camera arrives at a few frames a second or not at all."""
+        return self._uplink is not None and self._uplink.weak
+
+    def check_uplink(self, now: float) -> bool:
+        """Judge the camera's frame rate (twice a second); True when ``uplink_weak`` changed."""
+        if self._uplink is None:
+            return False
+        fps = max(layer.rates.fps for layer in self.layers)
+        return self._uplink.update(fps, self.muted, now)
 
     def wanted_audio_cap(self) -> int | None:
         """The smallest Opus bitrate a subscriber's thin link wishes (None: no wish)."""

@@ -96,11 +96,13 @@ class PublisherPeer(Peer):
         on_state: Callable[[PeerState], None],
         on_layers: Callable[[Producer, list[bool]], None] | None = None,
         on_audio_cap: Callable[[Producer, int | None], None] | None = None,
+        on_uplink: Callable[[Producer, bool], None] | None = None,
     ) -> None:
         super().__init__(participant_id, settings, on_state)
         self.producers: dict[str, Producer] = {}  # by mid
         self._on_layers = on_layers
         self._on_audio_cap = on_audio_cap
+        self._on_uplink = on_uplink
         self._rid_ext: int | None = None
         self._repaired_rid_ext: int | None = None
         self.rtp_errors = 0
@@ -439,6 +441,8 @@ class PublisherPeer(Peer):
             needed = producer.needed_layers(now)
             if needed is not None and self._on_layers is not None:
                 self._on_layers(producer, needed)
+            if producer.check_uplink(now) and self._on_uplink is not None:
+                self._on_uplink(producer, producer.uplink_weak)
             cap = producer.wanted_audio_cap()
             if cap != producer.audio_cap:
                 producer.audio_cap = cap

@@ -37,4 +37,6 @@ def track_quality(consumer: Consumer, bitrate_bps: float) -> dict[str, Any]:
         "paused": bool(consumer.pause_reasons),
         "reason": pause_reason(consumer),
         "bitrate_bps": int(bitrate_bps),
+        # the publisher's own uplink is the weak side (sfu/uplink_health.py)
+        "publisher_weak": consumer.producer.uplink_weak,
     }

@@ -195,6 +195,7 @@ class Room:
                 functools.partial(self._peer_state, participant, "publisher"),
                 functools.partial(self._publisher_layers, participant),
                 functools.partial(self._publisher_audio, participant),
+                functools.partial(self._publisher_uplink, participant),
             )
         result = await participant.publisher.negotiate(offer, tracks)
         if participant.state is not ParticipantState.ACTIVE:
@@ -337,6 +338,19 @@ class Room:
         logger.info("%r audio cap %s", producer, max_bitrate)
         participant.send(
             {"type": "publisher_audio", "track_id": producer.id, "max_bitrate_bps": max_bitrate}
+        )
+
+    def _publisher_uplink(self, participant: Participant, producer: Producer, weak: bool) -> None:
+        """Tell everyone else that this camera arrives (or no longer arrives) at a crawl."""
+        logger.info("%r uplink %s", producer, "weak" if weak else "well again")
+        self._broadcast(
+            {
+                "type": "publisher_link",
+                "participant_id": participant.id,
+                "track_id": producer.id,
+                "weak": weak,
+            },
+            skip=participant,
         )
 
     def relay_chat(self, participant: Participant, text: str) -> None:

@@ -491,6 +491,7 @@ async def test_quality_event_shape() -> None:
                 "paused": False,
                 "reason": None,
                 "bitrate_bps": 0,
+                "publisher_weak": False,
             }
         ],
     }

@@ -109,6 +109,7 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     this.micMuted ??= false; // kept from before the call (mute in the pre-call screen or lobby)
     this.pausedByUs = new Set(); // remote video track ids we paused (audio-only mode)
     this.pausedByServer = new Map(); // remote video track id -> reason
+    this.weakUplinks = new Set(); // remote participant ids whose own uplink is weak (publisher_link)
     this.pinned = null; // participant id whose camera is pinned (shown large)
     this.serverQuality = null; // the latest `quality` event: {estimate, tracks: Map, at}
     this.recentlyDropped = new Map(); // "name|role" -> time dropped

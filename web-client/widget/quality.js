@@ -23,6 +23,18 @@ export function qualityLevel({ loss = 0, jitter = 0, rtt = 0 }) {
   return "good";
 }
 
+/**
+ * good / fair / poor from the video a viewer sees: frames decoded per second
+ * over the last poll and freezes (libwebrtc: a frame late by 3x the usual
+ * interval) started meanwhile; null when no video was received.
+ */
+export function videoLevel(fps, freezes = 0) {
+  if (fps == null) return null;
+  if (fps < 5 || freezes >= 2) return "poor";
+  if (fps < 12 || freezes >= 1) return "fair";
+  return "good";
+}
+
 /** The worse of two levels (null: not measured). */
 export function worseLevel(a, b) {
   if (!a || !b) return a ?? b ?? null;
@@ -129,24 +141,34 @@ export const Quality = (Base) => class Quality extends Base {
       const prev = person.loss.get(report.ssrc) ?? { lost: 0, received: 0 };
       const lost = Math.max(0, (report.packetsLost ?? 0) - prev.lost);
       const received = Math.max(0, (report.packetsReceived ?? 0) - prev.received);
-      person.loss.set(report.ssrc, { lost: report.packetsLost ?? 0, received: report.packetsReceived ?? 0 });
-      const agg = perPerson.get(person) ?? { lost: 0, received: 0, jitter: 0 };
+      const agg = perPerson.get(person) ?? { lost: 0, received: 0, jitter: 0, fps: null, freezes: 0 };
       agg.lost += lost;
       agg.received += received;
       agg.jitter = Math.max(agg.jitter, report.jitter ?? 0);
+      if (report.kind === "video" && info.source === "camera" && received > 0) {
+        // what the viewer sees: frames decoded per second, and new freezes
+        agg.fps = Math.max(0, (report.framesDecoded ?? 0) - (prev.frames ?? 0)) / (STATS_EVERY_MS / 1000);
+        agg.freezes = Math.max(0, (report.freezeCount ?? 0) - (prev.freezes ?? 0));
+      }
+      person.loss.set(report.ssrc, {
+        lost: report.packetsLost ?? 0, received: report.packetsReceived ?? 0,
+        frames: report.framesDecoded ?? 0, freezes: report.freezeCount ?? 0,
+      });
       perPerson.set(person, agg);
     }
     for (const [person, agg] of perPerson) {
       if (agg.received + agg.lost === 0) continue; // muted or paused: nothing to judge
       const loss = agg.lost / (agg.lost + agg.received);
-      person.quality = qualityLevel({ loss, jitter: agg.jitter, rtt });
-      person.metrics = { loss, jitter: agg.jitter, rtt };
+      person.quality = worseLevel(
+        qualityLevel({ loss, jitter: agg.jitter, rtt }), videoLevel(agg.fps, agg.freezes));
+      person.metrics = { loss, jitter: agg.jitter, rtt, fps: agg.fps, freezes: agg.freezes };
     }
     // our own uplink, as the server reports it back (RTCP receiver reports)
     const pub = await s.publisherPc?.getStats();
     let selfLoss = 0;
     let selfJitter = 0;
     let selfRtt = 0;
+    let sentFps = null;
     let seen = false;
     for (const report of pub?.values() ?? []) {
       if (report.type === "remote-inbound-rtp") {
@@ -157,11 +179,15 @@ export const Quality = (Base) => class Quality extends Base {
       } else if (report.type === "candidate-pair" && report.nominated && report.state === "succeeded") {
         selfRtt = Math.max(selfRtt, report.currentRoundTripTime ?? 0);
         seen = true;
+      } else if (report.type === "outbound-rtp" && report.kind === "video" && !this.cameraOff) {
+        // what our camera manages to send (the browser lowers it on a thin uplink)
+        sentFps = Math.max(sentFps ?? 0, report.framesPerSecond ?? 0);
       }
     }
     if (seen) {
-      this.self.quality = qualityLevel({ loss: selfLoss, jitter: selfJitter, rtt: selfRtt });
-      this.self.metrics = { loss: selfLoss, jitter: selfJitter, rtt: selfRtt };
+      this.self.quality = worseLevel(
+        qualityLevel({ loss: selfLoss, jitter: selfJitter, rtt: selfRtt }), videoLevel(sentFps));
+      this.self.metrics = { loss: selfLoss, jitter: selfJitter, rtt: selfRtt, fps: sentFps };
     }
     this._renderAllQuality();
   }
@@ -204,9 +230,11 @@ export const Quality = (Base) => class Quality extends Base {
     }
     const person = this.people.get(id);
     const track = this._serverTrack(person?.camera?.trackId) ?? this._serverTrack(person?.screen?.trackId);
-    const level = worseLevel(person?.quality ?? null, serverLevel(track));
+    const theirs = this.weakUplinks.has(id) || track?.publisher_weak ? "poor" : null;
+    const level = worseLevel(worseLevel(person?.quality ?? null, serverLevel(track)), theirs);
     const parts = [this._levelText(level)];
-    if (track?.paused && track.reason === "bandwidth") parts.push(this.t("videoPausedWeak"));
+    if (theirs) parts.push(this.t("peerConnectionWeak", { name: person?.info.name ?? "" }));
+    else if (track?.paused && track.reason === "bandwidth") parts.push(this.t("videoPausedWeak"));
     else if (track && !track.paused && track.height > 0) {
       parts.push(this.t("qualityReceiving", {
         res: `${track.height}p`, kbps: Math.round((track.bitrate_bps ?? 0) / 1000),

@@ -21,6 +21,7 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     on("track-published", ({ participant_id: id }) => this._updateTile(id));
     on("track-paused", ({ track_id: trackId, paused, reason }) => this._trackPaused(trackId, paused, reason));
     on("quality", (msg) => this._serverQuality(msg));
+    on("publisher-link", ({ participant_id: id, weak }) => this._publisherLink(id, weak));
     on("chat", (msg) => this._chatMessage(msg));
     on("lobby", ({ waiting }) => this._lobbyChanged(waiting));
     on("reconnecting", (detail) => this._reconnecting(detail));
@@ -45,6 +46,7 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     if (!person) return;
     this.people.delete(id);
     for (const key of ["audio", "screenAudio"]) person[key]?.element.remove();
+    this.weakUplinks.delete(id);
     if (reason === "disconnected") this.recentlyDropped.set(`${person.info.name}|${person.info.role}`, Date.now());
     this._renderTiles();
     this._say(this.t(reason === "disconnected" ? "statusDropped" : "statusLeft", { name: person.info.name }));
@@ -128,6 +130,22 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     this._renderTiles();
   }
 
+  /**
+   * The server says a remote participant's own uplink is weak (its camera
+   * arrives at a few frames a second, or not at all): its tile is dimmed
+   * with "Amina's connection is weak" instead of a stale frame shown as live.
+   */
+  _publisherLink(id, weak) {
+    const name = this.people.get(id)?.info.name ?? "";
+    if (weak && !this.weakUplinks.has(id)) {
+      this.weakUplinks.add(id);
+      this._say(this.t("peerConnectionWeak", { name }));
+    } else if (!weak && this.weakUplinks.delete(id)) {
+      this._say(this.t("statusPeerConnectionBack", { name }));
+    }
+    this._renderTiles();
+  }
+
   /** The participant view whose camera or screen is `trackId`. */
   _ownerOf(trackId) {
     for (const person of this.people.values()) {
@@ -149,6 +167,7 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     this.waiting = [];
     this.pausedByUs.clear();
     this.pausedByServer.clear();
+    this.weakUplinks.clear();
     this._banner(this.t("statusReconnecting"));
     if (attempt === 1) this._say(this.t("statusReconnecting"));
     this._updateControls();

@@ -38,12 +38,16 @@ export const Tiles = (Base) => class Tiles extends Base {
       if (!note && (camMuted || !person.camera)) {
         note = producers.some((p) => p.source === "camera") ? t("cameraIsOff") : null;
       }
+      // their own uplink is weak: the picture is stale, say so and dim it
+      const weak = !note && person.camera && this.weakUplinks.has(id);
+      if (weak) note = t("peerConnectionWeak", { name: info.name });
+      const dimmed = camera.serverPaused || weak;
       // paused by the server: keep the last picture (and its size report) under the message
-      const video = person.camera && (!note || camera.serverPaused) ? person.camera.track : null;
+      const video = person.camera && (!note || dimmed) ? person.camera.track : null;
       const pinned = this.pinned === id;
       const tile = this._tile({
         id, name: info.name, role: info.role, video, micOff: micMuted, note, trackId: cameraId,
-        paused: camera.serverPaused, pinnable: true, pinned, listed: !pinned,
+        paused: dimmed, pinnable: true, pinned, listed: !pinned,
       });
       if (pinned) pinnedTile = tile;
       else tiles.push(tile);
