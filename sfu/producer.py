@@ -87,6 +87,7 @@ class Producer:
         self._keyframe_interval = keyframe_interval
         self._unneeded_since: dict[int, float] = {}
         self._uplink = UplinkHealth() if source is Source.CAMERA else None
+        self._uplink_counts = (0, 0)  # packets expected and received at the last check
         self._switched: dict[int, float] = {}  # layer index -> when it was last switched on/off
 
     def __repr__(self) -> str:
@@ -242,8 +243,13 @@ class Producer:
         switched on stays on at least LAYER_MIN_ON seconds (unless its absence
         would leave a gap below a needed layer).
         """
+        if self._uplink is not None and not self._uplink.video_allowed:
+            return self._all_layers_off(now)
         if not self.simulcast:
-            return None
+            if self.layers[0].active:
+                return None
+            self.layers[0].active = True  # back from a weak uplink
+            return [True]
         wanted = {0}
         if self.taps:
             wanted.add(len(self.layers) - 1)
@@ -281,17 +287,39 @@ class Producer:
             below_on = below_on and layer.active
         return [layer.active for layer in self.layers] if changed else None
 
+    def _all_layers_off(self, now: float) -> list[bool] | None:
+        """The publisher's uplink is too weak for its camera: ask for none of it (audio first)."""
+        if not any(layer.active for layer in self.layers):
+            return None
+        for layer in self.layers:
+            if layer.active:
+                layer.active = False
+                self._switched[layer.index] = now
+        self._unneeded_since.clear()
+        return [False] * len(self.layers)
+
     @property
     def uplink_weak(self) -> bool:
-        """The publisher's camera arrives at a few frames a second or not at all."""
+        """The publisher's camera arrives at a crawl, lossy or not at all (uplink_health)."""
         return self._uplink is not None and self._uplink.weak
 
-    def check_uplink(self, now: float) -> bool:
-        """Judge the camera's frame rate (twice a second); True when ``uplink_weak`` changed."""
-        if self._uplink is None:
+    def check_uplink(self, now: float, hint_bps: float | None = None) -> bool:
+        """Judge what arrived of the camera (twice a second); True when ``uplink_weak`` changed.
+
+        ``hint_bps``: the same participant's downlink estimate (a link that
+        widens usually widens both ways: the camera is then tried again).
+        """
+        health = self._uplink
+        if health is None:
             return False
+        expected = sum(layer.stream.expected for layer in self.layers if layer.stream)
+        received = sum(layer.stream.packets for layer in self.layers if layer.stream)
+        before_expected, before_received = self._uplink_counts
+        self._uplink_counts = (expected, received)
+        delta = expected - before_expected
+        loss = max(0, delta - (received - before_received)) / delta if delta > 0 else 0.0
         fps = max(layer.rates.fps for layer in self.layers)
-        return self._uplink.update(fps, self.muted, now)
+        return health.update(fps, loss, self.muted, now, hint_bps)
 
     def wanted_audio_cap(self) -> int | None:
         """The smallest Opus bitrate a subscriber's thin link wishes (None: no wish)."""

@@ -103,6 +103,9 @@ class PublisherPeer(Peer):
         self._on_layers = on_layers
         self._on_audio_cap = on_audio_cap
         self._on_uplink = on_uplink
+        # the same participant's downlink estimate (bit/s), set by the room: a hint
+        # that a weak uplink widened too (sfu/uplink_health.py)
+        self.downlink_estimate: Callable[[], float | None] | None = None
         self._rid_ext: int | None = None
         self._repaired_rid_ext: int | None = None
         self.rtp_errors = 0
@@ -436,14 +439,28 @@ class PublisherPeer(Peer):
                 self._send_reports()
 
     def _sample_layers(self, elapsed: float, now: float) -> None:
-        for producer in list(self.producers.values()):
+        """Layer rates; which layers are needed; whether the uplink is the weak side; audio caps.
+
+        A camera arriving at a crawl (sfu/uplink_health.py) is asked off and the
+        publisher's audio down to the thin-link bitrate: audio first on its own
+        uplink. ``downlink_estimate`` (the same participant's) hints when to try
+        the camera again.
+        """
+        hint = self.downlink_estimate() if self.downlink_estimate is not None else None
+        producers = list(self.producers.values())
+        for producer in producers:
             producer.sample_rates(elapsed)
+            if producer.check_uplink(now, hint) and self._on_uplink is not None:
+                self._on_uplink(producer, producer.uplink_weak)
             needed = producer.needed_layers(now)
             if needed is not None and self._on_layers is not None:
                 self._on_layers(producer, needed)
-            if producer.check_uplink(now) and self._on_uplink is not None:
-                self._on_uplink(producer, producer.uplink_weak)
+        thin = self.settings.thin_link_opus_kbps * 1000
+        weak = thin > 0 and any(p.uplink_weak for p in producers)
+        for producer in producers:
             cap = producer.wanted_audio_cap()
+            if weak and producer.kind is MediaKind.AUDIO:
+                cap = min(cap or thin, thin)
             if cap != producer.audio_cap:
                 producer.audio_cap = cap
                 if self._on_audio_cap is not None:

@@ -197,6 +197,9 @@ class Room:
                 functools.partial(self._publisher_audio, participant),
                 functools.partial(self._publisher_uplink, participant),
             )
+            participant.publisher.downlink_estimate = functools.partial(
+                self._downlink_estimate, participant
+            )
         result = await participant.publisher.negotiate(offer, tracks)
         if participant.state is not ParticipantState.ACTIVE:
             return result.answer
@@ -339,6 +342,11 @@ class Room:
         participant.send(
             {"type": "publisher_audio", "track_id": producer.id, "max_bitrate_bps": max_bitrate}
         )
+
+    @staticmethod
+    def _downlink_estimate(participant: Participant) -> float | None:
+        subscriber = participant.subscriber
+        return None if subscriber is None else subscriber.downlink.estimator.estimate
 
     def _publisher_uplink(self, participant: Participant, producer: Producer, weak: bool) -> None:
         """Tell everyone else that this camera arrives (or no longer arrives) at a crawl."""

@@ -1,57 +1,143 @@
-"""Is a publisher's uplink the weak side? From what arrives of its camera.
+"""Is a publisher's uplink the weak side? From what arrives of its camera; audio first if so.
 
-When the patient's own upload is thin, its browser sends its camera at a
-few frames a second or not at all, and every subscriber would keep showing
-the last frame as if it were live. Each camera Producer keeps an
-``UplinkHealth``: twice a second it gets the frame rate that arrives (the
-best of its layers) and says when the uplink turns weak or recovers, so the
-room can tell the subscribers (``publisher_link``) and the widget can dim
-that tile with "Amina's connection is weak" instead.
+When the patient's own upload is thin, its browser keeps sending its camera
+at whatever its estimate allows: frames arrive incomplete or not at all,
+the audio sharing the link is lost with them (real Chromium on a 60 kbit/s
+uplink: 40 % of its audio packets lost, and ICE consent failed after 25 s),
+and every subscriber keeps showing the last frame as if it were live.
 
-Weak: under ``WEAK_FPS`` frames a second for ``WEAK_AFTER`` seconds while the
-track is not muted (a frozen source is weak too: nothing arrives). Well
-again: at least ``OK_FPS`` for ``OK_AFTER`` seconds. A screen share is never
-judged (static content sends few frames on purpose).
+Each camera Producer keeps an ``UplinkHealth``, fed twice a second with the
+frame rate that arrives (the best of its layers) and the share of its
+packets lost on the way (after repairs):
+
+- WELL -> WEAK after ``WEAK_AFTER`` seconds under ``WEAK_FPS`` or over
+  ``WEAK_LOSS``. Subscribers are told (``publisher_link``; the widget dims
+  the tile with "Amina's connection is weak"), and the publisher is asked
+  to stop its camera (``publisher_layers``, all off) and to send thin-link
+  audio (``publisher_audio``): audio first.
+- WEAK -> TRIAL when the back-off has passed (``TRIAL_BACKOFF_MIN`` doubling
+  up to ``TRIAL_BACKOFF_MAX``), or at once when the same participant's
+  downlink estimate has grown ``RECOVERY_HINT`` times past what it was when
+  the uplink turned weak (a rural link usually widens both ways at once):
+  the camera is asked back.
+- TRIAL -> WELL after ``OK_AFTER`` seconds at ``OK_FPS`` or more with loss
+  under ``OK_LOSS``; TRIAL -> WEAK as soon as loss exceeds ``WEAK_LOSS`` (after
+  a ``TRIAL_GRACE`` for the camera to restart) or after ``TRIAL_LENGTH``.
+
+A screen share is never judged (static content sends few frames on
+purpose), nor a muted camera.
 """
 
 from __future__ import annotations
 
+import enum
+import logging
+
+logger = logging.getLogger(__name__)
+
 WEAK_FPS = 6.0  # a camera sends 15-30; under this, motion is gone
+WEAK_LOSS = 0.10  # of the camera's packets lost after repairs
 OK_FPS = 10.0
-WEAK_AFTER = 2.0  # seconds below WEAK_FPS before subscribers are told
-OK_AFTER = 3.0  # seconds at OK_FPS or more before it counts as well again
+OK_LOSS = 0.03
+WEAK_AFTER = 1.5  # seconds below the bar before the uplink counts as weak
+OK_AFTER = 2.0  # seconds of a good trial before it counts as well again
+TRIAL_GRACE = 1.0  # seconds for the camera to restart before a trial's loss counts
+TRIAL_LENGTH = 4.0
+TRIAL_BACKOFF_MIN = 10.0
+TRIAL_BACKOFF_MAX = 60.0
+RECOVERY_HINT = 4.0  # the participant's downlink grew this much: try the camera again at once
+
+
+class UplinkState(enum.Enum):
+    WELL = "well"
+    WEAK = "weak"  # the camera is asked off upstream: audio first
+    TRIAL = "trial"  # the camera is back for a while, to see whether it gets through
 
 
 class UplinkHealth:
-    """The weak/well state of one camera's uplink, with hysteresis."""
+    """The weak/well state of one camera's uplink, with hysteresis and recovery trials."""
 
-    __slots__ = ("_since", "_started", "weak")
+    __slots__ = (
+        "_backoff",
+        "_hint_at_weak",
+        "_since",
+        "_started",
+        "_state_at",
+        "_trial_at",
+        "state",
+    )
 
     def __init__(self) -> None:
-        self.weak = False
-        self._since: float | None = None  # when the frame rate first crossed the other way
+        self.state = UplinkState.WELL
+        self._since: float | None = None  # when the current condition began
         self._started: float | None = None  # when the first frames arrived
+        self._state_at = 0.0
+        self._trial_at = 0.0
+        self._backoff = TRIAL_BACKOFF_MIN
+        self._hint_at_weak: float | None = None
 
-    def update(self, fps: float, muted: bool, now: float) -> bool:
-        """Fold in the latest frame rate; True when ``weak`` changed."""
+    @property
+    def weak(self) -> bool:
+        return self.state is not UplinkState.WELL
+
+    @property
+    def video_allowed(self) -> bool:
+        return self.state is not UplinkState.WEAK
+
+    def _set_state(self, state: UplinkState, now: float) -> None:
+        logger.debug("uplink %s -> %s", self.state.value, state.value)
+        self.state = state
+        self._state_at = now
+        self._since = None
+
+    def update(
+        self, fps: float, loss: float, muted: bool, now: float, hint_bps: float | None = None
+    ) -> bool:
+        """Fold in the latest sample; True when ``weak`` changed."""
         if muted:
+            was_weak = self.weak
+            if was_weak:
+                self._set_state(UplinkState.WELL, now)
             self._since = None
-            if self.weak:
-                self.weak = False
-                return True
-            return False
+            return was_weak
         if self._started is None:
             if fps <= 0:
                 return False  # nothing arrived yet: a call that is starting is not weak
             self._started = now
-        crossing = fps >= OK_FPS if self.weak else fps < WEAK_FPS
-        if not crossing:
+        state = self.state
+        if state is UplinkState.WELL:
+            if not (fps < WEAK_FPS or loss > WEAK_LOSS):
+                self._since = None
+                return False
+            self._since = now if self._since is None else self._since
+            if now - self._since < WEAK_AFTER:
+                return False
+            self._set_state(UplinkState.WEAK, now)
+            self._trial_at = now + self._backoff
+            self._hint_at_weak = hint_bps
+            return True
+        if state is UplinkState.WEAK:
+            widened = (
+                hint_bps is not None
+                and self._hint_at_weak is not None
+                and hint_bps >= self._hint_at_weak * RECOVERY_HINT
+            )
+            if now >= self._trial_at or widened:
+                self._set_state(UplinkState.TRIAL, now)
+            return False
+        # TRIAL
+        in_trial = now - self._state_at
+        if (in_trial >= TRIAL_GRACE and loss > WEAK_LOSS) or in_trial >= TRIAL_LENGTH:
+            self._set_state(UplinkState.WEAK, now)
+            self._backoff = min(self._backoff * 2, TRIAL_BACKOFF_MAX)
+            self._trial_at = now + self._backoff
+            return False
+        if fps >= OK_FPS and loss < OK_LOSS:
+            self._since = now if self._since is None else self._since
+            if now - self._since >= OK_AFTER:
+                self._set_state(UplinkState.WELL, now)
+                self._backoff = TRIAL_BACKOFF_MIN
+                return True
+        else:
             self._since = None
-            return False
-        if self._since is None:
-            self._since = now
-        if now - self._since < (OK_AFTER if self.weak else WEAK_AFTER):
-            return False
-        self.weak = not self.weak
-        self._since = None
-        return True
+        return False

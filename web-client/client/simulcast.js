@@ -81,25 +81,30 @@ export async function fixRefusedSimulcast(sender, offered) {
 
 /**
  * Apply a server's `publisher_layers` ({rid, active} per layer) to a
- * sender's encodings: only `active` changes, never the track. Resolves to
- * the resulting {rid: active} map, or null if nothing matched.
+ * sender's encodings: only `active` changes, never the track. A single
+ * layer with rid null is the one encoding of a camera sent without
+ * simulcast (turned off while our uplink is too weak for video). Resolves to
+ * the resulting {rid: active} map ("" for that one), or null if nothing matched.
  */
 export async function applyLayers(sender, layers) {
   const wanted = new Map();
   for (const layer of Array.isArray(layers) ? layers : []) {
-    if (typeof layer?.rid === "string" && typeof layer.active === "boolean") wanted.set(layer.rid, layer.active);
+    const rid = layer?.rid ?? "";
+    if (typeof rid === "string" && typeof layer.active === "boolean") wanted.set(rid, layer.active);
   }
   const params = sender.getParameters();
-  const encodings = (params.encodings ?? []).filter((e) => e.rid && wanted.has(e.rid));
+  const all = params.encodings ?? [];
+  const single = all.length === 1 && !all[0].rid;
+  const encodings = all.filter((e) => wanted.has(e.rid ?? "") && (e.rid || single));
   if (encodings.length === 0) return null;
   let changed = false;
   for (const encoding of encodings) {
-    const active = wanted.get(encoding.rid);
+    const active = wanted.get(encoding.rid ?? "");
     if (encoding.active !== active) {
       encoding.active = active;
       changed = true;
     }
   }
   if (changed) await sender.setParameters(params);
-  return Object.fromEntries((params.encodings ?? []).filter((e) => e.rid).map((e) => [e.rid, e.active !== false]));
+  return Object.fromEntries(encodings.map((e) => [e.rid ?? "", e.active !== false]));
 }
