@@ -49,6 +49,7 @@ PROBE_SETTLE_MAX = 2.0  # seconds after a probe ends: given up on if still undec
 PROBE_BACKOFF_MIN = 1.0  # seconds before the next probe after a failure (doubles)
 PAYLOAD_SHARE_SMOOTHING = 0.5
 PROBE_BACKOFF_MAX = 30.0  # a link that keeps failing probes is full: each one costs a queue
+PROBE_BACKOFF_PAUSED = 2.0  # ...but while video is paused, a link that widens is found within it
 
 
 class TwccEstimator:
@@ -72,6 +73,7 @@ class TwccEstimator:
         # RTP bits per bit on the wire of what was sent lately: the estimate is
         # in wire bits, prices and rates are in RTP bits (TransportSender.payload_share)
         self.payload_share = 0.9
+        self._paused = False  # some video is paused for bandwidth (shorter back-off)
 
     def __repr__(self) -> str:
         gcc = self._gcc
@@ -162,6 +164,10 @@ class TwccEstimator:
 
     def padding_target(self, wanted: float, now: float, sent: float, paused: bool) -> float:
         """The total rate to send now (media + padding): above ``sent`` while probing, else 0."""
+        self._paused = paused
+        if paused:  # a link that widens must give the video back within seconds
+            self._backoff = min(self._backoff, PROBE_BACKOFF_PAUSED)
+            self._next_probe = min(self._next_probe, now + PROBE_BACKOFF_PAUSED)
         if self.probe_state is ProbeState.PROBING:
             if now < self._probe_ends:
                 return self._cluster_target
@@ -203,6 +209,10 @@ class TwccEstimator:
             return
         self.probe_state = ProbeState.IDLE
         self._cluster = None
+        self._settle(outcome, now)
+        logger.debug("%r: probe %s", self, outcome.value)
+
+    def _settle(self, outcome: ProbeOutcome, now: float) -> None:
         if outcome is ProbeOutcome.SUCCEEDED:
             self._step = PROBE_STEP_AFTER_SUCCESS
             self._backoff = PROBE_BACKOFF_MIN
@@ -210,6 +220,7 @@ class TwccEstimator:
         else:
             self.probes_failed += 1
             self._step = PROBE_STEP
+            limit = PROBE_BACKOFF_PAUSED if self._paused else PROBE_BACKOFF_MAX
+            self._backoff = min(self._backoff, limit)
             self._next_probe = now + self._backoff
-            self._backoff = min(self._backoff * 2, PROBE_BACKOFF_MAX)
-        logger.debug("%r: probe %s", self, outcome.value)
+            self._backoff = min(self._backoff * 2, limit)

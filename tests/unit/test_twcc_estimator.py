@@ -1,0 +1,116 @@
+"""TwccEstimator: the DownlinkController's estimate and probes from transport feedback."""
+
+from __future__ import annotations
+
+from sfu.bandwidth import ProbeState
+from sfu.twcc import PacketResult
+from sfu.twcc_estimator import (
+    PROBE_BACKOFF_PAUSED,
+    PROBE_DURATION,
+    PROBE_STEP,
+    TwccEstimator,
+)
+
+
+class Link:
+    """A bottleneck of ``rate_bps`` with a FIFO queue; feedback every 50 ms."""
+
+    def __init__(self, estimator: TwccEstimator, rate_bps: float, delay: float = 0.02) -> None:
+        self.estimator = estimator
+        self.rate = rate_bps
+        self.delay = delay
+        self.seq = 0
+        self.free_at = 0.0
+        self.pending: list[PacketResult] = []
+
+    def send(self, now: float, size: int, kind: int = 2) -> None:
+        self.seq += 1
+        self.estimator.on_sent(self.seq)
+        start = max(now, self.free_at)
+        self.free_at = start + size * 8 / self.rate
+        self.pending.append(PacketResult(self.seq, now, size, kind, self.free_at + self.delay))
+
+    def run(
+        self, start: float, seconds: float, media_bps: float, padding_bps: float = 0.0
+    ) -> float:
+        """Send ``media_bps`` in 1000-byte packets every 10 ms, plus padding; return the end."""
+        t = start
+        next_feedback = start + 0.05
+        media_due = padding_due = 0.0
+        while t < start + seconds:
+            media_due += media_bps * 0.01 / 8
+            while media_due >= 1000:
+                self.send(t, 1000)
+                media_due -= 1000
+            pad = self.estimator.padding_target(media_bps * 4, t, media_bps, False)
+            padding_due += max(0.0, pad - media_bps) * 0.01 / 8 if pad else 0.0
+            while padding_due >= 250:
+                self.send(t, 250, kind=3)
+                padding_due -= 250
+            if t >= next_feedback:
+                arrived = [r for r in self.pending if (r.arrival_time or 0) <= t]
+                self.pending = [r for r in self.pending if (r.arrival_time or 0) > t]
+                self.estimator.on_feedback(arrived, t, 0.05)
+                next_feedback += 0.05
+            t += 0.01
+        return t
+
+
+def test_probes_raise_the_estimate_on_a_wide_link() -> None:
+    estimator = TwccEstimator(300_000, 5_000_000, 0.0)
+    estimator.payload_share = 1.0
+    link = Link(estimator, 10_000_000)
+    link.run(0.0, 6.0, 250_000)
+    assert estimator.probes >= 2
+    assert estimator.estimate > 600_000, estimator
+    assert not estimator.may_pause
+
+
+def test_on_a_thin_link_a_probe_fails_and_is_not_repeated_at_once() -> None:
+    estimator = TwccEstimator(300_000, 5_000_000, 0.0)
+    estimator.payload_share = 1.0
+    link = Link(estimator, 250_000)
+    end = link.run(0.0, 10.0, 200_000)
+    assert estimator.estimate < 400_000, estimator
+    assert estimator.probes_failed >= 1
+    probes = estimator.probes
+    link.run(end, 1.0, 200_000)
+    assert estimator.probes <= probes + 1  # backed off
+
+
+def test_a_probe_is_stopped_as_soon_as_the_queue_grows() -> None:
+    estimator = TwccEstimator(200_000, 5_000_000, 0.0)
+    estimator.payload_share = 1.0
+    link = Link(estimator, 150_000)
+    t = link.run(0.0, 3.0, 140_000)
+    # force a probe and watch it end early: no PROBE_DURATION of padding into a full link
+    while estimator.probe_state is not ProbeState.PROBING and t < 20:
+        t = link.run(t, 0.5, 140_000)
+    started = t
+    while estimator.probe_state is ProbeState.PROBING and t < started + 5:
+        t = link.run(t, 0.05, 140_000)
+    assert t - started <= PROBE_DURATION + 0.1
+
+
+def test_congestion_is_what_lets_video_pause_not_a_low_estimate() -> None:
+    quiet = TwccEstimator(300_000, 5_000_000, 0.0)
+    Link(quiet, 10_000_000).run(0.0, 5.0, 40_000)  # little is sent on a wide link
+    assert not quiet.may_pause
+    full = TwccEstimator(300_000, 5_000_000, 0.0)
+    Link(full, 60_000).run(0.0, 5.0, 200_000)  # far more than the link carries
+    assert full.may_pause and full.decreases > 0
+    assert full.estimate < 150_000
+
+
+def test_while_paused_the_next_probe_is_never_far_away() -> None:
+    """After many failed probes (a long back-off), a pause brings the next one within seconds."""
+    estimator = TwccEstimator(60_000, 5_000_000, 0.0)
+    estimator.payload_share = 1.0
+    link = Link(estimator, 60_000)
+    t = link.run(0.0, 40.0, 50_000)  # probes keep failing: the back-off grows
+    probes = estimator.probes
+    while t < 40.0 + PROBE_BACKOFF_PAUSED + PROBE_DURATION + 1.0:
+        estimator.padding_target(1_000_000, t, 40_000, True)
+        t += 0.05
+    assert estimator.probes > probes
+    assert PROBE_STEP > 1
