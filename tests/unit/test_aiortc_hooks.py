@@ -70,6 +70,75 @@ def test_aioice_gathering_goes_through_get_component_candidates() -> None:
     assert list(inspect.signature(StunProtocol.__init__).parameters) == ["self", "receiver"]
 
 
+def test_aioice_consent_is_a_replaceable_method_started_by_connect() -> None:
+    assert "self._query_consent_task = asyncio.create_task(self.query_consent())" in _source(
+        Connection.connect
+    )
+    consent = _source(Connection.query_consent)
+    assert "self.build_request(pair, nominate=False)" in consent
+    assert "pair.protocol.request(" in consent and "retransmissions=0" in consent
+    assert "self._query_consent_task = None" in consent
+    assert list(inspect.signature(StunProtocol.request).parameters) == [
+        "self",
+        "request",
+        "addr",
+        "integrity_key",
+        "retransmissions",
+    ]
+
+
+async def test_consent_survives_a_slow_link_and_expires_without_answers() -> None:
+    """Answers after 1.5 s keep consent (aioice alone gave up after 0.5 s); none for 30 s end it."""
+
+    class Pair:
+        remote_addr = ("10.0.0.1", 9)
+
+        def __init__(self) -> None:
+            self.protocol = self
+            self.answer = True
+
+        async def request(self, *args: object, retransmissions: int = 0, **kw: object) -> None:
+            assert retransmissions == aiortc_hooks.CONSENT_RETRANSMISSIONS
+            await asyncio.sleep(0)
+            if not self.answer:
+                raise aioice.stun.TransactionTimeout()
+
+    class FakeConnection:
+        remote_password = "pw"
+
+        def __init__(self) -> None:
+            self.pair = Pair()
+            self._nominated = {1: self.pair}
+            self._query_consent_task = None
+            self.closed = False
+
+        def build_request(self, pair: object, nominate: bool) -> object:
+            return object()
+
+        async def close(self) -> None:
+            self.closed = True
+
+    clock = [1000.0]
+
+    async def fast_sleep(seconds: float) -> None:
+        clock[0] += seconds
+        await asyncio.sleep(0)
+
+    connection = FakeConnection()
+    aiortc_hooks.tolerate_slow_consent(connection, clock=lambda: clock[0], sleep=fast_sleep)
+    task = asyncio.get_running_loop().create_task(connection.query_consent())  # type: ignore[attr-defined]
+    for _ in range(40):
+        await asyncio.sleep(0)
+    assert not connection.closed and clock[0] - 1000.0 > 60  # answered: keeps going
+    connection.pair.answer = False
+    for _ in range(60):
+        await asyncio.sleep(0)
+        if task.done():
+            break
+    assert connection.closed and task.done()
+    assert clock[0] - 1000.0 - 60 >= 30  # at least 30 s without an answer
+
+
 def test_remote_bitrate_estimator_signature() -> None:
     params = list(inspect.signature(RemoteBitrateEstimator.add).parameters)
     assert params == ["self", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
