@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 RTX_BUFFER_SIZE = 1024  # power of two; ~10 s of 800 kbps video
 REPEAT_WINDOW = 5.0  # seconds before a pause whose retransmissions are sent again at the resume
 REPEAT_MAX = 32  # packets at most
+RETRANSMITTED_KEPT = 256  # retransmissions remembered (repeat at a resume; once per round trip)
+RETRANSMIT_MIN_INTERVAL = 0.1  # s: the same packet is not retransmitted again sooner
 
 
 class ConsumerState(enum.Enum):
@@ -350,21 +352,34 @@ class Consumer:
     # -- feedback from the subscriber ------------------------------------------------
 
     def handle_nack(self, lost: list[int]) -> None:
+        """Retransmit what the subscriber lost, each packet at most once per round trip.
+
+        A paused track retransmits nothing: its picture restarts at a
+        keyframe anyway, and a receiver behind a full link keeps asking for
+        packets whose repairs are lost again (real Chromium at 60 kbit/s:
+        800 kbit/s of retransmissions, a NACK storm).
+        """
         self.counters.nacks += 1
         if not self._buffer or self._sink is None or self.params is None:
             return
+        if self.state is ConsumerState.PAUSED:
+            return
         now = time.monotonic()
         retransmitted = self._retransmitted
+        again_after = max(RETRANSMIT_MIN_INTERVAL, (self.rtt_ms or 0.0) / 1000.0)
         for seq in lost:
+            if now - retransmitted.get(seq, -1e9) < again_after:
+                continue  # sent again less than a round trip ago: still on its way
             if self._retransmit(seq):
                 retransmitted.pop(seq, None)
                 retransmitted[seq] = now
-                if len(retransmitted) > REPEAT_MAX:
+                if len(retransmitted) > RETRANSMITTED_KEPT:
                     del retransmitted[next(iter(retransmitted))]
 
     def _repeat_retransmissions(self, since: float) -> None:
-        """Send again what was retransmitted since ``since`` (before a pause)."""
+        """Send again (REPEAT_MAX at most) what was retransmitted since ``since``."""
         repeated = [seq for seq, when in self._retransmitted.items() if when >= since]
+        repeated = repeated[-REPEAT_MAX:]
         if repeated:
             logger.debug("%r: %d retransmission(s) repeated at the resume", self, len(repeated))
         for seq in repeated:

@@ -317,6 +317,13 @@ class DownlinkController:
             self._sender.pacer.rate_bps = max(estimator.estimate * PACING_FACTOR, target)
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
+            if self._sender is not None and logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "subscriber %s: %r, sent by class %s",
+                    self.subscriber_id,
+                    estimator,
+                    self._sender.pacer.sent_by_class,
+                )
             if video:
                 self._notify(self.quality(video))
 

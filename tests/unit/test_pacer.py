@@ -208,6 +208,19 @@ def test_retransmissions_overtake_queued_video() -> None:
     assert [c for c, _ in order[2:]] == [VIDEO] * (10 - first)
 
 
+def test_stale_retransmissions_are_dropped_and_never_speed_up_the_drain() -> None:
+    """A thin link must not be flooded with repairs nobody waits for (a NACK storm)."""
+    config = PacerConfig(retransmission_max_age=0.5)
+    pacer, wire, loop, _ = paced(60_000, config)  # 7.5 kB/s
+    for seq in range(40):  # 40 kB of retransmissions: 5 s at the rate
+        pacer.send_rtp(rtp(RTX, 1000, seq=seq), RTX)
+    loop.advance(T0 + 3.0)
+    sent = [t for t, c, _ in wire.sent if c is RTX]
+    assert pacer.queued_packets == 0
+    assert len(sent) <= 0.55 * 7.5 + 2  # only what fitted within half a second at the rate
+    assert pacer.dropped >= 40 - len(sent)
+
+
 def test_padding_only_when_nothing_else_waits() -> None:
     config = PacerConfig(padding_max_age=0.02)
     pacer, wire, loop, clock = paced(200_000, config)  # 25 kB/s, bucket 1000 B

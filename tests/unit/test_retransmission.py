@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from sfu import consumer as consumer_module
-from sfu.consumer import REPEAT_MAX, REPEAT_WINDOW, Consumer
+from sfu.consumer import REPEAT_MAX, REPEAT_WINDOW, RETRANSMIT_MIN_INTERVAL, Consumer
 from tests.unit.test_red_forwarding import consumer, producer, send
 
 PLAIN_PT = 111
@@ -56,7 +56,8 @@ def test_a_nack_is_answered_with_the_buffered_packet(clock: Clock) -> None:
 def test_retransmissions_before_a_pause_are_repeated_at_the_resume(clock: Clock) -> None:
     made, out = forward(5)
     made.handle_nack([out[1], out[3]])
-    made.handle_nack([out[1]])  # asked twice: repeated once
+    clock.now += RETRANSMIT_MIN_INTERVAL
+    made.handle_nack([out[1]])  # asked twice (a round trip apart): repeated once
     clock.now += 1
     made.pause("bandwidth")
     clock.now += 12
@@ -71,6 +72,25 @@ def test_retransmissions_before_a_pause_are_repeated_at_the_resume(clock: Clock)
     made.resume("bandwidth")
     send(made.producer, 7, b"again", pt=PLAIN_PT)
     assert len(sent(made)) == 12
+
+
+def test_a_packet_is_retransmitted_at_most_once_per_round_trip(clock: Clock) -> None:
+    made, out = forward(5)
+    made.handle_nack([out[2]])
+    made.handle_nack([out[2]])  # the receiver asked again before the repair could arrive
+    assert sent(made).count(out[2]) == 2  # the original and one retransmission
+    clock.now += RETRANSMIT_MIN_INTERVAL
+    made.handle_nack([out[2]])
+    assert sent(made).count(out[2]) == 3
+
+
+def test_a_paused_track_retransmits_nothing(clock: Clock) -> None:
+    """Behind a full link its repairs are lost again and asked for again: a NACK storm."""
+    made, out = forward(5)
+    made.pause("bandwidth")
+    before = len(sent(made))
+    made.handle_nack([out[1], out[2]])
+    assert len(sent(made)) == before
 
 
 def test_older_retransmissions_are_not_repeated(clock: Clock) -> None:
