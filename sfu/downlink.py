@@ -287,10 +287,13 @@ class DownlinkController:
             choice = with_hysteresis(
                 current, cautious.choice[consumer], eager.choice[consumer], may_raise
             )
-            if choice is None and (
-                not measured or (current is not None and lenient.choice[consumer] is not None)
+            if (
+                choice is None
+                and current is not None
+                and (not measured or lenient.choice[consumer] is not None)
             ):
                 choice = 0  # no sign of congestion yet, or not far enough below
+                # (a paused track comes back only when the allocation has room for it)
             if choice is None and consumer not in self._paused:
                 paused_now = True
             self._apply(consumer, opts, current, choice, now)

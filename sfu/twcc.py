@@ -73,6 +73,8 @@ _NOT_RECEIVED, _SMALL, _LARGE_DELTA = 0, 1, 2
 
 FEEDBACK_MIN_INTERVAL_S = 0.05
 FEEDBACK_MAX_INTERVAL_S = 0.1
+FEEDBACK_THIN_INTERVAL_S = 0.25  # ...when less than THIN_UPLINK_BPS arrives
+THIN_UPLINK_BPS = 64_000
 _FEEDBACK_SHARE = 0.05  # feedback may use ~5 % of the incoming bitrate (libwebrtc)
 _FEEDBACK_BITS = 80 * 8  # a typical feedback datagram: IP, UDP, SRTCP, ~30 bytes of RTCP
 
@@ -307,11 +309,20 @@ def build_transport_feedback(
 
 
 def feedback_interval(incoming_bps: float) -> float:
-    """Seconds between feedbacks so that they use ~5 % of the bitrate, in [0.05, 0.1]."""
+    """Seconds between feedbacks so that they use ~5 % of the bitrate, in [0.05, 0.1].
+
+    Below ``THIN_UPLINK_BPS`` (a publisher whose camera is off on a thin
+    uplink sends audio alone) up to ``FEEDBACK_THIN_INTERVAL_S``, as
+    libwebrtc's bound: the feedback travels on that participant's downlink,
+    which is thin too, and at 100 ms it took 9 of a 60 kbit/s link's 60.
+    """
     if not incoming_bps > 0:  # also NaN
         return FEEDBACK_MAX_INTERVAL_S
     interval = _FEEDBACK_BITS / (_FEEDBACK_SHARE * incoming_bps)
-    return min(FEEDBACK_MAX_INTERVAL_S, max(FEEDBACK_MIN_INTERVAL_S, interval))
+    longest = (
+        FEEDBACK_THIN_INTERVAL_S if incoming_bps < THIN_UPLINK_BPS else FEEDBACK_MAX_INTERVAL_S
+    )
+    return min(longest, max(FEEDBACK_MIN_INTERVAL_S, interval))
 
 
 class TwccRecorder:

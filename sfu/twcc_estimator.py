@@ -180,9 +180,10 @@ class TwccEstimator:
             wanted < estimate * PROBE_MIN_STEP
             or now < self._next_probe
             or now - self.last_decrease < DECREASE_HOLD
-            or self._gcc.congested
+            or self._gcc.overusing_now
+            or (self._gcc.congested and not paused)
         ):
-            return 0.0
+            return 0.0  # (while paused, a link that was congested seconds ago is probed again)
         target = min(wanted, estimate * self._step)
         target = max(target, estimate * PROBE_MIN_STEP)
         self._cluster = next(self._clusters)

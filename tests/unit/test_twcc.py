@@ -14,7 +14,9 @@ from sfu.twcc import (
     EXT_TRANSPORT_CC,
     FEEDBACK_MAX_INTERVAL_S,
     FEEDBACK_MIN_INTERVAL_S,
+    FEEDBACK_THIN_INTERVAL_S,
     RTPFB_TRANSPORT_CC,
+    THIN_UPLINK_BPS,
     PacketResult,
     SentPacketHistory,
     TransportFeedback,
@@ -559,12 +561,19 @@ def test_feedback_interval_bounds() -> None:
     assert feedback_interval(-5) == FEEDBACK_MAX_INTERVAL_S
     assert feedback_interval(math.nan) == FEEDBACK_MAX_INTERVAL_S
     assert feedback_interval(math.inf) == FEEDBACK_MIN_INTERVAL_S
-    assert feedback_interval(50_000) == FEEDBACK_MAX_INTERVAL_S
+    assert feedback_interval(THIN_UPLINK_BPS) == FEEDBACK_MAX_INTERVAL_S
+    # audio alone on a thin uplink: the feedback back down its thin downlink is spared
+    assert FEEDBACK_MAX_INTERVAL_S < feedback_interval(50_000) <= FEEDBACK_THIN_INTERVAL_S
+    assert feedback_interval(20_000) == FEEDBACK_THIN_INTERVAL_S
     assert feedback_interval(2_000_000) == FEEDBACK_MIN_INTERVAL_S
     assert FEEDBACK_MIN_INTERVAL_S < feedback_interval(180_000) < FEEDBACK_MAX_INTERVAL_S
     values = [feedback_interval(b) for b in range(10_000, 1_000_000, 10_000)]
     assert values == sorted(values, reverse=True)
-    assert all(0.05 <= v <= 0.1 for v in values)
+    assert all(
+        0.05 <= v <= 0.1
+        for v, b in zip(values, range(10_000, 1_000_000, 10_000), strict=True)
+        if b >= THIN_UPLINK_BPS
+    )
 
 
 # --------------------------------------------------------------------------
