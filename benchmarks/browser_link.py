@@ -177,6 +177,11 @@ class BrowserConsult:
         stack = self._stack
         clinic_link = stack.enter_context(netns_link())
         patient_link = stack.enter_context(netns_link())
+        for link in (clinic_link, patient_link):
+            # no IPv6 link-local address appearing a second later: Chromium aborts
+            # page loads with ERR_NETWORK_CHANGED when its interfaces change
+            for conf in ("all", "default", link.ns_if):
+                link.run(["sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1"])
         self.clinic = Side("specialist", clinic_link)
         self.patient = Side("patient", patient_link)
         self.set_patient_rate(self.patient_rate_bps)
@@ -222,7 +227,16 @@ class BrowserConsult:
 
     async def _open(self, side: Side, identity: str, role: Role, name: str, **query: str) -> None:
         params = {"token": self.token(identity, role, name), "skip": "1", **query}
-        await side.page.goto(f"{self._origin(side)}{WIDGET_PAGE}?{urlencode(params)}")
+        url = f"{self._origin(side)}{WIDGET_PAGE}?{urlencode(params)}"
+        for attempt in range(3):
+            await side.page.goto(url)
+            try:
+                await self.wait_for(side, "Boolean(window.widgetTest?.element)", 5)
+                return
+            except AssertionError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(1)
 
     async def wait_for(self, side: Side, expression: str, timeout: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout

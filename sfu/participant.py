@@ -77,6 +77,7 @@ class Participant:
         self.publisher: PublisherPeer | None = None
         self.subscriber: SubscriberPeer | None = None
         self.consumers: dict[str, Consumer] = {}  # by producer id
+        self.audio_only = False  # said so (`audio_only`): no video either way, on purpose
         self._events = events
 
     def __repr__(self) -> str:  # ids only: names are patient data
@@ -110,4 +111,5 @@ class Participant:
             "role": self.role.value,
             "state": self.state.value,
             "producers": producers,
+            "audio_only": self.audio_only,
         }

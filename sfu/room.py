@@ -261,6 +261,21 @@ class Room:
         if participant.subscriber is not None:
             participant.subscriber.remove_consumer(consumer)
 
+    def set_audio_only(self, participant: Participant, enabled: bool) -> None:
+        """A participant chose audio only (no video sent or received): the others are told."""
+        self._require_active(participant)
+        if participant.audio_only == enabled:
+            return
+        participant.audio_only = enabled
+        self._broadcast(
+            {
+                "type": "participant_audio_only",
+                "participant_id": participant.id,
+                "enabled": enabled,
+            },
+            skip=participant,
+        )
+
     def set_muted(self, participant: Participant, producer_id: str, muted: bool) -> None:
         self._require_active(participant)
         publisher = participant.publisher

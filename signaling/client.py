@@ -353,6 +353,10 @@ class ConsultClient:
     async def mute(self, track_id: str, muted: bool = True) -> None:
         await self.request({"type": "mute", "track_id": track_id, "muted": muted})
 
+    async def set_audio_only(self, enabled: bool = True) -> None:
+        """Tell the others we chose audio only (their widgets label our tile)."""
+        await self.request({"type": "audio_only", "enabled": enabled})
+
     # -- media -----------------------------------------------------------------------
 
     def _new_pc(self) -> RTCPeerConnection:

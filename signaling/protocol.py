@@ -33,6 +33,7 @@ CLIENT_TYPES = frozenset(
         "subscribe",
         "unsubscribe",
         "mute",
+        "audio_only",
         "pause_video",
         "track_settings",
         "chat",

@@ -213,6 +213,9 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
   /** Send a chat message to everyone in the call (relayed, never stored). */
   chat(text) { return this._request("chat", { text }); }
 
+  /** Tell the others we chose audio only (or no longer, with false): their tiles say so. */
+  setAudioOnly(enabled = true) { return this._request("audio_only", { enabled }); }
+
   /** Stop (or resume, with false) receiving one remote video track. */
   pauseVideo(trackId, paused = true) {
     return this._request("pause_video", { track_id: trackId, paused });

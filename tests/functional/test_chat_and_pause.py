@@ -118,3 +118,33 @@ async def test_demo_tokens_only_in_development_mode(
         http.get(production.server.make_url("/demo/token")) as r,
     ):
         assert r.status == 404
+
+
+async def test_audio_only_is_told_to_the_others_and_in_the_roster(server: RunningServer) -> None:
+    """The other side labels the tile "Audio only", not a camera that seems broken."""
+    doctor = server.client(server.token("audio-only", "doctor", Role.SPECIALIST))
+    nurse = server.client(server.token("audio-only", "nurse", Role.HEALTH_WORKER))
+    try:
+        await doctor.connect()
+        await doctor.join()
+        await nurse.connect()
+        await nurse.join()
+        await nurse.set_audio_only(True)
+        event = await doctor.wait_event("participant_audio_only")
+        assert event == {
+            "type": "participant_audio_only",
+            "participant_id": nurse.participant_id,
+            "enabled": True,
+        }
+        assert not any(e.get("type") == "participant_audio_only" for e in nurse.events)
+        late = server.client(server.token("audio-only", "late", Role.SPECIALIST))
+        await late.connect()
+        joined = await late.join()
+        info = next(p for p in joined["participants"] if p["id"] == nurse.participant_id)
+        assert info["audio_only"] is True
+        await late.leave()
+        with pytest.raises(ClientError) as err:
+            await nurse.request({"type": "audio_only", "enabled": "yes"})
+        assert err.value.code == "bad_message"
+    finally:
+        await asyncio.gather(doctor.leave(), nurse.leave())

@@ -161,6 +161,9 @@ export const Signalling = (Base) => class Signalling extends Base {
         if (track) track.muted = msg.muted;
         break;
       }
+      case "participant_audio_only":
+        if (who) who.audio_only = msg.enabled === true;
+        break;
     }
   }
 

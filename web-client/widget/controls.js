@@ -66,6 +66,8 @@ export const Controls = (Base) => class Controls extends Base {
     if (this.session?.state !== "active" || enabled === this.audioOnly) return;
     this.audioOnly = enabled;
     this._updateControls();
+    // the others' tiles say "Audio only" rather than "Camera off"
+    this.session.setAudioOnly(enabled).catch(() => {});
     if (enabled) {
       this._cameraBeforeAudioOnly = !this.cameraOff || this._camWantedAtJoin;
       this._camWantedAtJoin = false;

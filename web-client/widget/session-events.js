@@ -22,6 +22,7 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     on("track-paused", ({ track_id: trackId, paused, reason }) => this._trackPaused(trackId, paused, reason));
     on("quality", (msg) => this._serverQuality(msg));
     on("publisher-link", ({ participant_id: id, weak }) => this._publisherLink(id, weak));
+    on("participant-audio-only", () => this._renderTiles());
     on("chat", (msg) => this._chatMessage(msg));
     on("lobby", ({ waiting }) => this._lobbyChanged(waiting));
     on("reconnecting", (detail) => this._reconnecting(detail));
@@ -203,6 +204,7 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
       this._learnPublished();
     }
     const entry = (trackId) => (trackId ? s.published.get(trackId) : null);
+    if (this.audioOnly) await s.setAudioOnly(true).catch((err) => this._error(err));
     const mic = entry(this.mic?.trackId);
     if (mic && mic.muted !== this.micMuted) await s.mute(mic.trackId, this.micMuted).catch((err) => this._error(err));
     const cam = entry(this.cam?.trackId);

@@ -35,8 +35,11 @@ export const Tiles = (Base) => class Tiles extends Base {
       const cameraId = person.camera?.trackId;
       const camera = this._videoState(cameraId);
       let note = camera.note;
+      const audioOnly = this.session.participants.get(id)?.audio_only ?? info.audio_only;
       if (!note && (camMuted || !person.camera)) {
-        note = producers.some((p) => p.source === "camera") ? t("cameraIsOff") : null;
+        // their choice, said so: "Audio only" rather than a camera that seems broken
+        if (audioOnly) note = t("audioOnly");
+        else note = producers.some((p) => p.source === "camera") ? t("cameraIsOff") : null;
       }
       // their own uplink is weak: the picture is stale, say so and dim it
       const weak = !note && person.camera && this.weakUplinks.has(id);
