@@ -50,6 +50,8 @@ SAMPLE_JS = """async () => {
   const w = window.widgetTest, el = w?.element, s = el?.session;
   const out = {screen: el?.screen ?? null, session: s?.state ?? null,
                reconnects: (w?.events ?? []).filter(e => e.type === 'reconnecting').length,
+               reconnect_reasons: (w?.events ?? []).filter(e => e.type === 'reconnecting')
+                 .map(e => e.detail?.reason ?? null),
                video: null, audio: null, out: [], uplink_bps: null, tile: null, header: null};
   if (!s) return out;
   const remote = [...(s.remoteTracks?.values() ?? [])];

@@ -147,6 +147,8 @@ class DownlinkController:
                 self._padding_due = 0.0
             if self._padding_rate > 0:
                 self._pad(PADDING_TICK)
+            elif isinstance(self.estimator, TwccEstimator):
+                continue  # transport feedback times every packet: no markers, no RTX reports
             elif self.estimator.probe_state is ProbeState.SETTLING:
                 self._mark()
             self._time_link(now)

@@ -24,7 +24,7 @@ from sfu.media import CodecInfo, MediaKind, Source, TrafficCounters
 from sfu.rtcp import SenderReport
 from sfu.rtp import RtpPacket, abs_send_time, is_keyframe_start, rtx_unwrap
 from sfu.stream_stats import ReceiveStream
-from sfu.uplink_health import UplinkHealth
+from sfu.uplink_health import UplinkHealth, UplinkState
 from sfu.vp8 import keyframe_size, parse_descriptor
 
 if TYPE_CHECKING:
@@ -257,6 +257,8 @@ class Producer:
             if not consumer.pause_reasons:
                 wanted.add(consumer.target_layer)
         top = max(wanted)
+        if self._uplink is not None and self._uplink.state is UplinkState.TRIAL:
+            top = 0  # a weak uplink gets its camera back on the smallest layer only
         now_ms = now * 1000
         changed = False
         below_on = True  # every layer below this one stays on

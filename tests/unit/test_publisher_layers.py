@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sfu.media import CodecInfo, MediaKind, Source
 from sfu.producer import LAYER_MIN_ON, LAYER_STOP_DELAY, Producer
+from sfu.uplink_health import UplinkState
 
 VP8 = CodecInfo("video/VP8", 90000, 96, rtx_payload_type=97, nack=True)
 
@@ -78,3 +79,16 @@ def test_a_layer_switched_on_stays_on_for_a_while() -> None:
     t = LAYER_STOP_DELAY + 0.5
     assert step(producer, t + LAYER_STOP_DELAY) is None
     assert step(producer, t + LAYER_MIN_ON) == [True, False, False]
+
+
+def test_a_weak_uplink_gets_no_camera_then_only_its_smallest_layer_on_trial() -> None:
+    producer = simulcast()
+    producer.consumers.add(FakeConsumer(target_layer=2))  # type: ignore[arg-type]
+    health = producer._uplink
+    assert health is not None
+    health.state = UplinkState.WEAK
+    assert step(producer, 1.0) == [False, False, False]
+    health.state = UplinkState.TRIAL
+    assert step(producer, 2.0) == [True, False, False]
+    health.state = UplinkState.WELL
+    assert step(producer, 3.0) == [True, True, True]

@@ -155,7 +155,7 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     return null;
   }
 
-  _reconnecting({ attempt }) {
+  _reconnecting({ attempt, reason }) {
     if (this.screen !== "call") {
       if (this.screen === "lobby") this._banner(this.t("statusReconnecting"));
       return;
@@ -174,7 +174,7 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     this._updateControls();
     this._renderTiles();
     this._renderWaiting();
-    this._fire("reconnecting", { attempt });
+    this._fire("reconnecting", { attempt, reason });
   }
 
   async _reconnected() {
