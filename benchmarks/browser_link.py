@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +42,13 @@ from signaling.config import Secret
 from signaling.tokens import mint_token
 from tests.helpers.chromium_netns import chromium_in_namespace
 from tests.helpers.netns_link import NetnsLink, netns_link
+from tests.helpers.ns_bridge import NamespaceBridge, loopback_namespace
+from tests.helpers.udp_relay import LinkSettings
 
 WIDGET_PAGE = "/client/widget/example.html"
 TBF_BURST = 4096  # bytes: `tbf rate R burst 4kb latency 300ms`, as the field report
 TBF_LATENCY_MS = 300.0
+SATELLITE_PORTS = 40  # the server's media port range on the satellite path (one bridge socket each)
 
 SAMPLE_JS = """async () => {
   const w = window.widgetTest, el = w?.element, s = el?.session;
@@ -115,7 +119,9 @@ class Sample:
 @dataclass
 class Side:
     name: str
-    link: NetnsLink
+    namespace: str
+    host: str  # where this browser reaches the server (HTTP, WebSocket, media)
+    link: NetnsLink | None = None  # its veth, when it has one (not on the satellite path)
     page: Any = None
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
@@ -146,8 +152,11 @@ class BrowserConsult:
         server_config: dict[str, Any] | None = None,
         room: str = "weak-link",
         audio_only_patient: bool = False,
+        satellite: LinkSettings | None = None,
     ) -> None:
         self.patient_rate_bps = patient_rate_bps
+        self.satellite = satellite  # the patient's path through tests/helpers/ns_bridge.py
+        self.bridge: NamespaceBridge | None = None
         self.server_config = server_config or {}
         self.room = room
         self.audio_only_patient = audio_only_patient
@@ -178,29 +187,47 @@ class BrowserConsult:
 
         stack = self._stack
         clinic_link = stack.enter_context(netns_link())
-        patient_link = stack.enter_context(netns_link())
-        for link in (clinic_link, patient_link):
+        self.clinic = Side("specialist", clinic_link.ns_name, clinic_link.root_addr, clinic_link)
+        config = {**self.server_config}
+        config["server"] = {**config.get("server", {}), "host": "0.0.0.0"}
+        media = {**config.get("media", {})}
+        if self.satellite is None:
+            patient_link = stack.enter_context(netns_link())
+            links = [clinic_link, patient_link]
+            self.patient = Side(
+                "patient", patient_link.ns_name, patient_link.root_addr, patient_link
+            )
+            self.set_patient_rate(self.patient_rate_bps)
+        else:  # a loopback-only namespace: every packet crosses the user-space bridge
+            links = [clinic_link]
+            namespace = stack.enter_context(loopback_namespace())
+            self.patient = Side("patient", namespace, "127.0.0.1")
+            low = 46000 + os.getpid() % 40 * 100
+            media["udp_port_min"], media["udp_port_max"] = low, low + SATELLITE_PORTS - 1
+        for link in links:
             # no IPv6 link-local address appearing a second later: Chromium aborts
             # page loads with ERR_NETWORK_CHANGED when its interfaces change
             for conf in ("all", "default", link.ns_if):
                 link.run(["sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1"])
-        self.clinic = Side("specialist", clinic_link)
-        self.patient = Side("patient", patient_link)
-        self.set_patient_rate(self.patient_rate_bps)
-        config = {**self.server_config}
-        config["server"] = {**config.get("server", {}), "host": "0.0.0.0"}
-        media = {**config.get("media", {})}
-        media["ice_addresses"] = [clinic_link.root_addr, patient_link.root_addr]
+        media["ice_addresses"] = [side.host for side in (self.clinic, self.patient)]
         config["media"] = media
         self.server = ServerProcess(config=config)
         await self.server.start()
         stack.callback(self.server.stop)
+        if self.satellite is not None:
+            ports = range(media["udp_port_min"], media["udp_port_max"] + 1)
+            self.bridge = NamespaceBridge(
+                self.patient.namespace, ports, self.server.port, self.satellite, self.satellite
+            )
+            await self.bridge.start()
+            stack.push_async_callback(self.bridge.close)
         playwright = await async_playwright().start()
         stack.push_async_callback(playwright.stop)
         for side in (self.clinic, self.patient):
             origin = self._origin(side)
+            loopback = side.link is None  # its only candidates are 127.0.0.1
             browser = await stack.enter_async_context(
-                chromium_in_namespace(playwright, side.link.ns_name, [origin])
+                chromium_in_namespace(playwright, side.namespace, [origin], loopback=loopback)
             )
             context = await browser.new_context(viewport={"width": 1200, "height": 760})
             page = await context.new_page()
@@ -208,11 +235,11 @@ class BrowserConsult:
 
     def _origin(self, side: Side) -> str:
         assert self.server is not None
-        return f"http://{side.link.root_addr}:{self.server.port}"
+        return f"http://{side.host}:{self.server.port}"
 
     def set_patient_rate(self, rate_bps: float | None) -> None:
         """Cap (or uncap) the patient's link in both directions."""
-        assert self.patient is not None
+        assert self.patient is not None and self.patient.link is not None
         for end in ("root", "ns"):
             self.patient.link.set_rate(
                 end,

@@ -100,6 +100,7 @@ class Summary:
     freezes: int
     freezes_per_minute: float
     freeze_seconds: float
+    longest_freeze: float  # seconds (a freeze ends within one sample: its share of the total)
     concealment: float  # concealed / received audio samples
     audio_lost: int
     reconnects: int
@@ -110,13 +111,21 @@ class Summary:
 def summarize(table: list[Row], start: float, end: float) -> Summary:
     window = _window(table, start, end)
     if len(window) < 2:
-        return Summary(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return Summary(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     first, last = window[0], window[-1]
     seconds = max(last.t - first.t, 1e-3)
     samples = _delta(first, last, "audio_samples")
     freezes = int(_delta(first, last, "freezes"))
     changes = sum(
         1 for a, b in itertools.pairwise(window) if a.height and b.height and a.height != b.height
+    )
+    longest = max(
+        (
+            b.freeze_seconds - a.freeze_seconds
+            for a, b in itertools.pairwise(window)
+            if b.freezes > a.freezes
+        ),
+        default=0.0,
     )
     return Summary(
         seconds=round(seconds, 1),
@@ -128,6 +137,7 @@ def summarize(table: list[Row], start: float, end: float) -> Summary:
         freezes=freezes,
         freezes_per_minute=round(freezes * 60 / seconds, 2),
         freeze_seconds=round(_delta(first, last, "freeze_seconds"), 2),
+        longest_freeze=round(longest, 2),
         concealment=round(_delta(first, last, "concealed") / samples, 4) if samples else 1.0,
         audio_lost=int(_delta(first, last, "audio_lost")),
         reconnects=int(_delta(first, last, "reconnects")),

@@ -12,6 +12,9 @@ uncapped link, the patient behind ``tbf`` in both directions. Cases:
   side was told its video is paused and what its tile said, and after the
   cap is lifted the first frame and 640x360 at full rate.
 - ``uncapped``: no cap for ``seconds``: nobody may be paused for bandwidth.
+- ``satellite``: the patient's browser in a namespace holding only loopback,
+  every packet through a user-space link of 1 Mbit/s, 300 ms each way
+  (600 ms round trip) and 1 % random loss (tests/helpers/ns_bridge.py).
 
 Writes report.json (every second of both sides, every signalling message
 that matters, the figures) and report.md, plus a timeline PNG per case.
@@ -41,6 +44,7 @@ from benchmarks.browser_link_metrics import (
     summarize,
 )
 from tests.helpers.netns_link import netns_available
+from tests.helpers.udp_relay import LinkSettings
 
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "browser_weak_link.yaml"
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +57,11 @@ KEPT_MESSAGES = (
     "quality",
     "reconnect",
 )
-CASES = ("250k", "60k", "uncapped")
+CASES = ("250k", "60k", "uncapped", "satellite")
+# 600 ms round trip, 1 Mbit/s, 1 % random loss each way (tests/helpers/ns_bridge.py)
+SATELLITE = LinkSettings(
+    rate_bps=1_000_000, burst_bytes=16_000, queue_ms=300, delay_ms=300, loss=0.01
+)
 
 
 async def run_case(case: str, seconds: float) -> dict[str, Any]:
@@ -66,7 +74,10 @@ async def run_case(case: str, seconds: float) -> dict[str, Any]:
         cap_at, lifted_at = 10.0, 10.0 + seconds
         phases = [Phase(cap_at, 60_000), Phase(lifted_at, None)]
         total = lifted_at + 25.0
-    async with BrowserConsult(patient_rate_bps=initial, room=f"bench-{case}") as consult:
+    satellite = SATELLITE if case == "satellite" else None
+    async with BrowserConsult(
+        patient_rate_bps=initial, room=f"bench-{case}", satellite=satellite
+    ) as consult:
         await consult.start()
         started = time.monotonic()
         await consult.record(total, phases)
@@ -105,7 +116,7 @@ def figures(
         "bandwidth_pauses": len(paused),
         "publisher_layer_changes": len(messages_of(messages, "publisher_layers")),
     }
-    if case in ("250k", "uncapped"):
+    if case in ("250k", "uncapped", "satellite"):
         out["steady"] = asdict(summarize(table, 10.0, total + 1))
         out["first_pause_at"] = paused[0][0] if paused else None
     if case == "60k" and cap_at is not None and lifted_at is not None:

@@ -13,9 +13,14 @@ probes:
 
 - **When**: the allocation wants more than the estimate, no congestion was
   seen in the last ``DECREASE_HOLD`` seconds, and the back-off allows it.
-- **How much**: 1.5x the estimate (2x after a probe that succeeded), never
-  more than wanted; for ``PROBE_DURATION`` seconds, padding on top of the
-  media (the pacer lets it through at the probe's rate).
+- **How much**: 1.5x the estimate (2x after a probe that succeeded, and
+  while video is paused), never more than wanted; for ``PROBE_DURATION``
+  seconds, or longer at a low rate so that the padding makes a measurable
+  cluster (``PROBE_MIN_PADDING`` bytes, at most ``PROBE_MAX_DURATION``):
+  padding on top of the media (the pacer lets it through at the probe's
+  rate). A 60 kbit/s link paused its video and, once widened, its
+  estimate crept up from 20 to 55 kbit/s in 24 s with every probe too
+  small to judge.
 - **Stopped early**: at the first feedback whose delay trend says the queue
   grows (``overusing_now``): within one feedback interval, before audio
   behind it suffers.
@@ -41,7 +46,9 @@ from sfu.gcc import PacketFeedback, ProbeOutcome, SendSideEstimator
 
 logger = logging.getLogger(__name__)
 
-PROBE_DURATION = 0.25  # seconds of padding per probe
+PROBE_DURATION = 0.25  # seconds of padding per probe...
+PROBE_MIN_PADDING = 6 * 255  # ...at least this many bytes of it (a cluster needs 5 packets)...
+PROBE_MAX_DURATION = 1.0  # ...within this
 PROBE_STEP = 1.5  # first probe, and after a failure: this times the estimate
 PROBE_STEP_AFTER_SUCCESS = 2.0
 PROBE_MIN_STEP = 1.15  # a probe for less than this times the estimate is not worth it
@@ -184,11 +191,14 @@ class TwccEstimator:
             or (self._gcc.congested and not paused)
         ):
             return 0.0  # (while paused, a link that was congested seconds ago is probed again)
-        target = min(wanted, estimate * self._step)
-        target = max(target, estimate * PROBE_MIN_STEP)
+        step = PROBE_STEP_AFTER_SUCCESS if paused else self._step
+        target = max(min(wanted, estimate * step), estimate * PROBE_MIN_STEP)
         self._cluster = next(self._clusters)
         self._cluster_target = target
-        self._probe_ends = now + PROBE_DURATION
+        # long enough for the padding to make a measurable cluster at a low rate
+        excess = max(target - sent, 1.0)
+        duration = min(max(PROBE_DURATION, PROBE_MIN_PADDING * 8 / excess), PROBE_MAX_DURATION)
+        self._probe_ends = now + duration
         self._gcc.start_probe(self._cluster, target / self.payload_share, now)
         self.probe_state = ProbeState.PROBING
         self.probes += 1

@@ -112,3 +112,16 @@ async def test_uncapped_nobody_is_paused_for_bandwidth() -> None:
         assert figures["reconnects"] == 0, why
         assert figures["steady"]["mean_fps"] >= 15, why
         assert figures["steady"]["min_height"] >= 360, why
+
+
+async def test_satellite_path_no_long_freeze_and_clean_audio() -> None:
+    """600 ms round trip, 1 Mbit/s, 1 % random loss each way (a user-space link)."""
+    result = await run_case("satellite", 60)
+    why = _show(result)
+    for side in SIDES:
+        figures = result[side]["figures"]
+        steady = figures["steady"]
+        assert figures["reconnects"] == 0, why
+        assert steady["longest_freeze"] <= 1.0, why
+        assert steady["concealment"] < 0.02, why
+        assert figures["bandwidth_pauses"] == 0, why

@@ -40,7 +40,11 @@ def chromium_executable() -> str | None:
 
 @contextlib.asynccontextmanager
 async def chromium_in_namespace(
-    playwright: Any, namespace: str, secure_origins: list[str], executable: str | None = None
+    playwright: Any,
+    namespace: str,
+    secure_origins: list[str],
+    executable: str | None = None,
+    loopback: bool = False,
 ) -> AsyncIterator[Any]:
     """A Playwright Browser whose Chromium process runs inside ``namespace``."""
     real = executable or chromium_executable()
@@ -51,6 +55,8 @@ async def chromium_in_namespace(
         wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {namespace} {real} "$@"\n')
         wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
         args = [*MEDIA_ARGS]
+        if loopback:  # a namespace with nothing but lo: 127.0.0.1 is its only candidate
+            args.append("--allow-loopback-in-peer-connection")
         if secure_origins:
             args.append("--unsafely-treat-insecure-origin-as-secure=" + ",".join(secure_origins))
         browser = await playwright.chromium.launch(
