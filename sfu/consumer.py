@@ -24,18 +24,13 @@ from dataclasses import dataclass
 from sfu import red
 from sfu.media import MediaKind, PacketClass, PacketSink, TrafficCounters
 from sfu.producer import Producer
-from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr, ntp_middle, ntp_now
+from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr, ntp_middle
 from sfu.rtp import RtpPacket, abs_send_time, build_header, seq_delta
+from sfu.rtx_stream import RtxStream
 from sfu.sequence_map import NumberMap
 from sfu.vp8 import Vp8Descriptor, rewrite
 
 logger = logging.getLogger(__name__)
-
-RTX_BUFFER_SIZE = 1024  # power of two; ~10 s of 800 kbps video
-REPEAT_WINDOW = 5.0  # seconds before a pause whose retransmissions are sent again at the resume
-REPEAT_MAX = 32  # packets at most
-RETRANSMITTED_KEPT = 256  # retransmissions remembered (repeat at a resume; once per round trip)
-RETRANSMIT_MIN_INTERVAL = 0.1  # s: the same packet is not retransmitted again sooner
 
 
 class ConsumerState(enum.Enum):
@@ -79,8 +74,9 @@ class Consumer:
         self._next_out_seq = random.randint(0, 0x7FFF)  # below 2^15: SRTP ROC safety
         self._last_out_ts = random.randint(0, 0xFFFFFFFF)
         self._last_out_time = 0.0
-        self._rtx_seq = random.randint(0, 0x7FFF)
-        self._buffer: list[tuple[int, int, RtpPacket, bytes, int] | None] = []
+        self._rtx = RtxStream(
+            self.counters
+        )  # history, retransmissions, padding (sfu/rtx_stream.py)
         self._is_video = self.kind is MediaKind.VIDEO
         # layers: what the allocation wants, and what is being forwarded
         self.target_layer = 0
@@ -102,9 +98,6 @@ class Consumer:
         self._ast_header = 0
         self._level_header = 0
         self._sr_sent: dict[int, float] = {}
-        self._rtx_sr_sent: dict[int, float] = {}  # LSR -> when, for the RTX stream's reports
-        self._rtx_packets = 0
-        self._rtx_bytes = 0
         # subscriber feedback
         self.fraction_lost = 0.0
         self.jitter = 0
@@ -115,11 +108,6 @@ class Consumer:
         self.red_enabled = True
         # audio: the Opus bitrate this subscriber's link wishes of the publisher (sfu/audio_cap.py)
         self.audio_cap_bps: int | None = None
-        # retransmissions (when, sequence number) and when the last pause began:
-        # some receivers (aiortc) ask for a packet once, so one lost on a link
-        # too weak for video blocks their jitter buffer; the resume repeats them
-        self._retransmitted: dict[int, float] = {}  # sequence number -> when, oldest first
-        self._paused_at: float | None = None
         self._red_inner_pt: int | None = None  # retag the blocks to this payload type
 
     def __repr__(self) -> str:
@@ -149,8 +137,7 @@ class Consumer:
             self._ast_header = (params.abs_send_time_ext << 4) | 2
         if params.audio_level_ext is not None and self.kind is MediaKind.AUDIO:
             self._level_header = params.audio_level_ext << 4
-        if params.nack:
-            self._buffer = [None] * RTX_BUFFER_SIZE
+        self._rtx.bind(sink, self._serialize, params.nack, params.rtx_ssrc, params.rtx_payload_type)
         if params.payload_type != self.producer.codec.payload_type:
             self._red_inner_pt = params.payload_type
         if not self.pause_reasons:
@@ -176,7 +163,7 @@ class Consumer:
         self.pause_reasons.add(reason)
         if self.state in (ConsumerState.WAITING_KEYFRAME, ConsumerState.FORWARDING):
             self.set_state(ConsumerState.PAUSED)
-            self._paused_at = time.monotonic()
+            self._rtx.paused_at = time.monotonic()
 
     def resume(self, reason: str) -> None:
         """Lift one pause reason; forwarding restarts (at a keyframe) when none is left."""
@@ -193,7 +180,7 @@ class Consumer:
             return
         self.set_state(ConsumerState.CLOSED)
         self.producer.remove_consumer(self)
-        self._buffer = []
+        self._rtx.close()
         self._sink = None
 
     # -- packet path -------------------------------------------------------------
@@ -249,14 +236,7 @@ class Consumer:
             payload = rewritten
         out_ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         data = self._serialize(packet, payload, payload_type, out_seq, out_ts, send_time)
-        if self._buffer:
-            self._buffer[out_seq & (RTX_BUFFER_SIZE - 1)] = (
-                out_seq,
-                out_ts,
-                packet,
-                payload,
-                payload_type,
-            )
+        self._rtx.record(out_seq, out_ts, packet, payload, payload_type)
         if seq_delta(out_seq, self._next_out_seq) >= 0:
             self._next_out_seq = (out_seq + 1) & 0xFFFF
             self._last_out_ts = out_ts
@@ -310,9 +290,7 @@ class Consumer:
                 self._tl0 = None
         else:
             self._pictures = self._tl0 = None
-        if self._paused_at is not None:
-            self._repeat_retransmissions(self._paused_at - REPEAT_WINDOW)
-            self._paused_at = None
+        self._rtx.repeat_after_pause()
         if self.current_layer >= 0 and packet.layer != self.current_layer:
             self.layer_switches += 1
         self.current_layer = packet.layer
@@ -352,7 +330,7 @@ class Consumer:
     # -- feedback from the subscriber ------------------------------------------------
 
     def handle_nack(self, lost: list[int]) -> None:
-        """Retransmit what the subscriber lost, each packet at most once per round trip.
+        """Retransmit what the subscriber lost (sfu/rtx_stream.py), unless paused.
 
         A paused track retransmits nothing: its picture restarts at a
         keyframe anyway, and a receiver behind a full link keeps asking for
@@ -360,111 +338,29 @@ class Consumer:
         800 kbit/s of retransmissions, a NACK storm).
         """
         self.counters.nacks += 1
-        if not self._buffer or self._sink is None or self.params is None:
+        if self.params is None or self.state is ConsumerState.PAUSED:
             return
-        if self.state is ConsumerState.PAUSED:
-            return
-        now = time.monotonic()
-        retransmitted = self._retransmitted
-        again_after = max(RETRANSMIT_MIN_INTERVAL, (self.rtt_ms or 0.0) / 1000.0)
-        for seq in lost:
-            if now - retransmitted.get(seq, -1e9) < again_after:
-                continue  # sent again less than a round trip ago: still on its way
-            if self._retransmit(seq):
-                retransmitted.pop(seq, None)
-                retransmitted[seq] = now
-                if len(retransmitted) > RETRANSMITTED_KEPT:
-                    del retransmitted[next(iter(retransmitted))]
-
-    def _repeat_retransmissions(self, since: float) -> None:
-        """Send again (REPEAT_MAX at most) what was retransmitted since ``since``."""
-        repeated = [seq for seq, when in self._retransmitted.items() if when >= since]
-        repeated = repeated[-REPEAT_MAX:]
-        if repeated:
-            logger.debug("%r: %d retransmission(s) repeated at the resume", self, len(repeated))
-        for seq in repeated:
-            self._retransmit(seq)
-        self._retransmitted.clear()
-
-    def _retransmit(self, seq: int) -> bool:
-        """One buffered packet again, on RTX where negotiated; False if it is gone."""
-        params, sink = self.params, self._sink
-        if not self._buffer or params is None or sink is None:
-            return False
-        entry = self._buffer[seq & (RTX_BUFFER_SIZE - 1)]
-        if entry is None or entry[0] != seq:
-            return False
-        _out_seq, out_ts, packet, payload, payload_type = entry
-        now_ast = abs_send_time(time.time())
-        if params.rtx_ssrc is not None and params.rtx_payload_type is not None:
-            original = self._serialize(packet, payload, payload_type, seq, out_ts, now_ast)
-            header_len = len(original) - len(payload)
-            rtx_header = build_header(
-                packet.marker,
-                params.rtx_payload_type,
-                self._rtx_seq,
-                out_ts,
-                params.rtx_ssrc,
-                original[12:header_len],
-            )
-            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            data = rtx_header + seq.to_bytes(2, "big") + payload
-        else:
-            data = self._serialize(packet, payload, payload_type, seq, out_ts, now_ast)
-        if not sink.send_rtp(data, PacketClass.RETRANSMISSION):
-            return False
-        self.counters.retransmissions += 1
-        return True
+        self._rtx.answer(lost, None if self.rtt_ms is None else self.rtt_ms / 1000.0)
 
     @property
     def can_pad(self) -> bool:
         """Whether probe padding can go on this Consumer's RTX stream."""
-        params = self.params
-        return (
-            self._sink is not None
-            and params is not None
-            and params.rtx_ssrc is not None
-            and params.rtx_payload_type is not None
-        )
+        return self._rtx.can_pad
 
     def send_padding(self, count: int, size: int) -> int:
         """Send ``count`` RTX padding-only packets of ``size`` padding bytes (probing).
 
         Receivers feed them to their bandwidth estimator (they carry
-        abs-send-time) and drop them. Returns how many were sent.
+        abs-send-time, and the transport-wide sequence number's slot) and
+        drop them. Returns how many were sent.
         """
-        params = self.params
-        if not self.can_pad or params is None or self._sink is None:
-            return 0
-        assert params.rtx_ssrc is not None and params.rtx_payload_type is not None
-        size = max(1, min(size, 255))
-        padding = bytes(size - 1) + bytes((size,))
-        ast = abs_send_time(time.time())
         ext = self._head_elements
         if self._ast_header:
-            ext += bytes((self._ast_header,)) + ast
+            ext += bytes((self._ast_header,)) + abs_send_time(time.time())
         if ext:
             pad = -len(ext) % 4
             ext = b"\xbe\xde" + ((len(ext) + pad) // 4).to_bytes(2, "big") + ext + bytes(pad)
-        sent = 0
-        for _ in range(count):
-            header = bytearray(
-                build_header(
-                    False,
-                    params.rtx_payload_type,
-                    self._rtx_seq,
-                    self._last_out_ts,
-                    params.rtx_ssrc,
-                    ext,
-                )
-            )
-            header[0] |= 0x20  # P: the payload is all padding
-            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            if self._sink.send_rtp(bytes(header) + padding, PacketClass.PADDING):
-                sent += 1
-                self._rtx_packets += 1
-                self._rtx_bytes += size
-        return sent
+        return self._rtx.send_padding(count, size, ext, self._last_out_ts)
 
     def send_rtx_report(self) -> bool:
         """Send a sender report on the RTX stream (sfu/downlink.py times its probes by it).
@@ -475,30 +371,11 @@ class Consumer:
         (Only on RTX, never on the media stream, whose SRs carry the
         publisher's clock for lip sync.)
         """
-        params = self.params
-        if not self.can_pad or params is None or self._sink is None:
-            return False
-        assert params.rtx_ssrc is not None
-        ntp = ntp_now()
-        self._rtx_sr_sent[ntp_middle(ntp)] = time.monotonic()
-        if len(self._rtx_sr_sent) > 32:
-            self._rtx_sr_sent.pop(next(iter(self._rtx_sr_sent)))
-        report = SenderReport(
-            ssrc=params.rtx_ssrc,
-            ntp=ntp,
-            rtp_timestamp=self._last_out_ts,
-            packet_count=self._rtx_packets & 0xFFFFFFFF,
-            octet_count=self._rtx_bytes & 0xFFFFFFFF,
-        )
-        return self._sink.send_rtcp(build_sr(report))
+        return self._rtx.send_report(self._last_out_ts)
 
     def rtx_round_trip(self, block: ReportBlock) -> tuple[float, float] | None:
         """(round trip in seconds, when the echoed SR was sent) from an RTX report block."""
-        sent = self._rtx_sr_sent.get(block.lsr) if block.lsr else None
-        if sent is None:
-            return None
-        rtt = time.monotonic() - sent - block.dlsr / 65536.0
-        return (rtt, sent) if rtt >= 0 else None
+        return self._rtx.round_trip(block)
 
     @property
     def last_out_seq(self) -> int | None:
@@ -508,7 +385,7 @@ class Consumer:
     @property
     def last_rtx_seq(self) -> int:
         """Sequence number of the latest packet sent on the RTX stream."""
-        return (self._rtx_seq - 1) & 0xFFFF
+        return self._rtx.last_seq
 
     def handle_keyframe_request(self) -> None:
         self.counters.keyframe_requests += 1

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from sfu import consumer as consumer_module
-from sfu.consumer import REPEAT_MAX, REPEAT_WINDOW, RETRANSMIT_MIN_INTERVAL, Consumer
+from sfu.consumer import Consumer
+from sfu.rtx_stream import REPEAT_MAX, REPEAT_WINDOW, RETRANSMIT_MIN_INTERVAL
 from tests.unit.test_red_forwarding import consumer, producer, send
 
 PLAIN_PT = 111
