@@ -39,6 +39,7 @@ from sfu.layers import Layer
 from sfu.media import MediaKind, Source
 from sfu.peer import MediaSettings
 from sfu.quality import track_quality
+from sfu.red_choice import RedChoice
 from sfu.rtcp import ReportBlock
 from sfu.transport_sender import TransportSender
 from sfu.twcc import TransportFeedback
@@ -66,9 +67,6 @@ LAYER_STALE_MS = 2000  # a layer silent this long is not offered
 SIZE_SLACK = 0.9  # a layer this close to the rendered size is big enough
 SPEAKER_LEVEL = 70  # -dBov: quieter than this is not speaking
 REMB_GRACE = 2.0  # seconds after a resume before the track's REMB counts again
-RED_SHARE_OFF = 0.25  # RED audio falls back to plain Opus once it would take this share
-RED_SHARE_ON = 0.15  # of the estimate, and comes back below this one (a quarter: on a
-# 250 kbit/s link the redundancy otherwise costs the video its frame rate)
 PACING_FACTOR = 1.5  # packets leave at up to this times the estimate (a keyframe is spread)
 
 Notify = Callable[[dict[str, Any]], None]
@@ -116,8 +114,9 @@ class DownlinkController:
         self._delivery = DeliveryCheck()  # streams the reports say nothing of
         self.rtt: float | None = None  # the latest round trip measured (s)
         self.jitter = 0.0  # the largest interarrival jitter of the latest receiver report (s)
-        self.red_on = True  # RED audio forwarded (where negotiated): the link has room for it
-        self._red_negotiated = False  # some audio Consumer could send RED
+        self._red = RedChoice(
+            subscriber_id
+        )  # RED audio where the link has room (sfu/red_choice.py)
         self._thin_audio = ThinLinkAudio(settings.thin_link_opus_kbps * 1000)
         self._task: asyncio.Task[None] | None = None
 
@@ -251,7 +250,7 @@ class DownlinkController:
         self._delivery.sample(live, now)
         self._find_speaker(live)
         estimator = self.estimator
-        self._choose_red(live, estimator.estimate)
+        self._red.choose(live, estimator.estimate, lambda c: self._rate.get(c, 0.0))
         cap = self._thin_audio.update(
             estimator.estimate, self.audio_rate, estimator.decreases > 0, now
         )
@@ -322,13 +321,9 @@ class DownlinkController:
             self._sender.pacer.rate_bps = max(estimator.estimate * PACING_FACTOR, target)
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
-            if self._sender is not None and logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "subscriber %s: %r, sent by class %s",
-                    self.subscriber_id,
-                    estimator,
-                    self._sender.pacer.sent_by_class,
-                )
+            if self._sender is not None:
+                sent = self._sender.pacer.sent_by_class
+                logger.debug("subscriber %s: %r, sent %s", self.subscriber_id, estimator, sent)
             if video:
                 self._notify(self.quality(video))
 
@@ -534,43 +529,12 @@ class DownlinkController:
             self.padding_packets += carrier.send_padding(packets, PADDING_SIZE)
             self._probe_last_seq = carrier.last_rtx_seq
 
-    def _choose_red(self, live: list[Consumer], estimate: float) -> None:
-        """RED where it fits: redundancy about doubles what audio costs.
-
-        On a link too weak for it, the loss RED would repair is smaller than
-        the loss its own overload would cause, so the primary Opus frames go
-        alone. Audio with RED is priced at what the publisher sends.
-        """
-        red = [
-            c
-            for c in live
-            if c.kind is MediaKind.AUDIO
-            and c.producer.red_payload_type is not None
-            and c.params is not None
-            and c.params.red_payload_type is not None
-        ]
-        self._red_negotiated = bool(red)
-        if not red:
-            return
-        cost = sum(c.producer.layers[0].known_bitrate or 2 * self._rate.get(c, 0.0) for c in red)
-        on = self.red_on
-        if on and cost > estimate * RED_SHARE_OFF:
-            on = False
-        elif not on and cost < estimate * RED_SHARE_ON:
-            on = True
-        if on != self.red_on:
-            logger.info(
-                "subscriber %s: RED audio %s (%d of %d bit/s)",
-                self.subscriber_id,
-                "resumed" if on else "off",
-                cost,
-                estimate,
-            )
-            self.red_on = on
-        for consumer in red:
-            consumer.red_enabled = on
-
     # -- reporting ----------------------------------------------------------------------
+
+    @property
+    def red_on(self) -> bool:
+        """RED audio forwarded (where negotiated): the link has room for it."""
+        return self._red.on
 
     def quality(self, video: Iterable[Consumer]) -> dict[str, Any]:
         tracks = [track_quality(c, self._rate.get(c, 0.0)) for c in video]
@@ -579,7 +543,7 @@ class DownlinkController:
             "estimate_bps": int(self.estimator.estimate),
             # True: redundant audio forwarded; False: off, the link is too weak
             # for it; None: no audio track here has RED at both ends
-            "audio_red": self.red_on if self._red_negotiated else None,
+            "audio_red": self._red.reported,
             "link": self.link_stats(),
             "tracks": tracks,
         }

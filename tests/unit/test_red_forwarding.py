@@ -16,10 +16,11 @@ from benchmarks.loadgen.rtp_source import packetize
 from benchmarks.synthetic_media import opus_clip
 from recording.webm_writer import ParticipantWebm
 from sfu.consumer import Consumer, ConsumerState, OutboundParams
-from sfu.downlink import RED_SHARE_OFF, RED_SHARE_ON, TICK, DownlinkController
+from sfu.downlink import TICK, DownlinkController
 from sfu.media import CodecInfo, MediaKind, PacketClass, Source
 from sfu.peer import MediaSettings
 from sfu.producer import Producer
+from sfu.red_choice import RED_SHARE_OFF, RED_SHARE_ON
 from sfu.rtp import RtpPacket, build_header, parse_rtp
 from tests.unit.test_red import red_payload
 
