@@ -136,16 +136,18 @@ class DownlinkController:
             self._task = None
 
     async def _run(self) -> None:
+        now = time.monotonic()
         while True:
             await asyncio.sleep(PADDING_TICK if self._padding_rate > 0 else TICK / 5)
-            now = time.monotonic()
+            woke = time.monotonic()
+            slept, now = woke - now, woke
             if now - self._last_tick >= TICK:
                 self.tick(now)
             if self._padding_rate > 0 and not self.estimator.padding_now(now):
                 self._padding_rate = 0.0  # the probe ended, or was stopped early
                 self._padding_due = 0.0
             if self._padding_rate > 0:
-                self._pad(PADDING_TICK)
+                self._pad(min(slept, 5 * PADDING_TICK))  # the time that really passed
             elif isinstance(self.estimator, TwccEstimator):
                 continue  # transport feedback times every packet: no markers, no RTX reports
             elif self.estimator.probe_state is ProbeState.SETTLING:

@@ -334,6 +334,8 @@ class _Cluster:
     first_arrival_size: int = 0  # the first arrived packet's bytes are not part of the span
     total_size: int = 0
     overuse: bool = False
+    send_rate: float = 0.0  # bit/s the cluster was sent at (once measured)
+    saturated: bool = False  # it arrived well below that: the link is full
     outcome: ProbeOutcome = ProbeOutcome.PENDING
 
 
@@ -416,7 +418,12 @@ class ProbeTracker:
             if not (complete or timed_out or cluster.overuse):
                 continue
             rate = self._rate(cluster)
-            good = rate is not None and rate >= self._c.probe_success_ratio * cluster.target
+            # the link carried what was sent (not saturated) and about the target: what a
+            # sender's packetization falls short of the target is not the link's doing
+            good = rate is not None and not cluster.saturated and (
+                rate >= self._c.probe_success_ratio * cluster.target
+                or rate >= self._c.probe_success_ratio * cluster.send_rate
+            )
             ok = good and not cluster.overuse
             cluster.outcome = ProbeOutcome.SUCCEEDED if ok else ProbeOutcome.FAILED
             logger.debug("gcc: probe %d %s at %s bit/s", cluster_id, cluster.outcome.value, rate)
@@ -436,7 +443,9 @@ class ProbeTracker:
         receive_rate = (cluster.total_size - cluster.first_arrival_size) * 8 / receive_span
         if receive_rate > c.probe_max_ratio * send_rate:
             return None
-        if receive_rate < c.probe_saturated_ratio * send_rate:
+        cluster.send_rate = send_rate
+        cluster.saturated = receive_rate < c.probe_saturated_ratio * send_rate
+        if cluster.saturated:
             return c.probe_saturated_fraction * receive_rate
         return min(send_rate, receive_rate)
 
