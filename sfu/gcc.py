@@ -420,9 +420,13 @@ class ProbeTracker:
             rate = self._rate(cluster)
             # the link carried what was sent (not saturated) and about the target: what a
             # sender's packetization falls short of the target is not the link's doing
-            good = rate is not None and not cluster.saturated and (
-                rate >= self._c.probe_success_ratio * cluster.target
-                or rate >= self._c.probe_success_ratio * cluster.send_rate
+            good = (
+                rate is not None
+                and not cluster.saturated
+                and (
+                    rate >= self._c.probe_success_ratio * cluster.target
+                    or rate >= self._c.probe_success_ratio * cluster.send_rate
+                )
             )
             ok = good and not cluster.overuse
             cluster.outcome = ProbeOutcome.SUCCEEDED if ok else ProbeOutcome.FAILED

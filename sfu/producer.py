@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 0.25
 """Minimum seconds between two keyframe requests sent to one publisher layer."""
+KEYFRAME_INTERVAL_RTTS = 1.25  # upstream keyframe requests: at most one per this many RTTs
 LAYER_STOP_DELAY = 5.0
 LAYER_MIN_ON = 10.0  # seconds a layer switched on stays on at least
 LAYER_STALE = 2.0  # seconds without a packet: the publisher is not sending the layer
@@ -343,7 +344,10 @@ class Producer:
             return
         loop = asyncio.get_running_loop()
         now = loop.time()
-        wait = layer.last_keyframe_request + self._keyframe_interval - now
+        # no new request before the last one could have been answered (a long path)
+        repair_s = (layer.stream.repair_ms or 0.0) / 1000 if layer.stream is not None else 0.0
+        interval = max(self._keyframe_interval, KEYFRAME_INTERVAL_RTTS * repair_s)
+        wait = layer.last_keyframe_request + interval - now
         if wait <= 0:
             self._send_keyframe_request(layer)
         elif layer.pending_request is None:

@@ -15,6 +15,12 @@ MAX_MISSING = 512
 NACK_RETRIES = 3
 NACK_INTERVAL_MS = 80
 NACK_MAX_AGE_MS = 1000
+REPAIR_SMOOTHING = 0.25
+# On a long path (satellite: 600 ms round trip) a NACK is repeated only once a repair
+# could have come back (the sender ignores a NACK for a packet it resent less than a
+# round trip ago), and a packet is given up on only after a few round trips.
+NACK_INTERVAL_RTTS = 1.25
+NACK_MAX_AGE_RTTS = 3.0
 
 
 class ReceiveStream:
@@ -34,6 +40,7 @@ class ReceiveStream:
         "missing",
         "packets",
         "recovered",
+        "repair_ms",
         "ssrc",
     )
 
@@ -53,6 +60,7 @@ class ReceiveStream:
         self._last_transit: float | None = None
         self._expected_prior = 0
         self._received_prior = 0
+        self.repair_ms: float | None = None  # smoothed time from a gap to its repair (~ RTT)
         # extended seq -> [first_missing_ms, last_nack_ms, nack_count]
         self.missing: dict[int, list[int]] = {}
 
@@ -75,8 +83,15 @@ class ReceiveStream:
             self._restart_next = None
             self._count(timestamp, arrival_ms, size, rtx)
             return True
-        if self.missing.pop(ext, None) is not None:
+        state = self.missing.pop(ext, None)
+        if state is not None:
             self.recovered += 1
+            if state[2]:  # NACKed: the time since the gap was seen is about a round trip
+                sample = arrival_ms - state[0]
+                repair = self.repair_ms
+                self.repair_ms = (
+                    sample if repair is None else repair + REPAIR_SMOOTHING * (sample - repair)
+                )
             self._count(timestamp, arrival_ms, size, True)
             return True
         if self.highest - ext > MAX_MISSING and not rtx:
@@ -122,12 +137,15 @@ class ReceiveStream:
     def due_nacks(self, now_ms: int) -> list[int]:
         """Sequence numbers (16-bit) to NACK now; gives up on old or hopeless ones."""
         due: list[int] = []
+        repair = self.repair_ms or 0.0
+        interval = max(NACK_INTERVAL_MS, NACK_INTERVAL_RTTS * repair)
+        max_age = max(NACK_MAX_AGE_MS, NACK_MAX_AGE_RTTS * repair)
         for ext, state in list(self.missing.items()):
             first, last_nack, count = state
-            if count >= NACK_RETRIES or now_ms - first > NACK_MAX_AGE_MS:
+            if count >= NACK_RETRIES or now_ms - first > max_age:
                 del self.missing[ext]
                 continue
-            if now_ms - last_nack >= NACK_INTERVAL_MS:
+            if now_ms - last_nack >= interval:
                 state[1] = now_ms
                 state[2] = count + 1
                 due.append(ext & 0xFFFF)

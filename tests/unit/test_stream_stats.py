@@ -294,7 +294,8 @@ def test_recovered_seq_is_no_longer_nacked() -> None:
     feed(stream, [100, 103])
     assert stream.due_nacks(T0 + 100) == [101, 102]
     stream.receive(101, 0, T0 + 120, 100, True)
-    assert stream.due_nacks(T0 + 100 + NACK_INTERVAL_MS) == [102]
+    # (once a repair took 120 ms, a NACK is repeated only after 1.25 of that)
+    assert stream.due_nacks(T0 + 100 + max(NACK_INTERVAL_MS, int(1.25 * 120))) == [102]
 
 
 # --------------------------------------------------------------------------
@@ -404,3 +405,20 @@ def test_jitter_ignores_huge_timestamp_jumps() -> None:
     stream.receive(0, 0, T0, 100, False)
     stream.receive(1, 20 * CLOCK, T0 + FRAME_MS, 100, False)
     assert stream.jitter == 0
+
+
+def test_nacks_follow_the_measured_repair_time_on_a_long_path() -> None:
+    """600 ms round trip: a NACK is repeated only once a repair could have come back."""
+    from sfu.stream_stats import NACK_INTERVAL_MS, NACK_INTERVAL_RTTS  # noqa: PLC0415
+
+    stream = ReceiveStream(1, 90000)
+    stream.receive(100, 0, T0, 100, False)
+    stream.receive(102, 0, T0 + 10, 100, False)  # 101 missing
+    assert stream.due_nacks(T0 + 10) == [101]
+    assert stream.repair_ms is None
+    stream.receive(101, 0, T0 + 610, 100, True)  # its repair: 600 ms after the gap
+    assert stream.repair_ms == 600
+    stream.receive(104, 0, T0 + 700, 100, False)  # 103 missing
+    assert stream.due_nacks(T0 + 700) == [103]
+    assert stream.due_nacks(T0 + 700 + NACK_INTERVAL_MS) == []  # not within a round trip
+    assert stream.due_nacks(T0 + 700 + int(NACK_INTERVAL_RTTS * 600)) == [103]
