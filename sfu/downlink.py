@@ -36,6 +36,7 @@ from sfu.bandwidth import DECREASE_HOLD, DownlinkEstimator, ProbeState
 from sfu.consumer import Consumer, ConsumerState
 from sfu.delivery import DeliveryCheck
 from sfu.layers import Layer
+from sfu.link_estimate import LinkEstimator
 from sfu.media import MediaKind, Source
 from sfu.peer import MediaSettings
 from sfu.quality import track_quality
@@ -83,7 +84,7 @@ class DownlinkController:
         now = time.monotonic()
         self.subscriber_id = subscriber_id
         self.settings = settings
-        self.estimator: DownlinkEstimator | TwccEstimator = DownlinkEstimator(
+        self.estimator: LinkEstimator = DownlinkEstimator(
             settings.subscriber_start_bitrate_kbps * 1000,
             settings.subscriber_max_bitrate_kbps * 1000,
             now,

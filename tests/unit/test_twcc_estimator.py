@@ -114,3 +114,15 @@ def test_while_paused_the_next_probe_is_never_far_away() -> None:
         t += 0.05
     assert estimator.probes > probes
     assert PROBE_STEP > 1
+
+
+def test_both_estimators_show_the_controller_one_face() -> None:
+    from sfu.bandwidth import DownlinkEstimator  # noqa: PLC0415
+    from sfu.link_estimate import LinkEstimator  # noqa: PLC0415
+
+    faces: list[LinkEstimator] = [
+        TwccEstimator(300_000, 5_000_000, 0.0),
+        DownlinkEstimator(300_000, 5_000_000, 0.0),
+    ]
+    for estimator in faces:
+        assert estimator.estimate > 0 and not estimator.may_pause
