@@ -524,8 +524,41 @@ class UplinkEstimator:
 
 
 # --------------------------------------------------------------------------
-# Load testing: count media datagrams without decrypting them
+# Incoming SRTP datagrams, as they come off the socket
 # --------------------------------------------------------------------------
+
+SrtpFilter = Callable[[bytes, Callable[[bytes, tuple[str, int]], None], tuple[str, int]], None]
+"""(datagram, aioice's own handler, address): called for each SRTP (not SRTCP) datagram."""
+
+
+def _is_srtp(data: bytes) -> bool:
+    return len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223
+
+
+def _intercept_srtp(pc: RTCPeerConnection, marker: str, on_srtp: SrtpFilter) -> None:
+    """Route every incoming SRTP datagram of ``pc``'s sockets through ``on_srtp``.
+
+    STUN, DTLS and SRTCP go straight on to aioice. Each socket is wrapped
+    once per ``marker``. Call after setLocalDescription (the sockets exist then).
+    """
+    attribute = f"_digiclinic_{marker}"
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        for protocol in connection._protocols:
+            if getattr(protocol, attribute, False):
+                continue
+            original = protocol.datagram_received
+
+            def datagram_received(
+                data: bytes, addr: tuple[str, int], _original: Any = original
+            ) -> None:
+                if _is_srtp(data):
+                    on_srtp(data, _original, addr)
+                else:
+                    _original(data, addr)
+
+            setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
+            setattr(protocol, attribute, True)
 
 
 def tap_media_datagrams(
@@ -537,28 +570,15 @@ def tap_media_datagrams(
     and sequence gaps without paying for decryption, jitter buffers or
     decoders. STUN, DTLS and SRTCP still reach aiortc. With ``pass_through``
     media reaches aiortc too (it decodes, sends REMB, RRs and NACKs) and
-    ``on_media`` only watches. Call after setLocalDescription (the sockets
-    exist then).
+    ``on_media`` only watches. Call after setLocalDescription.
     """
-    for transceiver in pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport.iceGatherer._connection
-        for protocol in connection._protocols:
-            if getattr(protocol, "_digiclinic_tap", False):
-                continue
-            original = protocol.datagram_received
 
-            def datagram_received(
-                data: bytes, addr: tuple[str, int], _original: Any = original
-            ) -> None:
-                if len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
-                    on_media(data)
-                    if pass_through:
-                        _original(data, addr)
-                else:
-                    _original(data, addr)
+    def on_srtp(data: bytes, original: Any, addr: tuple[str, int]) -> None:
+        on_media(data)
+        if pass_through:
+            original(data, addr)
 
-            setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
-            setattr(protocol, "_digiclinic_tap", True)  # noqa: B010
+    _intercept_srtp(pc, "tap", on_srtp)
 
 
 def stamp_arrivals(pc: RTCPeerConnection, arrivals: dict[bytes, int], limit: int = 4096) -> None:
@@ -571,26 +591,16 @@ def stamp_arrivals(pc: RTCPeerConnection, arrivals: dict[bytes, int], limit: int
     than it is. The key is the cleartext header's sequence number and SSRC
     (bytes 2-3 and 8-11, the same in the decrypted packet); the consumer
     pops it. Past ``limit`` entries (nobody consumes them) the dict is
-    cleared. Call after setLocalDescription (the sockets exist then).
+    cleared. Call after setLocalDescription.
     """
-    for transceiver in pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport.iceGatherer._connection
-        for protocol in connection._protocols:
-            if getattr(protocol, "_digiclinic_arrivals", False):
-                continue
-            original = protocol.datagram_received
 
-            def datagram_received(
-                data: bytes, addr: tuple[str, int], _original: Any = original
-            ) -> None:
-                if len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
-                    if len(arrivals) >= limit:
-                        arrivals.clear()
-                    arrivals[data[2:4] + data[8:12]] = time.monotonic_ns() // 1000
-                _original(data, addr)
+    def on_srtp(data: bytes, original: Any, addr: tuple[str, int]) -> None:
+        if len(arrivals) >= limit:
+            arrivals.clear()
+        arrivals[data[2:4] + data[8:12]] = time.monotonic_ns() // 1000
+        original(data, addr)
 
-            setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
-            setattr(protocol, "_digiclinic_arrivals", True)  # noqa: B010
+    _intercept_srtp(pc, "arrivals", on_srtp)
 
 
 def srtp_unprotector(transceiver: RTCRtpTransceiver) -> Callable[[bytes], bytes] | None:
