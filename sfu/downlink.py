@@ -321,7 +321,8 @@ class DownlinkController:
         else:
             self._padding_due = 0.0
         if self._sender is not None:
-            self._sender.pacer.rate_bps = max(estimator.estimate * PACING_FACTOR, target)
+            # (a probe's padding must not be held back: its own generator sets its rate)
+            self._sender.pacer.rate_bps = max(estimator.estimate, target) * PACING_FACTOR
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
             if self._sender is not None:

@@ -19,7 +19,9 @@ packets lost on the way (after repairs):
   up to ``TRIAL_BACKOFF_MAX``), or at once when the same participant's
   downlink estimate has grown ``RECOVERY_HINT`` times past what it was when
   the uplink turned weak (a rural link usually widens both ways at once):
-  the camera is asked back.
+  the camera is asked back. (The lowest downlink estimate since the uplink
+  turned weak is the reference: at that moment the downlink may not have
+  dropped yet.)
 - TRIAL -> WELL after ``OK_AFTER`` seconds at ``OK_FPS`` or more with loss
   under ``OK_LOSS``; TRIAL -> WEAK as soon as loss exceeds ``WEAK_LOSS`` (after
   a ``TRIAL_GRACE`` for the camera to restart) or after ``TRIAL_LENGTH``.
@@ -117,6 +119,10 @@ class UplinkHealth:
             self._hint_at_weak = hint_bps
             return True
         if state is UplinkState.WEAK:
+            if hint_bps is not None and (
+                self._hint_at_weak is None or hint_bps < self._hint_at_weak
+            ):
+                self._hint_at_weak = hint_bps  # the lowest the downlink went meanwhile
             widened = (
                 hint_bps is not None
                 and self._hint_at_weak is not None

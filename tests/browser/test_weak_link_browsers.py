@@ -67,7 +67,7 @@ async def test_250_kbps_both_ways_each_side_sees_smooth_video_and_hears_clean_au
         assert steady["mean_fps"] >= 15 and steady["min_height"] >= 180, why
         assert steady["freezes_per_minute"] <= 1, why
         assert steady["concealment"] < 0.02, why
-        assert steady["size_changes_per_minute"] <= 2, why
+        assert steady["size_changes"] <= 2, why  # in the test's one minute
         assert figures["publisher_layer_changes"] <= 2, why  # in one minute
         assert figures["bandwidth_pauses"] == 0, why
 
