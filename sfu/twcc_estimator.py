@@ -55,6 +55,8 @@ PROBE_MIN_STEP = 1.15  # a probe for less than this times the estimate is not wo
 PROBE_SETTLE_MAX = 2.0  # seconds after a probe ends: given up on if still undecided
 PROBE_BACKOFF_MIN = 1.0  # seconds before the next probe after a failure (doubles)
 PAYLOAD_SHARE_SMOOTHING = 0.5
+PROVEN_MARGIN = 1.15  # while little is sent, the link is trusted with this much more...
+PROVEN_TTL = 5.0  # ...or with what a probe measured in the last few seconds
 PROBE_BACKOFF_MAX = 30.0  # a link that keeps failing probes is full: each one costs a queue
 PROBE_BACKOFF_PAUSED = 2.0  # ...but while video is paused, a link that widens is found within it
 
@@ -81,6 +83,10 @@ class TwccEstimator:
         # in wire bits, prices and rates are in RTP bits (TransportSender.payload_share)
         self.payload_share = 0.9
         self._paused = False  # some video is paused for bandwidth (shorter back-off)
+        self._cluster_result: float | None = None
+        self._proven = 0.0  # bit/s (wire) the latest successful probe measured...
+        self._proven_at = -1e9  # ...and when
+        self._now = now
 
     def __repr__(self) -> str:
         gcc = self._gcc
@@ -94,8 +100,21 @@ class TwccEstimator:
 
     @property
     def estimate(self) -> float:
-        """The link's estimate in RTP bits (what prices are in)."""
-        return self._gcc.estimate * self.payload_share
+        """The link's estimate in RTP bits (what prices are in): only what the link has shown.
+
+        While little is sent, GCC's estimate is a bound (1.5x what arrived), not
+        a measurement; allocating into it switched a 250 kbit/s link's video up
+        to 640x360 and back within 2 s. Then the estimate is what arrived (plus
+        ``PROVEN_MARGIN``) or what a probe proved lately, whichever is more:
+        an up-switch beyond it waits for a probe.
+        """
+        gcc = self._gcc
+        value = gcc.estimate
+        acked = gcc.acked_bitrate
+        if acked is not None and gcc.limited_by_traffic:
+            proven = self._proven if self._now - self._proven_at < PROVEN_TTL else 0.0
+            value = min(value, max(acked * PROVEN_MARGIN, proven))
+        return value * self.payload_share
 
     @property
     def loss(self) -> float:
@@ -130,6 +149,7 @@ class TwccEstimator:
 
     def on_feedback(self, results: Sequence[PacketFeedback], now: float, rtt: float | None) -> None:
         gcc = self._gcc
+        self._now = now
         if rtt is not None:
             gcc.set_rtt(rtt)
         gcc.on_feedback(results, now)
@@ -172,6 +192,7 @@ class TwccEstimator:
     def padding_target(self, wanted: float, now: float, sent: float, paused: bool) -> float:
         """The total rate to send now (media + padding): above ``sent`` while probing, else 0."""
         self._paused = paused
+        self._now = now
         if paused:  # a link that widens must give the video back within seconds
             self._backoff = min(self._backoff, PROBE_BACKOFF_PAUSED)
             self._next_probe = min(self._next_probe, now + PROBE_BACKOFF_PAUSED)
@@ -219,12 +240,15 @@ class TwccEstimator:
         if outcome is ProbeOutcome.PENDING and now - self._probe_ends < PROBE_SETTLE_MAX:
             return
         self.probe_state = ProbeState.IDLE
+        self._cluster_result = self._gcc.probe_result(cluster)
         self._cluster = None
         self._settle(outcome, now)
         logger.debug("%r: probe %s", self, outcome.value)
 
     def _settle(self, outcome: ProbeOutcome, now: float) -> None:
         if outcome is ProbeOutcome.SUCCEEDED:
+            if self._cluster_result is not None:
+                self._proven, self._proven_at = self._cluster_result, now
             self._step = PROBE_STEP_AFTER_SUCCESS
             self._backoff = PROBE_BACKOFF_MIN
             self._next_probe = now

@@ -22,6 +22,7 @@ class Link:
         self.seq = 0
         self.free_at = 0.0
         self.pending: list[PacketResult] = []
+        self.wanted: float | None = None  # what the allocation wants (None: 4x the media)
 
     def send(self, now: float, size: int, kind: int = 2) -> None:
         self.seq += 1
@@ -42,7 +43,8 @@ class Link:
             while media_due >= 1000:
                 self.send(t, 1000)
                 media_due -= 1000
-            pad = self.estimator.padding_target(media_bps * 4, t, media_bps, False)
+            wanted = media_bps * 4 if self.wanted is None else self.wanted
+            pad = self.estimator.padding_target(wanted, t, media_bps, False)
             padding_due += max(0.0, pad - media_bps) * 0.01 / 8 if pad else 0.0
             while padding_due >= 250:
                 self.send(t, 250, kind=3)
@@ -60,10 +62,22 @@ def test_probes_raise_the_estimate_on_a_wide_link() -> None:
     estimator = TwccEstimator(300_000, 5_000_000, 0.0)
     estimator.payload_share = 1.0
     link = Link(estimator, 10_000_000)
-    link.run(0.0, 6.0, 250_000)
+    t = link.run(0.0, 3.0, 250_000)
     assert estimator.probes >= 2
-    assert estimator.estimate > 600_000, estimator
+    assert estimator.estimate > 600_000, estimator  # what the probes proved
     assert not estimator.may_pause
+    assert t > 0
+
+
+def test_while_little_is_sent_only_what_arrives_is_trusted() -> None:
+    """An up-switch beyond what the link has shown waits for a probe (not GCC's 1.5x bound)."""
+    estimator = TwccEstimator(300_000, 5_000_000, 0.0)
+    estimator.payload_share = 1.0
+    link = Link(estimator, 10_000_000)
+    link.wanted = 0.0  # nothing more wanted: no probes
+    link.run(0.0, 8.0, 150_000)
+    assert estimator.probes == 0
+    assert 150_000 <= estimator.estimate <= 150_000 * 1.3, estimator
 
 
 def test_on_a_thin_link_a_probe_fails_and_is_not_repeated_at_once() -> None:
