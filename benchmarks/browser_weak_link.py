@@ -95,6 +95,11 @@ async def run_case(case: str, seconds: float) -> dict[str, Any]:
                 "figures": figures(case, table, side.messages, cap_at, lifted_at, total),
             }
         result["server_log_tail"] = consult.server.stderr()[-4000:] if consult.server else ""
+        if consult.bridge is not None:  # the satellite path: what its link model did
+            result["link"] = {
+                "up": asdict(consult.bridge.up_counters),
+                "down": asdict(consult.bridge.down_counters),
+            }
         return result
 
 
