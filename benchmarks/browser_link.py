@@ -100,6 +100,20 @@ SAMPLE_JS = """async () => {
 }"""
 
 
+WATCH_JS = """(texts) => {
+  window.__dcTextSeen = {};
+  setInterval(() => {
+    const text = window.widgetTest?.element?.shadowRoot?.textContent ?? '';
+    for (const key of texts) {
+      if (!(key in window.__dcTextSeen) && text.includes(key)) {
+        window.__dcTextSeen[key] = performance.now();
+      }
+    }
+  }, 100);
+  return performance.now();
+}"""
+
+
 @dataclass(frozen=True)
 class Phase:
     """From ``at`` s into the recording, the patient link carries ``rate_bps`` (None: no cap)."""
@@ -125,6 +139,8 @@ class Side:
     page: Any = None
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
+    page_offset: float = 0.0  # this rig's clock minus the page's performance.now(), s
+    text_seen: dict[str, float] = field(default_factory=dict)  # watched text -> first seen
 
     def watch(self, page: Any, clock: Any) -> None:
         self.page = page
@@ -308,6 +324,24 @@ class BrowserConsult:
                 data = {"error": str(exc)[:200]}
             self.samples.append(Sample(t, side.name, self.rate_bps, data))
 
+    async def watch_texts(self, texts: tuple[str, ...]) -> None:
+        """From now on, note (within 0.1 s) when each of ``texts`` first shows in each widget.
+
+        The page is read only once a second by ``sample``; these times are
+        finer. They land in ``Side.text_seen`` (seconds on this rig's clock).
+        """
+        assert self.clinic is not None and self.patient is not None
+        for side in (self.clinic, self.patient):
+            before = self.clock()
+            page_now = await side.page.evaluate(WATCH_JS, list(texts))
+            side.page_offset = (before + self.clock()) / 2 - page_now / 1000
+
+    async def texts_seen(self) -> None:
+        assert self.clinic is not None and self.patient is not None
+        for side in (self.clinic, self.patient):
+            seen = await side.page.evaluate("window.__dcTextSeen ?? {}")
+            side.text_seen = {key: at / 1000 + side.page_offset for key, at in seen.items()}
+
     async def record(self, seconds: float, phases: list[Phase] | None = None) -> None:
         """Sample both sides every second for ``seconds``, changing the cap at each phase."""
         start = self.clock()
@@ -321,6 +355,7 @@ class BrowserConsult:
                 await self.sample()
                 next_sample += 1.0
             await asyncio.sleep(0.05)
+        await self.texts_seen()
 
     async def server_metrics(self) -> str:
         assert self.server is not None

@@ -58,6 +58,8 @@ KEPT_MESSAGES = (
     "reconnect",
 )
 CASES = ("250k", "60k", "uncapped", "satellite")
+# what a tile says when a video is paused for our link / when the sender's link is weak
+WATCHED_TEXTS = ("Video paused: weak connection", "'s connection is weak")
 # 600 ms round trip, 1 Mbit/s, 1 % random loss each way (tests/helpers/ns_bridge.py)
 SATELLITE = LinkSettings(
     rate_bps=1_000_000, burst_bytes=16_000, queue_ms=300, delay_ms=300, loss=0.01
@@ -79,6 +81,7 @@ async def run_case(case: str, seconds: float) -> dict[str, Any]:
         patient_rate_bps=initial, room=f"bench-{case}", satellite=satellite
     ) as consult:
         await consult.start()
+        await consult.watch_texts(WATCHED_TEXTS)
         started = time.monotonic()
         await consult.record(total, phases)
         assert consult.clinic is not None and consult.patient is not None
@@ -94,6 +97,10 @@ async def run_case(case: str, seconds: float) -> dict[str, Any]:
                 "messages": messages,
                 "figures": figures(case, table, side.messages, cap_at, lifted_at, total),
             }
+            if cap_at is not None:  # when the tile first said so, within 0.1 s
+                result[name]["figures"]["tile_text_after_s"] = {
+                    key: round(at - cap_at, 2) for key, at in side.text_seen.items()
+                }
         result["server_log_tail"] = consult.server.stderr()[-4000:] if consult.server else ""
         if consult.bridge is not None:  # the satellite path: what its link model did
             result["link"] = {
