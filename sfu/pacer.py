@@ -190,7 +190,7 @@ class Pacer:
 
     # -- sending ---------------------------------------------------------------------
 
-    def send_rtp(self, data: bytes, cls: PacketClass) -> bool:
+    def send_rtp(self, data: bytes, cls: PacketClass = PacketClass.VIDEO) -> bool:
         """Send now or queue: True if sent or queued, False if dropped (or ``send`` failed).
 
         A queued packet may still be dropped (``clear``, ``close``, ``send``).

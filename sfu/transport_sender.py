@@ -42,6 +42,7 @@ class TransportSender:
         "history",
         "on_stamped",
         "pacer",
+        "send_rtp",
     )
 
     def __init__(self, egress: PacketSink) -> None:
@@ -51,6 +52,8 @@ class TransportSender:
         self._sequence = TransportSequence()
         self.history = SentPacketHistory()
         self.pacer = Pacer(egress.send_rtp, prepare=self._prepare)
+        # every RTP packet goes through the pacer (bound once: the per-packet path)
+        self.send_rtp = self.pacer.send_rtp
         # called with each packet's unwrapped transport-wide sequence number (probe clusters)
         self.on_stamped: Callable[[int], None] | None = None
         self._sent_at_share = (0, 0)  # (bytes, packets) sent when payload_share() was last asked
@@ -67,9 +70,6 @@ class TransportSender:
     @property
     def transport_cc(self) -> bool:
         return bool(self._twcc_byte)
-
-    def send_rtp(self, data: bytes, cls: PacketClass = PacketClass.VIDEO) -> bool:
-        return self.pacer.send_rtp(data, cls)
 
     def send_rtcp(self, data: bytes) -> bool:
         return self._egress.send_rtcp(data)
