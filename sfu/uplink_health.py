@@ -23,8 +23,14 @@ packets lost on the way (after repairs):
   turned weak is the reference: at that moment the downlink may not have
   dropped yet.)
 - TRIAL -> WELL after ``OK_AFTER`` seconds at ``OK_FPS`` or more with loss
-  under ``OK_LOSS``; TRIAL -> WEAK as soon as loss exceeds ``WEAK_LOSS`` (after
-  a ``TRIAL_GRACE`` for the camera to restart) or after ``TRIAL_LENGTH``.
+  under ``OK_LOSS``; TRIAL -> WEAK once loss exceeds ``WEAK_LOSS`` on
+  ``TRIAL_LOSSY_SAMPLES`` samples in a row (after a ``TRIAL_GRACE`` for the
+  camera to restart: its keyframe alone can lose a packet or two), or after
+  ``TRIAL_LENGTH``.
+
+Nothing is judged in the first ``STARTUP_GRACE`` seconds after the first
+frames: a browser starts its camera above a thin uplink's rate and comes
+down within seconds (at 250 kbit/s that start alone looked weak).
 
 A screen share is never judged (static content sends few frames on
 purpose), nor a muted camera.
@@ -41,10 +47,12 @@ WEAK_FPS = 6.0  # a camera sends 15-30; under this, motion is gone
 WEAK_LOSS = 0.10  # of the camera's packets lost after repairs
 OK_FPS = 10.0
 OK_LOSS = 0.03
-WEAK_AFTER = 1.0  # seconds below the bar before the uplink counts as weak
+WEAK_AFTER = 1.5  # seconds below the bar before the uplink counts as weak
+STARTUP_GRACE = 5.0  # seconds after the first frames before anything is judged
 OK_AFTER = 2.0  # seconds of a good trial before it counts as well again
-TRIAL_GRACE = 0.5  # seconds for the camera to restart before a trial's loss counts
-TRIAL_LENGTH = 3.0
+TRIAL_GRACE = 1.0  # seconds for the camera to restart before a trial's loss counts...
+TRIAL_LOSSY_SAMPLES = 2  # ...and then this many lossy samples in a row end it
+TRIAL_LENGTH = 4.0
 TRIAL_BACKOFF_MIN = 10.0
 TRIAL_BACKOFF_MAX = 60.0
 RECOVERY_HINT = 4.0  # the participant's downlink grew this much: try the camera again at once
@@ -62,6 +70,7 @@ class UplinkHealth:
     __slots__ = (
         "_backoff",
         "_hint_at_weak",
+        "_lossy_samples",
         "_since",
         "_started",
         "_state_at",
@@ -77,6 +86,7 @@ class UplinkHealth:
         self._trial_at = 0.0
         self._backoff = TRIAL_BACKOFF_MIN
         self._hint_at_weak: float | None = None
+        self._lossy_samples = 0  # lossy samples in a row during a trial
 
     @property
     def weak(self) -> bool:
@@ -91,6 +101,7 @@ class UplinkHealth:
         self.state = state
         self._state_at = now
         self._since = None
+        self._lossy_samples = 0
 
     def update(
         self, fps: float, loss: float, muted: bool, now: float, hint_bps: float | None = None
@@ -106,6 +117,8 @@ class UplinkHealth:
             if fps <= 0:
                 return False  # nothing arrived yet: a call that is starting is not weak
             self._started = now
+        if now - self._started < STARTUP_GRACE:
+            return False  # a browser starts above a thin uplink and comes down within seconds
         state = self.state
         if state is UplinkState.WELL:
             if not (fps < WEAK_FPS or loss > WEAK_LOSS):
@@ -133,7 +146,9 @@ class UplinkHealth:
             return False
         # TRIAL
         in_trial = now - self._state_at
-        if (in_trial >= TRIAL_GRACE and loss > WEAK_LOSS) or in_trial >= TRIAL_LENGTH:
+        lossy = in_trial >= TRIAL_GRACE and loss > WEAK_LOSS
+        self._lossy_samples = self._lossy_samples + 1 if lossy else 0
+        if self._lossy_samples >= TRIAL_LOSSY_SAMPLES or in_trial >= TRIAL_LENGTH:
             self._set_state(UplinkState.WEAK, now)
             self._backoff = min(self._backoff * 2, TRIAL_BACKOFF_MAX)
             self._trial_at = now + self._backoff
