@@ -97,6 +97,10 @@ async def run_case(case: str, seconds: float) -> dict[str, Any]:
                 "messages": messages,
                 "figures": figures(case, table, side.messages, cap_at, lifted_at, total),
             }
+            reasons = [s.data.get("reconnect_reasons") for s in consult.samples if s.side == name]
+            result[name]["figures"]["reconnect_reasons"] = next(
+                (r for r in reversed(reasons) if r), []
+            )
             if cap_at is not None:  # when the tile first said so, within 0.1 s
                 result[name]["figures"]["tile_text_after_s"] = {
                     key: round(at - cap_at, 2) for key, at in side.text_seen.items()
