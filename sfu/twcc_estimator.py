@@ -139,7 +139,17 @@ class TwccEstimator:
         return self.probe_state is ProbeState.PROBING
 
     def padding_now(self, now: float) -> bool:
-        return self.probe_state is ProbeState.PROBING and now < self._probe_ends
+        """Whether a probe's padding goes on; a probe whose time is up ends here and now.
+
+        (Ended only at the next allocation tick, up to half a second later, its
+        cluster took in the media sent meanwhile and measured half its rate.)
+        """
+        if self.probe_state is not ProbeState.PROBING:
+            return False
+        if now < self._probe_ends:
+            return True
+        self._end_probe(now)
+        return False
 
     # -- feedback ------------------------------------------------------------------
 

@@ -50,10 +50,10 @@ OK_LOSS = 0.03
 WEAK_AFTER = 1.5  # seconds below the bar before the uplink counts as weak
 STARTUP_GRACE = 5.0  # seconds after the first frames before anything is judged
 OK_AFTER = 2.0  # seconds of a good trial before it counts as well again
-TRIAL_GRACE = 1.0  # seconds for the camera to restart before a trial's loss counts...
+TRIAL_GRACE = 0.5  # seconds for the camera to restart before a trial's loss counts...
 TRIAL_LOSSY_SAMPLES = 2  # ...and then this many lossy samples in a row end it
 TRIAL_LENGTH = 4.0
-TRIAL_BACKOFF_MIN = 10.0
+TRIAL_BACKOFF_MIN = 20.0
 TRIAL_BACKOFF_MAX = 60.0
 RECOVERY_HINT = 4.0  # the participant's downlink grew this much: try the camera again at once
 
