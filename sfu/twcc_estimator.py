@@ -53,7 +53,8 @@ PROBE_STEP = 1.5  # first probe, and after a failure: this times the estimate
 PROBE_STEP_AFTER_SUCCESS = 2.0
 PROBE_MIN_STEP = 1.15  # a probe for less than this times the estimate is not worth it
 PROBE_SETTLE_MAX = 2.0  # seconds after a probe ends: given up on if still undecided
-PROBE_MAX_LOSS = 0.05  # no probe while recent feedback shows more loss than this
+PROBE_MAX_LOSS = 0.05  # no probe while recent feedback shows more loss than this (smoothed;
+PROBE_MAX_LOSS_PAUSED = 0.10  # while paused it decays too slowly after a link widens)
 PROBE_BACKOFF_MIN = 1.0  # seconds before the next probe after a failure (doubles)
 PAYLOAD_SHARE_SMOOTHING = 0.5
 PROVEN_MARGIN = 1.15  # while little is sent, the link is trusted with this much more...
@@ -222,7 +223,8 @@ class TwccEstimator:
             or self._gcc.overusing_now
             or (self._gcc.congested and not paused)
             # a full link (not a radio link's own random loss): a probe would only cost audio
-            or self._gcc.loss > PROBE_MAX_LOSS + 2 * self._gcc.loss_floor
+            or self._gcc.loss
+            > (PROBE_MAX_LOSS_PAUSED if paused else PROBE_MAX_LOSS) + 2 * self._gcc.loss_floor
         ):
             return 0.0  # (while paused, a link that was congested seconds ago is probed again)
         step = PROBE_STEP_AFTER_SUCCESS if paused else self._step
