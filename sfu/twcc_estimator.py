@@ -12,7 +12,9 @@ controller's allocation, pause and probing code is shared) and decides
 probes:
 
 - **When**: the allocation wants more than the estimate, no congestion was
-  seen in the last ``DECREASE_HOLD`` seconds, and the back-off allows it.
+  seen in the last ``DECREASE_HOLD`` seconds, the feedback does not show a
+  full link (loss over ``PROBE_MAX_LOSS``, 10 % while video is paused,
+  above the link's own random loss), and the back-off allows it.
 - **How much**: 1.5x the estimate (2x after a probe that succeeded, and
   while video is paused), never more than wanted; for ``PROBE_DURATION``
   seconds, or longer at a low rate so that the padding makes a measurable
@@ -28,6 +30,11 @@ probes:
   its send rate). A success raises the estimate to the probed rate in one
   step, and the next probe may double; a failure doubles the back-off
   (``PROBE_BACKOFF_MIN`` .. ``PROBE_BACKOFF_MAX``).
+
+``estimate`` is only what the link has shown: while little is sent, GCC's
+estimate is a bound (1.5x what arrived), and the allocation is given what
+arrived (+15 %) or what a probe proved in the last 5 s instead, so an
+up-switch beyond it waits for a probe.
 
 ``may_pause`` is the honest-signal rule: only a real congestion signal
 (an overuse or a loss-based decrease in the last few seconds) lets the
