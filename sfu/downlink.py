@@ -253,7 +253,7 @@ class DownlinkController:
         self._delivery.sample(live, now)
         self._find_speaker(live)
         estimator = self.estimator
-        self._red.choose(live, estimator.estimate, lambda c: self._rate.get(c, 0.0))
+        self._red.choose(live, estimator.estimate, self._rate.get, estimator.may_pause)
         cap = self._thin_audio.update(
             estimator.estimate, self.audio_rate, estimator.decreases > 0, now
         )

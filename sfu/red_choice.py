@@ -35,9 +35,18 @@ class RedChoice:
         self.negotiated = False  # some audio Consumer could send RED
 
     def choose(
-        self, live: Iterable[Consumer], estimate: float, rate: Callable[[Consumer], float]
+        self,
+        live: Iterable[Consumer],
+        estimate: float,
+        rate: Callable[[Consumer], float | None],
+        congested: bool = True,
     ) -> None:
-        """Decide from the estimate; ``rate``: what a Consumer is sent now (bit/s)."""
+        """Decide from the estimate; ``rate``: what a Consumer is sent now (bit/s, or None).
+
+        ``congested``: the link showed congestion lately. Only then does RED
+        go: an estimate that is low because little is sent (a wide link
+        carrying audio and a small video) proves nothing about room.
+        """
         red = [
             c
             for c in live
@@ -49,9 +58,9 @@ class RedChoice:
         self.negotiated = bool(red)
         if not red:
             return
-        cost = sum(c.producer.layers[0].known_bitrate or 2 * rate(c) for c in red)
+        cost = sum(c.producer.layers[0].known_bitrate or 2 * (rate(c) or 0.0) for c in red)
         on = self.on
-        if on and cost > estimate * RED_SHARE_OFF:
+        if on and congested and cost > estimate * RED_SHARE_OFF:
             on = False
         elif not on and cost < estimate * RED_SHARE_ON:
             on = True

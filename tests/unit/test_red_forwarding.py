@@ -195,6 +195,7 @@ def test_red_off_on_a_weak_link_and_back_with_hysteresis() -> None:
     controller, consumers, _ = controller_with(1)
     now = time.monotonic()
     cost = 64_000
+    controller.estimator.decreases = 1  # the link showed congestion
     controller.estimator.estimate = cost / RED_SHARE_OFF - 1_000
     controller.tick(now + TICK)
     assert not controller.red_on and not consumers[0].red_enabled
@@ -205,6 +206,14 @@ def test_red_off_on_a_weak_link_and_back_with_hysteresis() -> None:
     assert not consumers[0].red_enabled
     controller.estimator.estimate = cost / RED_SHARE_ON + 1_000
     controller.tick(now + 3 * TICK)
+    assert controller.red_on and consumers[0].red_enabled
+
+
+def test_a_low_estimate_without_congestion_keeps_red() -> None:
+    """Little sent on a wide link: the estimate is low, and proves nothing about room."""
+    controller, consumers, _ = controller_with(1)
+    controller.estimator.estimate = 64_000 / RED_SHARE_OFF - 1_000
+    controller.tick(time.monotonic() + TICK)
     assert controller.red_on and consumers[0].red_enabled
 
 
