@@ -306,11 +306,13 @@ class Producer:
         """The publisher's camera arrives at a crawl, lossy or not at all (uplink_health)."""
         return self._uplink is not None and self._uplink.weak
 
-    def check_uplink(self, now: float, hint_bps: float | None = None) -> bool:
+    def check_uplink(self, now: float, hint_bps: float | None = None, judged: bool = True) -> bool:
         """Judge what arrived of the camera (twice a second); True when ``uplink_weak`` changed.
 
         ``hint_bps``: the same participant's downlink estimate (a link that
         widens usually widens both ways: the camera is then tried again).
+        ``judged``: False while nothing of the publisher arrives at all (on
+        hold, as the console's other rooms are): not judged, never weak.
         """
         health = self._uplink
         if health is None:
@@ -322,7 +324,7 @@ class Producer:
         delta = expected - before_expected
         loss = max(0, delta - (received - before_received)) / delta if delta > 0 else 0.0
         fps = max(layer.rates.fps for layer in self.layers)
-        return health.update(fps, loss, self.muted, now, hint_bps)
+        return health.update(fps, loss, self.muted or not judged, now, hint_bps)
 
     def wanted_audio_cap(self) -> int | None:
         """The smallest Opus bitrate a subscriber's thin link wishes (None: no wish)."""

@@ -66,6 +66,7 @@ aiortc_hooks.accept_simulcast_extensions()
 
 FEEDBACK_TICK = 0.02
 REPORT_INTERVAL = 1.0
+VOICE_GONE_MS = 2000  # no audio packet for this long: the publisher sends nothing at all
 RATE_INTERVAL = 0.5
 """Seconds between two samples of every layer's bitrate (and layer on/off decisions)."""
 _producer_ids = itertools.count(1)
@@ -450,7 +451,15 @@ class PublisherPeer(Peer):
         producers = list(self.producers.values())
         for producer in producers:
             producer.sample_rates(elapsed)
-            if producer.check_uplink(now, hint) and self._on_uplink is not None:
+        # a camera is judged only while the publisher's voice arrives: with nothing at all
+        # arriving it is on hold (the console's other rooms) or gone, not on a weak uplink
+        now_ms = now * 1000  # (DTX: a silent voice still sends a packet every 400 ms)
+        speaking = any(
+            p.kind is MediaKind.AUDIO and now_ms - p.layers[0].last_arrival_ms < VOICE_GONE_MS
+            for p in producers
+        )
+        for producer in producers:
+            if producer.check_uplink(now, hint, speaking) and self._on_uplink is not None:
                 self._on_uplink(producer, producer.uplink_weak)
             needed = producer.needed_layers(now)
             if needed is not None and self._on_layers is not None:

@@ -185,8 +185,8 @@ async def test_chat_message_appears_on_the_other_side(
     await doctor.wait_for(
         f"""widgetTest.element.shadowRoot.querySelector(
               '.dc-tile[data-participant="{patient_id}"] .dc-note')
-              ?.textContent === 'Camera off'""",
-        what="camera off on the doctor's side",
+              ?.textContent === 'Audio only'""",
+        what="audio only on the doctor's side (issue 17: labelled, not 'Camera off')",
     )
     before = await inbound_of(patient, doctor_id)
     await asyncio.sleep(1.0)
