@@ -139,10 +139,10 @@ def test_60_kbps_video_paused_with_the_right_words_on_each_side() -> None:
 
 
 @pytest.mark.xfail(
-    reason="issue 17, not reached: after the 60 kbit/s cap is lifted the patient's first frame "
-    "came back after 9.5-10.5 s and the specialist's after 17.5-19.5 s (targets 3 s, and "
-    "640x360 at full rate within 10 s): probes climb ~1.5x a second from ~20 kbit/s, and the "
-    "patient's camera waits for its uplink trial",
+    reason="issue 17, not reliably reached: after the 60 kbit/s cap is lifted the first frame "
+    "came back after 3.6-10.5 s (patient) and 4.6-19.5 s (specialist) across runs (target 3 s; "
+    "640x360 at full rate 6.6 / 9.6 s in the last run, target 10 s): probes re-find the link "
+    "from ~20 kbit/s, and the patient's camera waits for its uplink trial",
     strict=False,
 )
 def test_60_kbps_lifted_video_comes_back_quickly() -> None:
@@ -185,7 +185,7 @@ def test_satellite_clean_audio_and_no_reconnection() -> None:
 
 @pytest.mark.xfail(
     reason="issue 17, not reached: over the satellite path the specialist's view of the patient "
-    "froze up to 3.7 s (4-5 freezes a minute) and the patient's up to 1.05-1.2 s (target: "
+    "froze up to 3.7 s (4-7 freezes a minute) and the patient's up to 0.7-1.2 s (target: "
     "none over 1 s); a packet lost on the 600 ms path is repaired in ~600 ms while the "
     "specialist's browser, 1 ms from the server, gives up on it and asks for keyframes",
     strict=False,
