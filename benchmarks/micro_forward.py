@@ -56,7 +56,7 @@ async def run(subscribers: int, packets: int, egress: str = "direct") -> float:
         if egress != "direct":
             out = TransportSender(sink)
             out.configure(twcc, 3)
-            out.pacer.rate_bps = 1e9  # a wide link: every packet on the fast path
+            out.set_rate(1e9)  # a wide link: every packet on the pacer's fast path
         params = OutboundParams(
             "1", 5000 + i, 6000 + i, 100, 101, 1, 3, None, True, "x", transport_cc_ext=twcc
         )

@@ -322,7 +322,7 @@ class DownlinkController:
             self._padding_due = 0.0
         if self._sender is not None:
             paced = isinstance(estimator, TwccEstimator) or estimator.may_pause  # REMB: measured
-            self._sender.pacer.rate_bps = max(estimator.estimate, target) * PACING_FACTOR * paced
+            self._sender.set_rate(max(estimator.estimate, target) * PACING_FACTOR * paced)
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
             if self._sender is not None:

@@ -52,8 +52,9 @@ class TransportSender:
         self._sequence = TransportSequence()
         self.history = SentPacketHistory()
         self.pacer = Pacer(egress.send_rtp, prepare=self._prepare)
-        # every RTP packet goes through the pacer (bound once: the per-packet path)
-        self.send_rtp = self.pacer.send_rtp
+        # the per-packet path, bound once: straight to SRTP while nothing needs the
+        # pacer (unpaced, no transport-cc), else through it (set_rate, configure)
+        self.send_rtp = egress.send_rtp
         # called with each packet's unwrapped transport-wide sequence number (probe clusters)
         self.on_stamped: Callable[[int], None] | None = None
         self._sent_at_share = (0, 0)  # (bytes, packets) sent when payload_share() was last asked
@@ -66,6 +67,16 @@ class TransportSender:
         self._twcc_byte = (transport_cc_ext << 4) | 1 if transport_cc_ext is not None else 0
         if abs_send_time_ext is not None:
             self._ast_ext = abs_send_time_ext
+        self._route()
+
+    def set_rate(self, bps: float) -> None:
+        """The pacing rate (0: unpaced)."""
+        self.pacer.rate_bps = bps
+        self._route()
+
+    def _route(self) -> None:
+        paced = self.pacer.rate_bps > 0 or self._twcc_byte or self.pacer.queued_packets
+        self.send_rtp = self.pacer.send_rtp if paced else self._egress.send_rtp
 
     @property
     def transport_cc(self) -> bool:

@@ -83,6 +83,7 @@ def test_a_packet_that_waited_in_the_pacer_gets_a_fresh_abs_send_time() -> None:
 def test_payload_share_is_rtp_bits_per_wire_bit() -> None:
     wire = Wire()
     sender = TransportSender(wire)
+    sender.configure(TWCC_EXT, None)  # (only a transport-feedback estimate needs it)
     assert sender.payload_share() is None
     for seq in range(10):
         sender.send_rtp(packet(seq, 100), PacketClass.AUDIO)
@@ -92,10 +93,22 @@ def test_payload_share_is_rtp_bits_per_wire_bit() -> None:
     assert sender.payload_share() is None  # nothing sent since
 
 
+def test_nothing_to_pace_goes_straight_to_srtp() -> None:
+    """Unpaced and without transport-cc (an aiortc peer on a wide link): no pacer on the path."""
+    wire = Wire()
+    sender = TransportSender(wire)
+    sender.configure(None, AST_EXT)
+    assert sender.send_rtp == wire.send_rtp
+    sender.set_rate(250_000)
+    assert sender.send_rtp == sender.pacer.send_rtp
+    sender.set_rate(0)
+    assert sender.send_rtp == wire.send_rtp
+
+
 def test_rtcp_is_never_paced() -> None:
     wire = Wire()
     sender = TransportSender(wire)
-    sender.pacer.rate_bps = 1_000
+    sender.set_rate(1_000)
     sender.send_rtp(packet(1, 1000), PacketClass.VIDEO)
     sender.send_rtp(packet(2, 1000), PacketClass.VIDEO)
     assert sender.send_rtcp(b"rtcp")
