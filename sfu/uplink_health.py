@@ -29,8 +29,10 @@ packets lost on the way (after repairs):
   ``TRIAL_LENGTH``.
 
 Nothing is judged in the first ``STARTUP_GRACE`` seconds after the first
-frames: a browser starts its camera above a thin uplink's rate and comes
-down within seconds (at 250 kbit/s that start alone looked weak).
+frames, nor after a camera comes back from a mute or a hold: a browser
+starts its camera above a thin uplink's rate and comes down within seconds
+(at 250 kbit/s that start alone looked weak), and a camera that restarts
+is slow at first (the console's room switched back to).
 
 A screen share is never judged (static content sends few frames on
 purpose), nor a muted camera.
@@ -112,6 +114,7 @@ class UplinkHealth:
             if was_weak:
                 self._set_state(UplinkState.WELL, now)
             self._since = None
+            self._started = None  # a camera back from a mute or a hold starts over (grace)
             return was_weak
         if self._started is None:
             if fps <= 0:

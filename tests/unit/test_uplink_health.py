@@ -6,6 +6,7 @@ from sfu.uplink_health import (
     OK_AFTER,
     OK_FPS,
     RECOVERY_HINT,
+    STARTUP_GRACE,
     TRIAL_BACKOFF_MIN,
     TRIAL_GRACE,
     TRIAL_LENGTH,
@@ -109,3 +110,12 @@ def test_nothing_before_the_first_frame_and_muted_is_never_weak() -> None:
     assert health.update(0, 0, True, 17.5)  # camera off: nothing to judge
     assert not health.weak
     assert not health.update(0, 0, True, 30)
+
+
+def test_a_camera_back_from_a_hold_gets_the_start_up_grace_again() -> None:
+    """A console room switched back to: its camera restarts, slowly at first, and is not weak."""
+    health = UplinkHealth()
+    run(health, 0, 10)
+    assert health.update(0, 0, True, 10.0) is False  # on hold (nothing of it arrives)
+    assert run(health, 10.5, STARTUP_GRACE - 0.5, fps=2) == []  # restarting
+    assert not health.weak
