@@ -68,7 +68,7 @@ LAYER_STALE_MS = 2000  # a layer silent this long is not offered
 SIZE_SLACK = 0.9  # a layer this close to the rendered size is big enough
 SPEAKER_LEVEL = 70  # -dBov: quieter than this is not speaking
 REMB_GRACE = 2.0  # seconds after a resume before the track's REMB counts again
-PACING_FACTOR = 1.5  # packets leave at up to this times the estimate (or probe: not held back)
+PACING_FACTOR = 1.5  # packets leave at up to this times the estimate (or probe's rate)
 
 Notify = Callable[[dict[str, Any]], None]
 
@@ -321,7 +321,8 @@ class DownlinkController:
         else:
             self._padding_due = 0.0
         if self._sender is not None:
-            paced = isinstance(estimator, TwccEstimator) or estimator.may_pause  # REMB: measured
+            # a REMB estimate is trusted for pacing only within 10 s of a congestion signal
+            paced = isinstance(estimator, TwccEstimator) or now - estimator.last_decrease < 10
             self._sender.set_rate(max(estimator.estimate, target) * PACING_FACTOR * paced)
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
