@@ -321,8 +321,8 @@ class DownlinkController:
         else:
             self._padding_due = 0.0
         if self._sender is not None:
-            # a REMB estimate is trusted for pacing only within 10 s of a congestion signal
-            paced = isinstance(estimator, TwccEstimator) or now - estimator.last_decrease < 10
+            # a REMB estimate (aiortc peers) is not trusted for pacing: such peers are unpaced
+            paced = isinstance(estimator, TwccEstimator)
             self._sender.set_rate(max(estimator.estimate, target) * PACING_FACTOR * paced)
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
