@@ -110,6 +110,7 @@ class DownlinkController:
         self._carrier: Consumer | None = None  # the Consumer probe padding last went on
         self._probe_padding = 0.0  # the padding rate of the latest probe
         self._probe_last_seq: int | None = None  # RTX sequence number of its last packet
+        self._padded = False  # probe padding is going out: an RTX sender report follows its last
         self._last_link_report = 0.0
         self._base_rtt: deque[tuple[float, float]] = deque()  # (when, round trip) outside probes
         self._delivery = DeliveryCheck()  # streams the reports say nothing of
@@ -149,6 +150,10 @@ class DownlinkController:
                 self._padding_due = 0.0
             if self._padding_rate > 0:
                 self._pad(min(slept, 5 * PADDING_TICK))  # the time that really passed
+            elif self._padded:
+                self._padded = False  # the probe's padding stopped: its queue is longest now
+                if not isinstance(self.estimator, TwccEstimator):
+                    self._send_link_report(now)
             elif isinstance(self.estimator, TwccEstimator):
                 continue  # transport feedback times every packet: no markers, no RTX reports
             elif self.estimator.probe_state is ProbeState.SETTLING:
@@ -486,16 +491,22 @@ class DownlinkController:
 
         Its echo in the receiver's report gives the round trip; the least
         one lately, outside probes, is the link's own, and the excess over
-        it during a probe is the queue the probe built. None is sent while
-        a probe settles, so the report that judges it echoes the SR sent
-        as the probe ended, when its queue was longest.
+        it during a probe is the queue the probe built. One more goes out
+        right behind a probe's last padding (``_run``), and none while the
+        probe settles, so the report that judges it echoes that one, sent
+        when the probe's queue was longest.
         """
         state = self.estimator.probe_state
-        if state is ProbeState.SETTLING:
-            return
+        if state is ProbeState.SETTLING or (
+            state is ProbeState.PROBING and not self.estimator.padding_now(now)
+        ):
+            return  # (a probe whose padding ended settles from the next tick on)
         interval = MARK_INTERVAL if state is ProbeState.PROBING else TICK
         if now - self._last_link_report < interval:
             return
+        self._send_link_report(now)
+
+    def _send_link_report(self, now: float) -> None:
         carrier = self._carrier
         if carrier is None or carrier.state is ConsumerState.CLOSED:
             carrier = self._find_carrier()
@@ -533,6 +544,7 @@ class DownlinkController:
             self._padding_due -= packets * (PADDING_SIZE + PADDING_OVERHEAD)
             self.padding_packets += carrier.send_padding(packets, PADDING_SIZE)
             self._probe_last_seq = carrier.last_rtx_seq
+            self._padded = True
 
     # -- reporting ----------------------------------------------------------------------
 
