@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import enum
 import logging
-import random
 import time
 from dataclasses import dataclass
 
 from sfu import red
+from sfu.header_writer import HeaderWriter
 from sfu.media import MediaKind, PacketClass, PacketSink, TrafficCounters
 from sfu.producer import Producer
-from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr, ntp_middle
-from sfu.rtp import RtpPacket, abs_send_time, build_header, seq_delta
+from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr
+from sfu.rtp import RtpPacket
 from sfu.rtx_stream import RtxStream
-from sfu.sequence_map import NumberMap
-from sfu.vp8 import Vp8Descriptor, rewrite
+from sfu.sr_echo import SrEcho
+from sfu.stream_numbering import StreamNumbering
+from sfu.vp8_numbering import Vp8Numbering
 
 logger = logging.getLogger(__name__)
+
+SR_KEPT = 8  # translated sender reports whose echo may still come
 
 
 class ConsumerState(enum.Enum):
@@ -69,39 +72,24 @@ class Consumer:
         self.counters = TrafficCounters()
         self.params: OutboundParams | None = None
         self._sink: PacketSink | None = None
-        self._seq = NumberMap(0x10000)
-        self._ts_offset = 0
-        self._next_out_seq = random.randint(0, 0x7FFF)  # below 2^15: SRTP ROC safety
-        self._last_out_ts = random.randint(0, 0xFFFFFFFF)
-        self._last_out_time = 0.0
+        self._numbers = StreamNumbering()  # continuous seq/timestamps (sfu/stream_numbering.py)
+        self._vp8 = Vp8Numbering()  # continuous picture ids (sfu/vp8_numbering.py)
+        self._headers = HeaderWriter()  # negotiated header extensions (sfu/header_writer.py)
         self._rtx = RtxStream(
             self.counters
         )  # history, retransmissions, padding (sfu/rtx_stream.py)
-        self._is_video = self.kind is MediaKind.VIDEO
         # layers: what the allocation wants, and what is being forwarded
         self.target_layer = 0
         self.target_temporal = 3
         self.current_layer = -1
         self.temporal = 3
-        self._pictures: NumberMap | None = None
-        self._tl0: NumberMap | None = None
-        self._last_pid = -1
-        self._last_tl0 = -1
         self.layer_switches = 0
         # what the subscriber said about how it shows this track
         self.render_size: tuple[int, int] | None = None
         self.pinned = False
-        # extension elements every packet starts with: the transport-wide sequence
-        # number's slot (stamped as it leaves, sfu/transport_sender.py), then the mid
-        self._head_elements = b""
-        self._class = PacketClass.VIDEO if self._is_video else PacketClass.AUDIO
-        self._ast_header = 0
-        self._level_header = 0
-        self._sr_sent: dict[int, float] = {}
-        # subscriber feedback
-        self.fraction_lost = 0.0
-        self.jitter = 0
-        self.rtt_ms: float | None = None
+        self._class = PacketClass.VIDEO if self.kind is MediaKind.VIDEO else PacketClass.AUDIO
+        self._echo = SrEcho(SR_KEPT)  # the media stream's sender reports, for the round trip
+        self.rtt_ms: float | None = None  # from the subscriber's reports on this stream
         self.pause_reasons: set[str] = set()  # e.g. "muted", "subscriber"; forwarding when empty
         # RED: forwarded while the subscriber negotiated it and its link has room
         # (DownlinkController sets red_enabled); otherwise the primary block alone
@@ -126,17 +114,7 @@ class Consumer:
             return
         self.params = params
         self._sink = sink
-        head = b""
-        if params.transport_cc_ext is not None:
-            head = bytes(((params.transport_cc_ext << 4) | 1, 0, 0))
-        if params.mid_ext is not None:
-            mid = params.mid.encode()
-            head += bytes([(params.mid_ext << 4) | (len(mid) - 1)]) + mid
-        self._head_elements = head
-        if params.abs_send_time_ext is not None and self.kind is MediaKind.VIDEO:
-            self._ast_header = (params.abs_send_time_ext << 4) | 2
-        if params.audio_level_ext is not None and self.kind is MediaKind.AUDIO:
-            self._level_header = params.audio_level_ext << 4
+        self._headers.bind(params, self.kind)
         self._rtx.bind(sink, self._serialize, params.nack, params.rtx_ssrc, params.rtx_payload_type)
         if params.payload_type != self.producer.codec.payload_type:
             self._red_inner_pt = params.payload_type
@@ -145,7 +123,7 @@ class Consumer:
 
     def _await_start(self) -> None:
         self.set_state(ConsumerState.WAITING_KEYFRAME)
-        if self._is_video:
+        if self._class is PacketClass.VIDEO:
             self.producer.request_keyframe(self.target_layer)
 
     def set_target(self, layer: int, temporal: int) -> None:
@@ -193,7 +171,9 @@ class Consumer:
                     return
                 self._start(packet)
         elif state is ConsumerState.WAITING_KEYFRAME:
-            if packet.layer != self.target_layer or (self._is_video and not packet.keyframe):
+            if packet.layer != self.target_layer or (
+                self._class is PacketClass.VIDEO and not packet.keyframe
+            ):
                 return
             self._start(packet)
         else:
@@ -209,9 +189,8 @@ class Consumer:
             ):
                 self.temporal = self.target_temporal
             if desc.tid > self.temporal:
-                self._seq.drop(packet.seq)
-                if desc.start and self._pictures is not None and desc.picture_id is not None:
-                    self._pictures.drop(desc.picture_id)
+                self._numbers.seq.drop(packet.seq)
+                self._vp8.drop(desc)
                 return
         params = self.params
         assert params is not None
@@ -224,23 +203,21 @@ class Consumer:
             else:
                 payload = packet.red_primary
                 if not payload:
-                    self._seq.drop(packet.seq)
+                    self._numbers.seq.drop(packet.seq)
                     return
-        out_seq = self._seq.map(packet.seq)
+        numbers = self._numbers
+        out_seq = numbers.seq.map(packet.seq)
         if out_seq is None:
             return  # older than where this layer started
-        if desc is not None and self._pictures is not None:
-            rewritten = self._rewrite_vp8(payload, desc)
+        if desc is not None and self._vp8.pictures is not None:
+            rewritten = self._vp8.rewrite(payload, desc)
             if rewritten is None:
                 return
             payload = rewritten
-        out_ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        out_ts = (packet.timestamp + numbers.ts_offset) & 0xFFFFFFFF
         data = self._serialize(packet, payload, payload_type, out_seq, out_ts, send_time)
         self._rtx.record(out_seq, out_ts, packet, payload, payload_type)
-        if seq_delta(out_seq, self._next_out_seq) >= 0:
-            self._next_out_seq = (out_seq + 1) & 0xFFFF
-            self._last_out_ts = out_ts
-            self._last_out_time = time.monotonic()
+        numbers.sent(out_seq, out_ts)
         assert self._sink is not None
         if self._sink.send_rtp(data, self._class):
             counters = self.counters
@@ -249,47 +226,12 @@ class Consumer:
         else:
             self.counters.dropped += 1
 
-    def _rewrite_vp8(self, payload: bytes, desc: Vp8Descriptor) -> bytes | None:
-        pid = tl0 = None
-        if desc.picture_id is not None and self._pictures is not None:
-            pid = self._pictures.map(desc.picture_id)
-            if pid is None:
-                return None
-            if desc.start:
-                self._last_pid = pid
-        if desc.tl0 is not None and self._tl0 is not None:
-            tl0 = self._tl0.map(desc.tl0)
-            if tl0 is not None:
-                self._last_tl0 = tl0
-        if pid == desc.picture_id and tl0 == desc.tl0:
-            return payload
-        return rewrite(payload, desc, pid, tl0)
-
     def _start(self, packet: RtpPacket) -> None:
         """First packet of a (re)start or of a new layer: continue our own numbering."""
-        self._seq.reset(packet.seq, self._next_out_seq)
-        if self.counters.packets:
-            # keep timestamps moving forward by the time that really passed
-            clock = self.producer.codec.clock_rate
-            elapsed = time.monotonic() - self._last_out_time
-            gap = max(1, int(clock * min(max(elapsed, 0.0), 10.0)))
-            self._ts_offset = (self._last_out_ts + gap - packet.timestamp) & 0xFFFFFFFF
-        else:
-            self._ts_offset = (self._last_out_ts - packet.timestamp) & 0xFFFFFFFF
-        desc = packet.vp8
-        if desc is not None and desc.picture_id is not None:
-            modulus = 1 << desc.picture_id_bits
-            self._pictures = NumberMap(modulus)
-            first = desc.picture_id if self._last_pid < 0 else (self._last_pid + 1) % modulus
-            self._pictures.reset(desc.picture_id, first)
-            if desc.tl0 is not None:
-                self._tl0 = NumberMap(0x100)
-                first_tl0 = desc.tl0 if self._last_tl0 < 0 else (self._last_tl0 + 1) & 0xFF
-                self._tl0.reset(desc.tl0, first_tl0)
-            else:
-                self._tl0 = None
-        else:
-            self._pictures = self._tl0 = None
+        self._numbers.restart(
+            packet.seq, packet.timestamp, self.producer.codec.clock_rate, self.counters.packets > 0
+        )
+        self._vp8.restart(packet.vp8)
         self._rtx.repeat_after_pause()
         if self.current_layer >= 0 and packet.layer != self.current_layer:
             self.layer_switches += 1
@@ -308,23 +250,9 @@ class Consumer:
     ) -> bytes:
         params = self.params
         assert params is not None
-        body = self._head_elements
-        if self._ast_header:
-            body += bytes((self._ast_header,)) + send_time
-        if self._level_header:
-            level_ext = self.producer.audio_level_ext
-            level = packet.extensions.get(level_ext) if level_ext is not None else None
-            if level:
-                body += bytes((self._level_header,)) + level[:1]
-        if body:
-            pad = -len(body) % 4
-            ext = b"\xbe\xde" + (len(body) // 4 + (pad > 0)).to_bytes(2, "big") + body
-            if pad:
-                ext += b"\x00" * pad
-        else:
-            ext = b""
-        return (
-            build_header(packet.marker, payload_type, out_seq, out_ts, params.ssrc, ext) + payload
+        level_ext = self.producer.audio_level_ext
+        return self._headers.packet(
+            packet, payload, payload_type, out_seq, out_ts, params.ssrc, send_time, level_ext
         )
 
     # -- feedback from the subscriber ------------------------------------------------
@@ -354,13 +282,8 @@ class Consumer:
         abs-send-time, and the transport-wide sequence number's slot) and
         drop them. Returns how many were sent.
         """
-        ext = self._head_elements
-        if self._ast_header:
-            ext += bytes((self._ast_header,)) + abs_send_time(time.time())
-        if ext:
-            pad = -len(ext) % 4
-            ext = b"\xbe\xde" + ((len(ext) + pad) // 4).to_bytes(2, "big") + ext + bytes(pad)
-        return self._rtx.send_padding(count, size, ext, self._last_out_ts)
+        ext = self._headers.padding_extensions()
+        return self._rtx.send_padding(count, size, ext, self._numbers.last_ts)
 
     def send_rtx_report(self) -> bool:
         """Send a sender report on the RTX stream (sfu/downlink.py times its probes by it).
@@ -371,7 +294,7 @@ class Consumer:
         (Only on RTX, never on the media stream, whose SRs carry the
         publisher's clock for lip sync.)
         """
-        return self._rtx.send_report(self._last_out_ts)
+        return self._rtx.send_report(self._numbers.last_ts)
 
     def rtx_round_trip(self, block: ReportBlock) -> tuple[float, float] | None:
         """(round trip in seconds, when the echoed SR was sent) from an RTX report block."""
@@ -380,7 +303,7 @@ class Consumer:
     @property
     def last_out_seq(self) -> int | None:
         """Sequence number of the latest media packet sent (None before the first)."""
-        return (self._next_out_seq - 1) & 0xFFFF if self._last_out_time else None
+        return self._numbers.last_seq
 
     @property
     def last_rtx_seq(self) -> int:
@@ -395,13 +318,13 @@ class Consumer:
             self.producer.request_keyframe(self.target_layer)
 
     def handle_report_block(self, block: ReportBlock) -> None:
-        self.fraction_lost = block.fraction_lost / 256.0
-        self.jitter = block.jitter
-        sent = self._sr_sent.get(block.lsr)
-        if sent is not None:
-            rtt = time.monotonic() - sent - block.dlsr / 65536.0
-            if rtt >= 0:
-                self.rtt_ms = rtt * 1000.0
+        """The subscriber's report on this stream: the round trip, if it echoes our SR.
+
+        (Its loss and jitter are read by sfu/downlink.py from the whole report.)
+        """
+        round_trip = self._echo.round_trip(block)
+        if round_trip is not None:
+            self.rtt_ms = round_trip[0] * 1000.0
 
     def translate_sender_report(self, report: SenderReport, layer: int = 0) -> None:
         """Relay the SR of the layer being forwarded, with this subscriber's SSRC and timestamps."""
@@ -416,12 +339,9 @@ class Consumer:
         translated = SenderReport(
             ssrc=params.ssrc,
             ntp=report.ntp,
-            rtp_timestamp=(report.rtp_timestamp + self._ts_offset) & 0xFFFFFFFF,
+            rtp_timestamp=(report.rtp_timestamp + self._numbers.ts_offset) & 0xFFFFFFFF,
             packet_count=self.counters.packets & 0xFFFFFFFF,
             octet_count=self.counters.bytes & 0xFFFFFFFF,
         )
-        lsr = ntp_middle(report.ntp)
-        self._sr_sent[lsr] = time.monotonic()
-        if len(self._sr_sent) > 8:
-            self._sr_sent.pop(next(iter(self._sr_sent)))
+        self._echo.sent(report.ntp)
         self._sink.send_rtcp(build_sr(translated) + build_sdes_cname(params.ssrc, params.cname))

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,29 +31,25 @@ from sfu.allocation import (
     with_hysteresis,
 )
 from sfu.audio_cap import ThinLinkAudio
-from sfu.bandwidth import DECREASE_HOLD, DownlinkEstimator, ProbeState
+from sfu.bandwidth import DECREASE_HOLD, DownlinkEstimator
 from sfu.consumer import Consumer, ConsumerState
 from sfu.delivery import DeliveryCheck
 from sfu.layers import Layer
 from sfu.link_estimate import LinkEstimator
 from sfu.media import MediaKind, Source
 from sfu.peer import MediaSettings
+from sfu.probe_padding import PADDING_TICK, TICK, ProbePadding
 from sfu.quality import track_quality
 from sfu.red_choice import RedChoice
 from sfu.rtcp import ReportBlock
+from sfu.send_rates import RATE_SMOOTHING, SendRates
+from sfu.speaker import ActiveSpeaker
 from sfu.transport_sender import TransportSender
 from sfu.twcc import TransportFeedback
 from sfu.twcc_estimator import TwccEstimator
 
 logger = logging.getLogger(__name__)
 
-TICK = 0.5
-PADDING_TICK = 0.02
-PADDING_SIZE = 255  # bytes of padding per probe packet (the most one packet can carry)
-PADDING_OVERHEAD = 12 + 12 + 10  # header, extensions, SRTP tag
-MARKER_SIZE = 8
-MARK_INTERVAL = 0.1  # markers and RTX sender reports around a probe
-BASE_RTT_WINDOW = 10.0  # seconds of round trips the link's own is the least of
 UPGRADE_HOLD = 3.0  # seconds after a step down before the same track steps up
 HEADROOM = 0.85  # a step up must fit in this share of the estimate
 TOLERANCE = 1.15  # a step down happens once prices exceed the estimate by this much
@@ -62,11 +57,9 @@ TOLERANCE = 1.15  # a step down happens once prices exceed the estimate by this 
 PAUSE_TOLERANCE = 2.0  # a track is paused only once its lowest option exceeds this much
 # (a REMB decrease asks for 15 % less than what arrives, and random loss lowers
 # the loss-based estimate a little: neither should turn a picture off)
-RATE_SMOOTHING = 0.5
 QUIET_RATE = 1000.0  # bit/s: a report only about streams carrying less says nothing of loss
 LAYER_STALE_MS = 2000  # a layer silent this long is not offered
 SIZE_SLACK = 0.9  # a layer this close to the rendered size is big enough
-SPEAKER_LEVEL = 70  # -dBov: quieter than this is not speaking
 REMB_GRACE = 2.0  # seconds after a resume before the track's REMB counts again
 PACING_FACTOR = 1.5  # packets leave at up to this times the estimate (or probe's rate)
 
@@ -90,29 +83,17 @@ class DownlinkController:
             now,
         )
         self._sender: TransportSender | None = None
-        self.audio_rate = 0.0
-        self.video_rate = 0.0
-        self.padding_packets = 0
+        self._rates = SendRates()
         self.pauses = 0
         self._consumers = consumers
         self._notify = notify
-        self._rate: dict[Consumer, float] = {}
-        self._bytes: dict[Consumer, int] = {}
         self._stepped_down: dict[Consumer, float] = {}
         self._paused: set[Consumer] = set()
         self._resumed: dict[Consumer, float] = {}
-        self._speaker: str | None = None
-        self._speaker_candidate: str | None = None
+        self._speaker = ActiveSpeaker()
         self._last_tick = now
         self._last_quality = now
-        self._padding_rate = 0.0
-        self._padding_due = 0.0  # bytes of padding owed (rates below one packet per tick)
-        self._carrier: Consumer | None = None  # the Consumer probe padding last went on
-        self._probe_padding = 0.0  # the padding rate of the latest probe
-        self._probe_last_seq: int | None = None  # RTX sequence number of its last packet
-        self._padded = False  # probe padding is going out: an RTX sender report follows its last
-        self._last_link_report = 0.0
-        self._base_rtt: deque[tuple[float, float]] = deque()  # (when, round trip) outside probes
+        self._padding = ProbePadding(consumers)  # probes' padding, timed (sfu/probe_padding.py)
         self._delivery = DeliveryCheck()  # streams the reports say nothing of
         self.rtt: float | None = None  # the latest round trip measured (s)
         self.jitter = 0.0  # the largest interarrival jitter of the latest receiver report (s)
@@ -121,6 +102,16 @@ class DownlinkController:
         )  # RED audio where the link has room (sfu/red_choice.py)
         self._thin_audio = ThinLinkAudio(settings.thin_link_opus_kbps * 1000)
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def audio_rate(self) -> float:
+        """What this subscriber is sent of audio (bit/s)."""
+        return self._rates.audio
+
+    @property
+    def video_rate(self) -> float:
+        """What this subscriber is sent of video (bit/s)."""
+        return self._rates.video
 
     def attach(self, sender: TransportSender) -> None:
         """The subscriber transport's sender: paced at the estimate, its sends recorded."""
@@ -140,25 +131,14 @@ class DownlinkController:
     async def _run(self) -> None:
         now = time.monotonic()
         while True:
-            await asyncio.sleep(PADDING_TICK if self._padding_rate > 0 else TICK / 5)
+            await asyncio.sleep(PADDING_TICK if self._padding.rate > 0 else TICK / 5)
             woke = time.monotonic()
             slept, now = woke - now, woke
             if now - self._last_tick >= TICK:
                 self.tick(now)
-            if self._padding_rate > 0 and not self.estimator.padding_now(now):
-                self._padding_rate = 0.0  # the probe ended, or was stopped early
-                self._padding_due = 0.0
-            if self._padding_rate > 0:
-                self._pad(min(slept, 5 * PADDING_TICK))  # the time that really passed
-            elif self._padded:
-                self._padded = False  # the probe's padding stopped: its queue is longest now
-                if not isinstance(self.estimator, TwccEstimator):
-                    self._send_link_report(now)
-            elif isinstance(self.estimator, TwccEstimator):
-                continue  # transport feedback times every packet: no markers, no RTX reports
-            elif self.estimator.probe_state is ProbeState.SETTLING:
-                self._mark()
-            self._time_link(now)
+            # transport feedback times every packet: no markers, no RTX reports
+            timed = not isinstance(self.estimator, TwccEstimator)
+            self._padding.step(self.estimator, slept, now, timed)
 
     # -- feedback --------------------------------------------------------------------
 
@@ -189,10 +169,10 @@ class DownlinkController:
             # lately, and says nothing of the link
             return
         key = tuple(sorted(c.id for c in consumers))
-        sent = sum(self._rate.get(c, 0.0) for c in consumers)
-        if self._carrier in consumers:
-            sent += self._padding_rate
-        self.estimator.on_remb(key, bitrate, sent, self.audio_rate, now)
+        sent = sum(self._rates.of(c) for c in consumers)
+        if self._padding.carries(consumers):
+            sent += self._padding.rate
+        self.estimator.on_remb(key, bitrate, sent, self._rates.audio, now)
 
     def on_report(
         self, blocks: list[tuple[Consumer, ReportBlock, bool]], now: float | None = None
@@ -222,25 +202,25 @@ class DownlinkController:
                 round_trip = consumer.rtx_round_trip(block)
                 if round_trip is not None:
                     self._on_round_trip(*round_trip, now)
-                if not self.estimator.probing or consumer is not self._carrier:
+                probe = self._padding.probe_block(consumer, block)
+                if not self.estimator.probing or probe is None:
                     continue
-                # the receiver got the probe's last packet, or a later one
-                if self._probe_last_seq is not None:
-                    covers = (block.highest_seq - self._probe_last_seq) & 0xFFFF < 0x8000
-                carried += self._probe_padding
-                rate = max(self._probe_padding, 1.0)
-                lost = block.fraction_lost / 256.0
+                covers = probe.covers if probe.covers is not None else covers
+                carried += probe.rate
+                rate = max(probe.rate, 1.0)
+                lost = probe.lost
             else:
-                carried += self._rate.get(consumer, 0.0)
-                rate = max(self._rate.get(consumer, 0.0), 1.0)
-                base = min((r for _, r in self._base_rtt), default=0.0)
-                unreported = self._delivery.unreported_loss(consumer, block.highest_seq, now, base)
+                carried += self._rates.of(consumer)
+                rate = max(self._rates.of(consumer), 1.0)
+                unreported = self._delivery.unreported_loss(
+                    consumer, block.highest_seq, now, self._padding.base_rtt
+                )
                 lost = max(block.fraction_lost / 256.0, unreported)
             weight += rate
             total += rate * lost
         if carried >= QUIET_RATE:
             # (aiortc sends one report per receiver: a paused video's says nothing)
-            self.estimator.on_loss(total / weight, self.audio_rate + self.video_rate, now, covers)
+            self.estimator.on_loss(total / weight, self._rates.total, now, covers)
 
     # -- allocation ------------------------------------------------------------------
 
@@ -256,11 +236,11 @@ class DownlinkController:
                     share - self.estimator.payload_share
                 )
         self._delivery.sample(live, now)
-        self._find_speaker(live)
+        self._speaker.update(live)
         estimator = self.estimator
-        self._red.choose(live, estimator.estimate, self._rate.get, estimator.may_pause)
+        self._red.choose(live, estimator.estimate, self._rates.of, estimator.may_pause)
         cap = self._thin_audio.update(
-            estimator.estimate, self.audio_rate, estimator.decreases > 0, now
+            estimator.estimate, self._rates.audio, estimator.decreases > 0, now
         )
         for consumer in live:
             if consumer.kind is MediaKind.AUDIO:
@@ -269,16 +249,16 @@ class DownlinkController:
             estimator.looks_clean
             and not self._paused
             and now - estimator.last_decrease >= DECREASE_HOLD
-            and self.audio_rate + self.video_rate > estimator.estimate
+            and self._rates.total > estimator.estimate
         ):
             # what went through without complaint is carried by the link
-            estimator.carried(self.audio_rate + self.video_rate)
+            estimator.carried(self._rates.total)
         video = [
             c for c in live if c.kind is MediaKind.VIDEO and not (c.pause_reasons - {"bandwidth"})
         ]
         options = {c: self._options(c) for c in video}
         demands = [Demand(c, self._priority(c), options[c]) for c in video]
-        budget = estimator.estimate - self.audio_rate
+        budget = estimator.estimate - self._rates.audio
         eager = allocate(budget * TOLERANCE, demands)
         cautious = allocate(budget * HEADROOM, demands)
         lenient = allocate(budget * PAUSE_TOLERANCE, demands)
@@ -308,23 +288,14 @@ class DownlinkController:
             self._apply(consumer, opts, current, choice, now)
         if paused_now:
             # what is left is what the link has shown it carries: probe up from there
-            estimator.cap(self.audio_rate + eager.total / TOLERANCE, now, "pause")
+            estimator.cap(self._rates.audio + eager.total / TOLERANCE, now, "pause")
         # probe for what the best options need *with* headroom, or a step up
         # would never pass the cautious allocation
-        wanted = self.audio_rate + eager.wanted / HEADROOM
+        wanted = self._rates.audio + eager.wanted / HEADROOM
         if any(now - self._resumed.get(c, -1e9) < TICK / 2 for c in video):
             wanted = 0.0  # a track just came back: that is this tick's step up
-        target = estimator.padding_target(
-            wanted, now, self.audio_rate + self.video_rate, paused=bool(self._paused)
-        )
-        starting = not self._padding_rate
-        self._padding_rate = max(0.0, target - self.audio_rate - self.video_rate)
-        if self._padding_rate:
-            self._probe_padding = self._padding_rate
-            if starting:
-                self._probe_last_seq = None  # known once this probe's padding is out
-        else:
-            self._padding_due = 0.0
+        target = estimator.padding_target(wanted, now, self._rates.total, paused=bool(self._paused))
+        self._padding.set_rate(max(0.0, target - self._rates.audio - self._rates.video))
         if self._sender is not None:
             # a REMB estimate (aiortc peers) is not trusted for pacing: such peers are unpaced
             paced = isinstance(estimator, TwccEstimator)
@@ -338,48 +309,15 @@ class DownlinkController:
                 self._notify(self.quality(video))
 
     def _measure(self, live: list[Consumer], elapsed: float) -> None:
-        audio = video = 0.0
-        for consumer in live:
-            sent = consumer.counters.bytes
-            delta = sent - self._bytes.get(consumer, sent)
-            self._bytes[consumer] = sent
-            measured = delta * 8 / elapsed
-            rate = self._rate.get(consumer)
-            rate = measured if not rate else rate + RATE_SMOOTHING * (measured - rate)
-            self._rate[consumer] = rate
-            if consumer.kind is MediaKind.AUDIO:
-                audio += rate
-            else:
-                video += rate
-        self.audio_rate, self.video_rate = audio, video
-        gone = set(self._rate) - set(live)
-        for consumer in gone:
-            self._rate.pop(consumer, None)
-            self._bytes.pop(consumer, None)
+        for consumer in self._rates.measure(live, elapsed):
             self._stepped_down.pop(consumer, None)
             self._resumed.pop(consumer, None)
             self._paused.discard(consumer)
 
-    def _find_speaker(self, live: list[Consumer]) -> None:
-        loudest = min(
-            (c.producer for c in live if c.kind is MediaKind.AUDIO),
-            key=lambda p: p.audio_level,
-            default=None,
-        )
-        candidate = (
-            loudest.participant_id
-            if loudest is not None and loudest.audio_level < SPEAKER_LEVEL
-            else None
-        )
-        # a new speaker must be the loudest on two ticks in a row
-        if candidate is not None and candidate == self._speaker_candidate:
-            self._speaker = candidate
-        self._speaker_candidate = candidate
-
     def _priority(self, consumer: Consumer) -> int:
         if consumer.pinned:
             return PRIORITY_PINNED
-        if consumer.producer.participant_id == self._speaker:
+        if consumer.producer.participant_id == self._speaker.participant_id:
             return PRIORITY_SPEAKER
         if consumer.producer.source is Source.SCREEN_SHARE:
             return PRIORITY_SCREEN
@@ -424,8 +362,8 @@ class DownlinkController:
                     "%r paused: not enough bandwidth (%r, audio %d, video %d, lowest %d)",
                     consumer,
                     self.estimator,
-                    self.audio_rate,
-                    self.video_rate,
+                    self._rates.audio,
+                    self._rates.video,
                     options[0].price,
                 )
                 self._notify_paused(consumer, True)
@@ -461,90 +399,13 @@ class DownlinkController:
             }
         )
 
-    # -- probing ----------------------------------------------------------------------
-
-    def _find_carrier(self) -> Consumer | None:
-        carrier = next(
-            (
-                c
-                for c in self._consumers()
-                if c.kind is MediaKind.VIDEO and c.can_pad and c.state is not ConsumerState.CLOSED
-            ),
-            None,
-        )
-        self._carrier = carrier
-        return carrier
-
-    def _mark(self) -> None:
-        """One small padding packet after a probe, every 100 ms until it is judged.
-
-        A queue that overflowed drops the *last* packets of the probe, and a
-        receiver only counts a packet lost once a later one arrives: these
-        make the probe's tail loss show in the next receiver report.
-        """
-        carrier = self._carrier
-        if carrier is not None and carrier.state is not ConsumerState.CLOSED:
-            self.padding_packets += carrier.send_padding(1, MARKER_SIZE)
-
-    def _time_link(self, now: float) -> None:
-        """Send a sender report on the RTX stream: every 100 ms during a probe, else each tick.
-
-        Its echo in the receiver's report gives the round trip; the least
-        one lately, outside probes, is the link's own, and the excess over
-        it during a probe is the queue the probe built. One more goes out
-        right behind a probe's last padding (``_run``), and none while the
-        probe settles, so the report that judges it echoes that one, sent
-        when the probe's queue was longest.
-        """
-        state = self.estimator.probe_state
-        if state is ProbeState.SETTLING or (
-            state is ProbeState.PROBING and not self.estimator.padding_now(now)
-        ):
-            return  # (a probe whose padding ended settles from the next tick on)
-        interval = MARK_INTERVAL if state is ProbeState.PROBING else TICK
-        if now - self._last_link_report < interval:
-            return
-        self._send_link_report(now)
-
-    def _send_link_report(self, now: float) -> None:
-        carrier = self._carrier
-        if carrier is None or carrier.state is ConsumerState.CLOSED:
-            carrier = self._find_carrier()
-        if (
-            carrier is not None
-            and carrier.state is not ConsumerState.CLOSED
-            and carrier.send_rtx_report()
-        ):
-            self._last_link_report = now
-
     def _on_round_trip(self, rtt: float, sent_at: float, now: float) -> None:
         self.rtt = rtt
         estimator = self.estimator
-        if self._base_rtt:
-            estimator.on_queue_delay(
-                rtt - min(r for _, r in self._base_rtt),
-                sent_at,
-                now,
-                self.jitter,
-                self.audio_rate + self.video_rate,
-            )
-        if estimator.probing:
-            return
-        self._base_rtt.append((now, rtt))
-        while self._base_rtt and now - self._base_rtt[0][0] > BASE_RTT_WINDOW:
-            self._base_rtt.popleft()
-
-    def _pad(self, interval: float) -> None:
-        carrier = self._find_carrier()
-        if carrier is None:
-            return
-        self._padding_due += self._padding_rate * interval / 8
-        packets = int(self._padding_due // (PADDING_SIZE + PADDING_OVERHEAD))
-        if packets:
-            self._padding_due -= packets * (PADDING_SIZE + PADDING_OVERHEAD)
-            self.padding_packets += carrier.send_padding(packets, PADDING_SIZE)
-            self._probe_last_seq = carrier.last_rtx_seq
-            self._padded = True
+        delay = self._padding.queue_delay(rtt, estimator.probing, now)
+        if delay is not None:
+            sent = self._rates.total
+            estimator.on_queue_delay(delay, sent_at, now, self.jitter, sent)
 
     # -- reporting ----------------------------------------------------------------------
 
@@ -554,7 +415,7 @@ class DownlinkController:
         return self._red.on
 
     def quality(self, video: Iterable[Consumer]) -> dict[str, Any]:
-        tracks = [track_quality(c, self._rate.get(c, 0.0)) for c in video]
+        tracks = [track_quality(c, self._rates.of(c)) for c in video]
         return {
             "type": "quality",
             "estimate_bps": int(self.estimator.estimate),

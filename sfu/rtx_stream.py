@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable
 
 from sfu.media import PacketClass, PacketSink, TrafficCounters
-from sfu.rtcp import ReportBlock, SenderReport, build_sr, ntp_middle, ntp_now
+from sfu.rtcp import ReportBlock, SenderReport, build_sr, ntp_now
 from sfu.rtp import RtpPacket, abs_send_time, build_header
+from sfu.sr_echo import SrEcho
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,9 @@ class RtxStream:
         "_buffer",
         "_bytes",
         "_counters",
+        "_echo",
         "_packets",
         "_payload_type",
-        "_reports",
         "_retransmitted",
         "_seq",
         "_serialize",
@@ -71,7 +72,7 @@ class RtxStream:
         self._seq = random.randint(0, 0x7FFF)  # below 2^15: SRTP ROC safety
         self._packets = 0
         self._bytes = 0
-        self._reports: dict[int, float] = {}  # LSR -> when, for the RTX stream's reports
+        self._echo = SrEcho(RTX_REPORTS_KEPT)  # the RTX stream's reports, for the round trip
         self._retransmitted: dict[int, float] = {}  # sequence number -> when, oldest first
         self._sink: PacketSink | None = None
         self._serialize: Serialize | None = None
@@ -197,9 +198,7 @@ class RtxStream:
         if sink is None or self._ssrc is None:
             return False
         ntp = ntp_now()
-        self._reports[ntp_middle(ntp)] = time.monotonic()
-        if len(self._reports) > RTX_REPORTS_KEPT:
-            self._reports.pop(next(iter(self._reports)))
+        self._echo.sent(ntp)
         report = SenderReport(
             ssrc=self._ssrc,
             ntp=ntp,
@@ -211,8 +210,4 @@ class RtxStream:
 
     def round_trip(self, block: ReportBlock) -> tuple[float, float] | None:
         """(round trip in seconds, when the echoed SR was sent) from an RTX report block."""
-        sent = self._reports.get(block.lsr) if block.lsr else None
-        if sent is None:
-            return None
-        rtt = time.monotonic() - sent - block.dlsr / 65536.0
-        return (rtt, sent) if rtt >= 0 else None
+        return self._echo.round_trip(block)
