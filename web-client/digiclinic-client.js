@@ -47,7 +47,9 @@
  * answering the application-level `ping`, the session opens a new WebSocket
  * with the same token (after a growing, jittered delay), joins again (a new
  * participant id; back in the lobby if our role waits there), and republishes
- * the same local tracks with their mute state. Remote tracks end with
+ * the same local tracks with their mute state. (A `ping` unanswered while
+ * other server messages keep arriving is not a lost connection: only a wait
+ * with nothing at all from the server is.) Remote tracks end with
  * `track-removed` and arrive again with `track`. Refused tokens, `denied` and
  * running out of attempts end the session (`closed`).
  *
@@ -146,6 +148,7 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
     this._reconnecting = false;
     this._rejoinAdmission = null; // {resolve, reject} while a rejoin waits in the lobby
     this._heartbeatTimer = null;
+    this._lastMessageAt = -Infinity; // when the server's latest message came (performance.now())
     this._trackSettings = new Map(); // remote trackId -> the track_settings last sent
     this._settingsInFlight = []; // request ids of track_settings awaiting their reply
     this._trackSettingsUnsupported = false;

@@ -3,15 +3,17 @@
 Page: web-client/widget/example.html (a portal page with a strict meta CSP
 hosting ``<digiclinic-consult>``). Media: Chromium's fake camera, microphone
 and screen. Pre-call check, lobby and admission, media both ways, screen
-share, chat, audio-only mode, reconnection.
+share, chat, audio-only mode, reconnection (and the heartbeat: a late pong
+is not a lost connection while the server keeps talking; silence is).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from signaling.app import SESSIONS
-from tests.browser.conftest import OpenWidget
+from tests.browser.conftest import OpenWidget, WidgetPage
 from tests.browser.widget_helpers import (
     admit_through_button,
     inbound_of,
@@ -268,3 +270,74 @@ async def test_widget_reconnects_after_the_server_drops_its_websocket(
     for page in (doctor, patient):
         assert await page.violations() == []
         assert await page.errors() == []
+
+
+def _session_of(server: RunningServer, participant_id: str) -> Any:
+    return next(
+        s for s in server.app[SESSIONS] if s.participant and s.participant.id == participant_id
+    )
+
+
+async def _pings_answered_late(page: WidgetPage, count: int, answer_wait: float) -> None:
+    """Until ``count`` of the page's heartbeat pings have had their whole wait (10 s apart)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10 * count + 15
+    while len(page.sent_of("ping")) < count and loop.time() < deadline:
+        await asyncio.sleep(0.25)
+    assert len(page.sent_of("ping")) >= count, "the widget sends a ping every 10 s"
+    await asyncio.sleep(answer_wait)
+
+
+async def test_a_late_pong_while_the_server_keeps_talking_is_no_lost_connection(
+    server: RunningServer, open_widget: OpenWidget
+) -> None:
+    # a thin link's TCP can take seconds to repeat a lost segment: the ping
+    # (or its pong) is late while the server's other messages keep coming
+    _doctor, patient, doctor_id, patient_id = await start_consult(open_widget, "widget-late-pong")
+    await wait_decoding(patient, doctor_id)
+    session = _session_of(server, patient_id)
+    dispatch = session._dispatch
+
+    async def late_pong(message: Any) -> None:
+        if message.type == "ping":
+            await asyncio.sleep(8)  # longer than the widget waits (6 s)
+        await dispatch(message)
+
+    session._dispatch = late_pong
+    await _pings_answered_late(patient, 2, answer_wait=6.5)
+    # quality events came every 2 s meanwhile: no reconnection, the call goes on
+    events = await patient.js("widgetTest.events.map(e => e.type)")
+    assert "reconnecting" not in events, events
+    assert await patient.js("widgetTest.element.session.participantId") == patient_id
+    quality = [m for m in patient.ws_received if m.get("type") == "quality"]
+    assert len(quality) >= 5, "the server kept talking"
+    decoded = (await inbound_of(patient, doctor_id))["framesDecoded"]
+    await wait_decoding(patient, doctor_id, since=decoded)
+
+
+async def test_a_server_gone_silent_is_a_lost_connection(
+    server: RunningServer, open_widget: OpenWidget
+) -> None:
+    doctor, patient, doctor_id, patient_id = await start_consult(open_widget, "widget-silent")
+    await wait_decoding(patient, doctor_id)
+    session = _session_of(server, patient_id)
+
+    async def silent(event: Any) -> None:
+        return None
+
+    session.ws.send_json = silent  # nothing reaches the page any more, not even pongs
+    reason = await patient.wait_for(
+        """(widgetTest.events.find(e => e.type === 'reconnecting') || {}).detail?.reason""",
+        timeout=30,
+        what="reconnecting after a silent heartbeat",
+    )
+    assert reason == "heartbeat_timeout", reason
+    new_id: str = await patient.wait_for(
+        f"""widgetTest.events.some(e => e.type === 'reconnected')
+              && widgetTest.element.session.participantId !== {patient_id!r}
+              && widgetTest.element.session.participantId""",
+        timeout=30,
+        what="reconnected",
+    )
+    await wait_decoding(patient, doctor_id)
+    await wait_decoding(doctor, new_id)

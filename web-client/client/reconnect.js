@@ -124,10 +124,18 @@ export const Reconnection = (Base) => class Reconnection extends Base {
     const every = this.reconnect?.heartbeat;
     if (!every) return;
     const generation = this._generation;
+    const timeout = Math.max(2000, every * 0.6);
     this._heartbeatTimer = setInterval(() => {
       if (generation !== this._generation || this._ws?.readyState !== WebSocket.OPEN) return;
-      this.ping(Math.max(2000, every * 0.6)).catch((err) => {
-        if (err.code === "timeout" && generation === this._generation) this._lost("heartbeat_timeout");
+      const sent = performance.now();
+      this.ping(timeout).catch((err) => {
+        if (err.code !== "timeout" || generation !== this._generation) return;
+        // The server's messages kept arriving while we waited: the socket lives, and
+        // only our ping (or its pong) is slow, e.g. TCP retransmitting it across a
+        // thin, lossy link. A reconnection there would cost far more than it saves;
+        // the next heartbeat asks again. Lost: nothing at all came for the whole wait.
+        if (this._lastMessageAt > sent) return;
+        this._lost("heartbeat_timeout");
       });
     }, every);
   }

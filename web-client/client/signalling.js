@@ -84,6 +84,7 @@ export const Signalling = (Base) => class Signalling extends Base {
   }
 
   _onMessage(data) {
+    this._lastMessageAt = performance.now(); // the heartbeat's proof that the socket lives
     let msg;
     try { msg = JSON.parse(data); } catch { return; }
     if (typeof msg?.type !== "string") return;
