@@ -49,7 +49,8 @@
  * participant id; back in the lobby if our role waits there), and republishes
  * the same local tracks with their mute state. (A `ping` unanswered while
  * other server messages keep arriving is not a lost connection: only a wait
- * with nothing at all from the server is.) Remote tracks end with
+ * with nothing at all from the server is, and while the server's media still
+ * arrives, only the fourth such wait in a row.) Remote tracks end with
  * `track-removed` and arrive again with `track`. Refused tokens, `denied` and
  * running out of attempts end the session (`closed`).
  *

@@ -4,7 +4,8 @@ Page: web-client/widget/example.html (a portal page with a strict meta CSP
 hosting ``<digiclinic-consult>``). Media: Chromium's fake camera, microphone
 and screen. Pre-call check, lobby and admission, media both ways, screen
 share, chat, audio-only mode, reconnection (and the heartbeat: a late pong
-is not a lost connection while the server keeps talking; silence is).
+is not a lost connection while the server keeps talking; silence is, once
+it has lasted ~3 heartbeats while media still flows).
 """
 
 from __future__ import annotations
@@ -326,12 +327,21 @@ async def test_a_server_gone_silent_is_a_lost_connection(
         return None
 
     session.ws.send_json = silent  # nothing reaches the page any more, not even pongs
+    silenced = asyncio.get_running_loop().time()
+    # the doctor's media still arrives: a stalled WebSocket is given ~3 heartbeats
+    # (a thin link's TCP can stall 10 s and more) before the call is torn down
+    await asyncio.sleep(25)
+    events = await patient.js("widgetTest.events.map(e => e.type)")
+    assert "reconnecting" not in events, events
+    decoded = (await inbound_of(patient, doctor_id))["framesDecoded"]
+    await wait_decoding(patient, doctor_id, since=decoded)
     reason = await patient.wait_for(
         """(widgetTest.events.find(e => e.type === 'reconnecting') || {}).detail?.reason""",
-        timeout=30,
-        what="reconnecting after a silent heartbeat",
+        timeout=45,
+        what="reconnecting after silent heartbeats",
     )
     assert reason == "heartbeat_timeout", reason
+    assert asyncio.get_running_loop().time() - silenced < 60
     new_id: str = await patient.wait_for(
         f"""widgetTest.events.some(e => e.type === 'reconnected')
               && widgetTest.element.session.participantId !== {patient_id!r}

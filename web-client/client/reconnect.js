@@ -18,6 +18,9 @@ const FATAL_JOIN_ERRORS = new Set([
 
 export const RECONNECT_DEFAULTS = { attempts: 10, delay: 500, maxDelay: 10000, heartbeat: 10000 };
 
+/** Missed heartbeats forgiven in a row while the server's media still arrives (~30 s). */
+const HEARTBEATS_SPARED_WHILE_MEDIA_FLOWS = 3;
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const Reconnection = (Base) => class Reconnection extends Base {
@@ -125,19 +128,41 @@ export const Reconnection = (Base) => class Reconnection extends Base {
     if (!every) return;
     const generation = this._generation;
     const timeout = Math.max(2000, every * 0.6);
-    this._heartbeatTimer = setInterval(() => {
+    let spared = 0; // heartbeats in a row spared because the media kept flowing
+    this._heartbeatTimer = setInterval(async () => {
       if (generation !== this._generation || this._ws?.readyState !== WebSocket.OPEN) return;
       const sent = performance.now();
-      this.ping(timeout).catch((err) => {
+      const mediaBefore = await this._mediaBytesReceived();
+      this.ping(timeout).then(() => { spared = 0; }, async (err) => {
         if (err.code !== "timeout" || generation !== this._generation) return;
         // The server's messages kept arriving while we waited: the socket lives, and
         // only our ping (or its pong) is slow, e.g. TCP retransmitting it across a
         // thin, lossy link. A reconnection there would cost far more than it saves;
-        // the next heartbeat asks again. Lost: nothing at all came for the whole wait.
+        // the next heartbeat asks again.
         if (this._lastMessageAt > sent) return;
-        this._lost("heartbeat_timeout");
+        // Nothing came, but the server's media still does: the network and the server
+        // are alive and only the WebSocket's TCP is stalled (on a 60 kbit/s link its
+        // retransmissions back off for 10 s and more). Reconnecting would tear down the
+        // media that still works, over that same thin link: give TCP a few heartbeats.
+        const mediaAfter = await this._mediaBytesReceived();
+        if (mediaAfter > mediaBefore && spared < HEARTBEATS_SPARED_WHILE_MEDIA_FLOWS) {
+          spared += 1;
+          return;
+        }
+        if (generation === this._generation) this._lost("heartbeat_timeout");
       });
     }, every);
+  }
+
+  /** Bytes of media received so far on the subscriber connection (0 without one). */
+  async _mediaBytesReceived() {
+    const pc = this.subscriberPc;
+    if (!pc || pc.connectionState !== "connected") return 0;
+    let bytes = 0;
+    try {
+      (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp") bytes += s.bytesReceived ?? 0; });
+    } catch { return 0; }
+    return bytes;
   }
 
   _stopHeartbeat() {
