@@ -229,13 +229,7 @@ async def test_widget_reconnects_after_the_server_drops_its_websocket(
     )
     assert "Reconnecting" in banner, banner
     # back without user action: a new participant id, re-admitted by the doctor's widget
-    new_id: str = await patient.wait_for(
-        f"""widgetTest.events.some(e => e.type === 'reconnected')
-              && widgetTest.element.session.participantId !== {patient_id!r}
-              && widgetTest.element.session.participantId""",
-        timeout=20,
-        what="reconnected",
-    )
+    new_id = await reconnected(patient, patient_id, timeout=20)
     await wait_decoding(doctor, new_id)  # framesDecoded rising again
     await wait_decoding(doctor, new_id, source="microphone", kind="audio")
     await wait_decoding(patient, doctor_id)
@@ -258,19 +252,25 @@ async def test_widget_reconnects_after_the_server_drops_its_websocket(
         s for s in server.app[SESSIONS] if s.participant and s.participant.id == doctor_id
     )
     await doctor_session.ws.close()
-    new_doctor: str = await doctor.wait_for(
-        f"""widgetTest.events.some(e => e.type === 'reconnected')
-              && widgetTest.element.session.participantId !== {doctor_id!r}
-              && widgetTest.element.session.participantId""",
-        timeout=20,
-        what="doctor reconnected",
-    )
+    new_doctor = await reconnected(doctor, doctor_id, timeout=20)
     await wait_decoding(patient, new_doctor)
     await wait_decoding(doctor, new_id)
     assert await patient.js("widgetTest.element.session.participantId") == new_id
     for page in (doctor, patient):
         assert await page.violations() == []
         assert await page.errors() == []
+
+
+async def reconnected(page: WidgetPage, old_id: str, timeout: float) -> str:
+    """The page's participant id once it has reconnected (a new one)."""
+    new_id: str = await page.wait_for(
+        f"""widgetTest.events.some(e => e.type === 'reconnected')
+              && widgetTest.element.session.participantId !== {old_id!r}
+              && widgetTest.element.session.participantId""",
+        timeout=timeout,
+        what=f"{page.name} reconnected",
+    )
+    return new_id
 
 
 def _session_of(server: RunningServer, participant_id: str) -> Any:
@@ -342,12 +342,6 @@ async def test_a_server_gone_silent_is_a_lost_connection(
     )
     assert reason == "heartbeat_timeout", reason
     assert asyncio.get_running_loop().time() - silenced < 60
-    new_id: str = await patient.wait_for(
-        f"""widgetTest.events.some(e => e.type === 'reconnected')
-              && widgetTest.element.session.participantId !== {patient_id!r}
-              && widgetTest.element.session.participantId""",
-        timeout=30,
-        what="reconnected",
-    )
+    new_id = await reconnected(patient, patient_id, timeout=30)
     await wait_decoding(patient, doctor_id)
     await wait_decoding(doctor, new_id)
