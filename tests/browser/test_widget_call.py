@@ -273,6 +273,14 @@ async def reconnected(page: WidgetPage, old_id: str, timeout: float) -> str:
     return new_id
 
 
+async def still_in_the_call(page: WidgetPage, other_id: str) -> None:
+    """The page never started reconnecting, and still decodes the other side's video."""
+    events = await page.js("widgetTest.events.map(e => e.type)")
+    assert "reconnecting" not in events, events
+    decoded = (await inbound_of(page, other_id))["framesDecoded"]
+    await wait_decoding(page, other_id, since=decoded)
+
+
 def _session_of(server: RunningServer, participant_id: str) -> Any:
     return next(
         s for s in server.app[SESSIONS] if s.participant and s.participant.id == participant_id
@@ -307,13 +315,10 @@ async def test_a_late_pong_while_the_server_keeps_talking_is_no_lost_connection(
     session._dispatch = late_pong
     await _pings_answered_late(patient, 2, answer_wait=6.5)
     # quality events came every 2 s meanwhile: no reconnection, the call goes on
-    events = await patient.js("widgetTest.events.map(e => e.type)")
-    assert "reconnecting" not in events, events
+    await still_in_the_call(patient, doctor_id)
     assert await patient.js("widgetTest.element.session.participantId") == patient_id
     quality = [m for m in patient.ws_received if m.get("type") == "quality"]
     assert len(quality) >= 5, "the server kept talking"
-    decoded = (await inbound_of(patient, doctor_id))["framesDecoded"]
-    await wait_decoding(patient, doctor_id, since=decoded)
 
 
 async def test_a_server_gone_silent_is_a_lost_connection(
@@ -331,10 +336,7 @@ async def test_a_server_gone_silent_is_a_lost_connection(
     # the doctor's media still arrives: a stalled WebSocket is given ~3 heartbeats
     # (a thin link's TCP can stall 10 s and more) before the call is torn down
     await asyncio.sleep(25)
-    events = await patient.js("widgetTest.events.map(e => e.type)")
-    assert "reconnecting" not in events, events
-    decoded = (await inbound_of(patient, doctor_id))["framesDecoded"]
-    await wait_decoding(patient, doctor_id, since=decoded)
+    await still_in_the_call(patient, doctor_id)
     reason = await patient.wait_for(
         """(widgetTest.events.find(e => e.type === 'reconnecting') || {}).detail?.reason""",
         timeout=45,
