@@ -8,6 +8,7 @@ only; the production template denies every private and loopback range.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -30,13 +31,16 @@ class Coturn:
         self.port = free_udp_port()
         self.log = directory / "turnserver.log"
         self.conf = directory / "turnserver.conf"
-        relay = 50000 + (self.port % 1000) * 10
+        # Relay ports below the kernel's ephemeral range (32768-60999 here): the
+        # suite's many browsers and peers bind ephemeral UDP ports, and one of
+        # them could hold a relay port coturn picked at start-up.
+        relay = 10000 + (self.port % 1000) * 20
         lines = [
             "listening-ip=127.0.0.1",
             "relay-ip=127.0.0.1",
             f"listening-port={self.port}",
             f"min-port={relay}",
-            f"max-port={relay + 9}",
+            f"max-port={relay + 19}",
             "use-auth-secret",
             *[f"static-auth-secret={s}" for s in secrets],
             f"realm={realm}",
@@ -88,11 +92,28 @@ class Coturn:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"turnserver exited:\n{self.log_text()}")
-            if "listener opened on" in self.log_text() or "Total UDP servers" in self.log_text():
-                await asyncio.sleep(0.2)
+            if await asyncio.to_thread(self._answers_stun):
                 return
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
         raise TimeoutError(f"turnserver did not start:\n{self.log_text()}")
+
+    def _answers_stun(self) -> bool:
+        """Ready means ready to answer: a STUN Binding request on the UDP
+        listener gets its response (coturn logs "listener opened" for TCP
+        before its UDP listener and its auth threads are up)."""
+        transaction = os.urandom(12)
+        request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + transaction
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.settimeout(0.2)
+            try:
+                probe.sendto(request, ("127.0.0.1", self.port))
+                response = probe.recv(1500)
+            except OSError:  # refused (not listening yet) or no answer in time
+                return False
+        return response[:2] == b"\x01\x01" and response[8:20] == transaction
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
