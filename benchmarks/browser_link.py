@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,6 +178,7 @@ class BrowserConsult:
         self.room = room
         self.audio_only_patient = audio_only_patient
         self.samples: list[Sample] = []
+        self.link_samples: list[dict[str, Any]] = []  # the patient's veth, once a second
         self.rate_bps = patient_rate_bps
         self._t0 = time.monotonic()
         self._stack = contextlib.AsyncExitStack()
@@ -323,6 +325,39 @@ class BrowserConsult:
             except Exception as exc:  # the page may be navigating or reconnecting
                 data = {"error": str(exc)[:200]}
             self.samples.append(Sample(t, side.name, self.rate_bps, data))
+        if self.patient.link is not None:
+            self.link_samples.append({"t": round(t, 2), **self._patient_link_state()})
+
+    def _patient_link_state(self) -> dict[str, Any]:
+        """The capped link's queues (tbf drops each way) and the patient's WebSocket TCP.
+
+        ``ss -ti`` on the server's side of the patient's signalling connection:
+        its retransmission timer, retransmissions and unacknowledged segments say
+        whether our own media starved it (item 3 of the weak-link issue).
+        """
+        assert self.patient is not None and self.patient.link is not None
+        assert self.server is not None
+        link = self.patient.link
+        state: dict[str, Any] = {
+            "drops_down": link.qdisc_drops("root"),
+            "drops_up": link.qdisc_drops("ns"),
+        }
+        ss = subprocess.run(
+            [
+                "ss",
+                "-tinH",
+                "state",
+                "established",
+                f"( sport = :{self.server.port} )",
+                "dst",
+                link.ns_addr,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        state["tcp"] = [" ".join(line.split()) for line in ss.splitlines() if line.strip()]
+        return state
 
     async def watch_texts(self, texts: tuple[str, ...]) -> None:
         """From now on, note (within 0.1 s) when each of ``texts`` first shows in each widget.

@@ -105,6 +105,7 @@ async def run_case(case: str, seconds: float) -> dict[str, Any]:
                 result[name]["figures"]["tile_text_after_s"] = {
                     key: round(at - cap_at, 2) for key, at in side.text_seen.items()
                 }
+        result["link_samples"] = consult.link_samples
         result["server_log_tail"] = consult.server.stderr()[-4000:] if consult.server else ""
         if consult.bridge is not None:  # the satellite path: what its link model did
             result["link"] = {
