@@ -41,6 +41,7 @@ from sfu.peer import MediaSettings
 from sfu.probe_padding import PADDING_TICK, TICK, ProbePadding
 from sfu.quality import track_quality
 from sfu.red_choice import RedChoice
+from sfu.resume_backoff import ResumeBackoff
 from sfu.rtcp import ReportBlock
 from sfu.send_rates import RATE_SMOOTHING, SendRates
 from sfu.speaker import ActiveSpeaker
@@ -90,6 +91,7 @@ class DownlinkController:
         self._stepped_down: dict[Consumer, float] = {}
         self._paused: set[Consumer] = set()
         self._resumed: dict[Consumer, float] = {}
+        self._retry: ResumeBackoff[Consumer] = ResumeBackoff()  # failed resumes wait
         self._speaker = ActiveSpeaker()
         self._last_tick = now
         self._last_quality = now
@@ -310,6 +312,7 @@ class DownlinkController:
 
     def _measure(self, live: list[Consumer], elapsed: float) -> None:
         for consumer in self._rates.measure(live, elapsed):
+            self._retry.forget(consumer)
             self._stepped_down.pop(consumer, None)
             self._resumed.pop(consumer, None)
             self._paused.discard(consumer)
@@ -358,6 +361,7 @@ class DownlinkController:
                 self.pauses += 1
                 self._stepped_down[consumer] = now
                 consumer.pause("bandwidth")
+                self._retry.paused(consumer, now)
                 logger.info(
                     "%r paused: not enough bandwidth (%r, audio %d, video %d, lowest %d)",
                     consumer,
@@ -368,6 +372,9 @@ class DownlinkController:
                 )
                 self._notify_paused(consumer, True)
             return
+        estimate = self.estimator.estimate
+        if consumer in self._paused and not self._retry.may_resume(consumer, now, estimate):
+            return  # it came back and was paused again: it waits (sfu/resume_backoff.py)
         option = options[choice]
         if choice != current:
             logger.debug(
@@ -385,6 +392,7 @@ class DownlinkController:
         if consumer in self._paused:
             self._paused.discard(consumer)
             self._resumed[consumer] = now
+            self._retry.resumed(consumer, now, estimate)
             consumer.resume("bandwidth")
             logger.info("%r resumed", consumer)
             self._notify_paused(consumer, False)

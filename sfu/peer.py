@@ -68,6 +68,7 @@ class MediaSettings:
     opus_max_bitrate_kbps: int = 0  # 0: the publisher's own choice
     opus_ptime_ms: int = 0  # 0: the publisher's own choice (20 ms in browsers)
     thin_link_opus_kbps: int = 16  # asked of publishers while a link is too thin (0: never)
+    thin_link_opus_ptime_ms: int = 60  # ...in packets this long, without RED (0: unchanged)
     publisher_start_bitrate_kbps: int = 1000
     transport_cc: bool = True  # offer/accept transport-wide congestion control (sfu/twcc.py)
     subscriber_start_bitrate_kbps: int = 300

@@ -74,6 +74,7 @@ class Producer:
         # payload type of RED (sfu/red.py) when the publisher was answered with it
         self.red_payload_type: int | None = None
         self.audio_cap: int | None = None  # the Opus bitrate the publisher was last asked for
+        self.thin_packets = False  # ...and whether in thin-link packets (sfu/publisher_peer.py)
         self.consumers: set[Consumer] = set()
         # public hook for the recorder: called synchronously with every accepted
         # packet of the top layer

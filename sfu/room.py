@@ -352,10 +352,20 @@ class Room:
     def _publisher_audio(
         self, participant: Participant, producer: Producer, max_bitrate: int | None
     ) -> None:
-        """Ask a publisher for less Opus while a subscriber's link is too thin (None: lift)."""
+        """Ask a publisher for less Opus while a subscriber's link is too thin (None: lift).
+
+        ``packet_ms``: the packet duration its next answer asks for (thin-link
+        audio, sfu/publisher_peer.py), so it renegotiates when that changes.
+        """
         logger.info("%r audio cap %s", producer, max_bitrate)
+        ptime = self.media.thin_link_opus_ptime_ms
         participant.send(
-            {"type": "publisher_audio", "track_id": producer.id, "max_bitrate_bps": max_bitrate}
+            {
+                "type": "publisher_audio",
+                "track_id": producer.id,
+                "max_bitrate_bps": max_bitrate,
+                "packet_ms": ptime if producer.thin_packets else None,
+            }
         )
 
     @staticmethod

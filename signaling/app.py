@@ -74,6 +74,7 @@ def media_settings(config: Config) -> MediaSettings:
         opus_max_bitrate_kbps=media.opus_max_bitrate_kbps,
         opus_ptime_ms=media.opus_ptime_ms,
         thin_link_opus_kbps=media.thin_link_opus_kbps,
+        thin_link_opus_ptime_ms=media.thin_link_opus_ptime_ms,
         publisher_start_bitrate_kbps=media.publisher_start_bitrate_kbps,
         transport_cc=media.transport_cc,
         subscriber_start_bitrate_kbps=media.subscriber_start_bitrate_kbps,

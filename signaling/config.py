@@ -122,6 +122,7 @@ class MediaConfig:
     opus_max_bitrate_kbps: int = 0
     opus_ptime_ms: int = 0
     thin_link_opus_kbps: int = 16
+    thin_link_opus_ptime_ms: int = 60
     publisher_start_bitrate_kbps: int = 1000
     transport_cc: bool = True
     subscriber_start_bitrate_kbps: int = 300
@@ -239,6 +240,8 @@ class Config:
             raise ConfigError("media.thin_link_opus_kbps must be 0 or 6..510 (Opus' range)")
         if self.media.opus_ptime_ms not in (0, 10, 20, 40, 60):
             raise ConfigError("media.opus_ptime_ms must be 0, 10, 20, 40 or 60")
+        if self.media.thin_link_opus_ptime_ms not in (0, 20, 40, 60):
+            raise ConfigError("media.thin_link_opus_ptime_ms must be 0, 20, 40 or 60")
         for issuer in self.auth.issuers:
             alg = issuer.algorithm
             if alg == "HS256" and not issuer.secret:

@@ -139,6 +139,7 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
     this._offerMeta = new Map(); // mid -> track metadata of the latest subscriber_offer
     this._streams = new Map(); // "participant/camera|screen" -> MediaStream
     this._labels = new Map(); // our mid -> {source, track}
+    this._audioPackets = new WeakMap(); // publisher pc -> packet_ms it was last answered for
     this._admission = null; // {promise, resolve, reject} while someone awaits admitted()
     // Negotiations of one connection never overlap: each waits for the previous.
     this._publisherChain = Promise.resolve();

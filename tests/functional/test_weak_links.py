@@ -225,6 +225,7 @@ async def test_60_kbps_pauses_video_keeps_audio_then_resumes(server: RunningServ
             "type": "publisher_audio",
             "track_id": audio_track,
             "max_bitrate_bps": 16_000,
+            "packet_ms": 60,  # a browser renegotiates for it; this aiortc publisher does not
         }
         await asyncio.sleep(1.5)  # the queue built before the pause drains
         async with LoopStalls.watching() as stalls:

@@ -558,6 +558,8 @@ def test_secret_equality_with_non_ascii_value() -> None:
         ("OPUS_PTIME_MS", "30", "opus_ptime_ms"),
         ("THIN_LINK_OPUS_KBPS", "3", "thin_link_opus_kbps"),
         ("THIN_LINK_OPUS_KBPS", "600", "thin_link_opus_kbps"),
+        ("THIN_LINK_OPUS_PTIME_MS", "10", "thin_link_opus_ptime_ms"),
+        ("THIN_LINK_OPUS_PTIME_MS", "120", "thin_link_opus_ptime_ms"),
     ],
 )
 def test_opus_wishes_outside_what_opus_does_are_rejected(key: str, value: str, words: str) -> None:

@@ -127,11 +127,14 @@ export const Publishing = (Base) => class Publishing extends Base {
   }
 
   /**
-   * The server's `publisher_audio`: a subscriber's link is too thin for our
-   * audio, so cap the Opus encoder at `max_bitrate_bps` (`maxBitrate` of the
-   * sender's encodings; null lifts it).
+   * The server's `publisher_audio`: a link is too thin for our audio, so cap
+   * the Opus encoder at `max_bitrate_bps` (`maxBitrate` of the sender's
+   * encodings; null lifts it). When its `packet_ms` differs from what our
+   * connection was last answered with, renegotiate: the server's answer then
+   * asks for Opus packets that long (thin-link audio), or for the usual ones
+   * again (null). No sender parameter changes the packet duration.
    */
-  _onPublisherAudio({ track_id: trackId, max_bitrate_bps: maxBitrate }) {
+  _onPublisherAudio({ track_id: trackId, max_bitrate_bps: maxBitrate, packet_ms: packetMs = null }) {
     return this._onPublisher(async () => {
       const sender = this._senderOf(trackId);
       if (!sender) return null;
@@ -142,7 +145,12 @@ export const Publishing = (Base) => class Publishing extends Base {
         else delete encoding.maxBitrate;
       }
       await sender.setParameters(params);
-      this._emit("audio-cap-applied", { trackId, maxBitrate: maxBitrate ?? null });
+      const pc = this.publisherPc;
+      if (pc && (this._audioPackets.get(pc) ?? null) !== packetMs) {
+        this._audioPackets.set(pc, packetMs);
+        await this._negotiatePublisher(pc);
+      }
+      this._emit("audio-cap-applied", { trackId, maxBitrate: maxBitrate ?? null, packetMs });
       return maxBitrate ?? null;
     }).catch((err) => {
       if (err.code === "reconnecting") return null; // the server tells the new connection again
