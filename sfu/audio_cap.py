@@ -9,7 +9,10 @@ subscriber wishes its publishers' Opus down to ``media.thin_link_opus_kbps``
 smallest wish of its subscribers (``publisher_audio``) and the browser caps
 its encoder (``RTCRtpSender.setParameters``, ``maxBitrate``). The wish ends
 once the estimate has held several times the audio it had before for a
-while, so a capped link does not flap.
+while, so a capped link does not flap. A dip that still leaves twice that
+audio does not restart the wait: a recovered link's estimate wobbles (one
+receiver's REMB, one lossy report) and the voice would stay thin for no
+reason; below twice, the link is nearly as thin as when the wish began.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 THIN_SHARE = 0.6  # audio over this share of a congested link's estimate: too thin
 RELIEF_MULTIPLE = 4.0  # the wish ends once the estimate is this many times the audio before
 RELIEF_HOLD = 10.0  # seconds the estimate must hold that
+RELIEF_RESET = 2.0  # ...never falling below this many times the audio before
 
 
 class ThinLinkAudio:
@@ -42,6 +46,6 @@ class ThinLinkAudio:
                 self._high_since = now
             elif now - self._high_since >= RELIEF_HOLD:
                 self.wish = None
-        else:
+        elif estimate < RELIEF_RESET * self._audio_before:
             self._high_since = None
         return self.wish

@@ -143,6 +143,16 @@ def assert_held(server: RunningServer, room: str, console_id: str) -> None:
         assert consumer.state in (ConsumerState.PAUSED, ConsumerState.NEW), (room, consumer.state)
 
 
+def forwarding_to(server: RunningServer, room: str, participant_id: str) -> list[str]:
+    """What the server forwards to one participant, for a failure's message."""
+    participant = server.rooms.rooms[room].participants[participant_id]
+    return [
+        f"{c!r} {c.state.value} {sorted(c.pause_reasons)} packets {c.producer.counters.packets}"
+        f" muted {c.producer.muted}"
+        for c in participant.consumers.values()
+    ]
+
+
 def focused_ok(server: RunningServer, room: str, console_id: str) -> bool:
     """Focused room: our tracks not muted, the video we receive forwarded."""
     if any(producer_of(server, room, console_id, k).muted for k in MediaKind):
@@ -305,7 +315,13 @@ async def test_console_focus_hold_switch_and_lobby(
         back = (await page.js("digiclinicConsole.switches"))[1]
         assert (back["from"], back["to"], back["how"]) == (2, 0, "click"), back
         assert back["totalMs"] < 1000, back
-        await readers[0].wait_frames(frames0 + 10, timeout=10)
+        try:
+            await readers[0].wait_frames(frames0 + 10, timeout=10)
+        except TimeoutError:
+            raise AssertionError(
+                f"room 0's nurse got {readers[0].stats.frames - frames0} frames after the switch "
+                f"back: {forwarding_to(server, rooms[0], nurse_ids[0])}"
+            ) from None
         final = await page.counts()
         assert final["peerConnections"] == 6 and final["websockets"] == 3, final
         assert final["csp"] == [], final["csp"]

@@ -28,6 +28,15 @@ def test_wish_on_a_congested_link_mostly_taken_by_audio_then_held_until_room_las
     assert thin.update(140_000, 20_000, congested=True, now=8.0 + RELIEF_HOLD) is None
 
 
+def test_a_dip_that_leaves_twice_the_audio_does_not_restart_the_wait() -> None:
+    thin = ThinLinkAudio(16_000)
+    assert thin.update(40_000, 33_000, congested=True, now=0.0) == 16_000
+    assert thin.update(140_000, 20_000, congested=True, now=1.0) == 16_000
+    # a recovered link's estimate wobbles: 100 kbit/s is still three times the audio before
+    assert thin.update(100_000, 20_000, congested=True, now=4.0) == 16_000
+    assert thin.update(140_000, 20_000, congested=True, now=1.0 + RELIEF_HOLD) is None
+
+
 def test_zero_never_wishes() -> None:
     assert ThinLinkAudio(0).update(10_000, 33_000, congested=True, now=0.0) is None
 
