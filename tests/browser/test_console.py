@@ -320,7 +320,7 @@ async def test_console_focus_hold_switch_and_lobby(
         except TimeoutError:
             raise AssertionError(
                 f"room 0's nurse got {readers[0].stats.frames - frames0} frames after the switch "
-                f"back: {forwarding_to(server, rooms[0], nurse_ids[0])}"
+                f"back: {forwarding_to(server, rooms[0], nurse_ids[0] or '')}"
             ) from None
         final = await page.counts()
         assert final["peerConnections"] == 6 and final["websockets"] == 3, final
