@@ -302,6 +302,10 @@ class DownlinkController:
             # a REMB estimate (aiortc peers) is not trusted for pacing: such peers are unpaced
             paced = isinstance(estimator, TwccEstimator)
             self._sender.set_rate(max(estimator.estimate, target) * PACING_FACTOR * paced)
+            # a link too thin for any video: its feedback for the audio is thinned too
+            self._sender.sparse_audio_feedback = bool(video) and all(
+                c in self._paused for c in video
+            )
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
             if self._sender is not None:

@@ -13,6 +13,18 @@ stamps what belongs to the moment of sending:
 - abs-send-time, for a packet that waited in the pacer's queue: a receiver
   that estimates from it (REMB) must see when the packet really left.
 
+While a subscriber's link is so thin that all its video is paused
+(``sparse_audio_feedback``), only one audio packet in ``AUDIO_FEEDBACK_GAP``
+gets a sequence number; the others carry padding in the slot. A browser
+sends transport feedback for what carries one, and spaces it by its own
+send estimate, not by the link: real Chromium at 60 kbit/s returned 13-16
+feedback packets a second for the audio alone, ~10 kbit/s of an uplink that
+also carries its own voice (report.json's link_samples: that uplink dropped
+10-15 packets a second). Probe padding is always numbered: probes still get
+the feedback that decides a resume. A numbered audio packet is recorded with
+the size of those left unnumbered before it, so the acknowledged rate
+still counts all the audio that arrived.
+
 RTCP is never paced: it goes straight to the SRTP egress.
 """
 
@@ -26,6 +38,7 @@ from sfu.pacer import Pacer
 from sfu.rtp import abs_send_time
 from sfu.twcc import SentPacketHistory, TransportSequence
 
+AUDIO_FEEDBACK_GAP = 0.2  # s between numbered audio packets while the link is thin
 SLOT = 16  # the first extension element of a packet we built (12-byte header, no CSRC)
 WIRE_OVERHEAD = 10 + 8 + 20 + 14  # SRTP tag, UDP, IPv4, Ethernet: what a link carries besides
 
@@ -35,6 +48,8 @@ class TransportSender:
 
     __slots__ = (
         "_ast_ext",
+        "_audio_numbered_at",
+        "_audio_unnumbered",
         "_egress",
         "_sent_at_share",
         "_sequence",
@@ -43,6 +58,7 @@ class TransportSender:
         "on_stamped",
         "pacer",
         "send_rtp",
+        "sparse_audio_feedback",
     )
 
     def __init__(self, egress: PacketSink) -> None:
@@ -58,6 +74,9 @@ class TransportSender:
         # called with each packet's unwrapped transport-wide sequence number (probe clusters)
         self.on_stamped: Callable[[int], None] | None = None
         self._sent_at_share = (0, 0)  # (bytes, packets) sent when payload_share() was last asked
+        self.sparse_audio_feedback = False  # all video paused for bandwidth (sfu/downlink.py)
+        self._audio_numbered_at = -1e9
+        self._audio_unnumbered = 0  # wire bytes of the audio packets left unnumbered since
 
     def configure(self, transport_cc_ext: int | None, abs_send_time_ext: int | None) -> None:
         """The extension ids the subscriber negotiated (one id space per bundled transport).
@@ -110,9 +129,19 @@ class TransportSender:
             data = _restamp_abs_send_time(data, self._ast_ext)
         byte = self._twcc_byte
         if byte and len(data) > SLOT + 3 and data[0] & 0x1F == 0x10 and data[SLOT] == byte:
+            now = time.monotonic()
+            size = len(data) + WIRE_OVERHEAD
+            if cls is PacketClass.AUDIO and self.sparse_audio_feedback:
+                if now - self._audio_numbered_at < AUDIO_FEEDBACK_GAP:
+                    self._audio_unnumbered += size
+                    # the element becomes three padding bytes (RFC 8285 allows them between)
+                    return b"".join((data[:SLOT], bytes(3), data[SLOT + 3 :]))
+                self._audio_numbered_at = now
+                size += self._audio_unnumbered
+                self._audio_unnumbered = 0
             seq = self._sequence.next_seq()
             data = b"".join((data[: SLOT + 1], seq.to_bytes(2, "big"), data[SLOT + 3 :]))
-            sent = self.history.on_sent(seq, time.monotonic(), len(data) + WIRE_OVERHEAD, int(cls))
+            sent = self.history.on_sent(seq, now, size, int(cls))
             if self.on_stamped is not None:
                 self.on_stamped(sent)
         return data

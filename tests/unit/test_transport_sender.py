@@ -6,7 +6,7 @@ import time
 
 from sfu.media import PacketClass
 from sfu.rtp import build_header, parse_rtp
-from sfu.transport_sender import WIRE_OVERHEAD, TransportSender
+from sfu.transport_sender import AUDIO_FEEDBACK_GAP, WIRE_OVERHEAD, TransportSender
 from sfu.twcc import TransportFeedback, read_seq
 
 TWCC_EXT = 5
@@ -55,6 +55,35 @@ def test_every_packet_gets_the_next_transport_wide_sequence_number_in_send_order
     assert [r.arrival_time for r in results] == [0.001, None]
     assert results[0].size == len(wire.rtp[0]) + WIRE_OVERHEAD
     assert results[0].kind == PacketClass.VIDEO
+
+
+def test_on_a_thin_link_one_audio_packet_in_a_gap_is_numbered_and_stands_for_the_rest() -> None:
+    wire = Wire()
+    sender = TransportSender(wire)
+    sender.configure(TWCC_EXT, None)
+    sender.sparse_audio_feedback = True
+    for seq in range(4):
+        assert sender.send_rtp(packet(seq, size=60), PacketClass.AUDIO)
+    assert sender.send_rtp(packet(4), PacketClass.PADDING)  # probes are always numbered
+    assert [parse_rtp(d).seq for d in wire.rtp] == list(range(5))
+    first, *blank, probe = wire.rtp
+    assert first[16] == (TWCC_EXT << 4) | 1 and probe[16] == (TWCC_EXT << 4) | 1
+    # the others carry padding where the number was: no element, the same length
+    assert all(d[16:19] == bytes(3) and len(d) == len(first) for d in blank)
+    assert parse_rtp(blank[0]).extensions.get(TWCC_EXT) is None
+    time.sleep(AUDIO_FEEDBACK_GAP)
+    sender.send_rtp(packet(5, size=60), PacketClass.AUDIO)
+    numbers = [read_seq(d, 17) for d in (first, probe, wire.rtp[-1])]
+    assert numbers == [(numbers[0] + i) & 0xFFFF for i in range(3)]
+    # the next numbered audio packet counts the three left unnumbered before it
+    feedback = TransportFeedback(1, 2, numbers[0], 0, 0, [(n, 1000) for n in numbers])
+    sizes = [r.size for r in sender.history.resolve(feedback, 0.0)]
+    one = len(first) + WIRE_OVERHEAD
+    assert sizes == [one, len(probe) + WIRE_OVERHEAD, 4 * one]
+    # a link with room again: every packet is numbered
+    sender.sparse_audio_feedback = False
+    sender.send_rtp(packet(6, size=60), PacketClass.AUDIO)
+    assert read_seq(wire.rtp[-1], 17) == (numbers[-1] + 1) & 0xFFFF
 
 
 def test_without_transport_cc_packets_are_left_alone() -> None:
