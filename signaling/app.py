@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,6 +24,7 @@ from signaling.admin_api import add_admin_routes
 from signaling.cluster import PLACEMENT, create_recordings, node_identity, setup_cluster
 from signaling.config import Config
 from signaling.metrics import SignalingMetrics
+from signaling.origins import OriginPolicy, public_url_origin
 from signaling.recording_service import RecordingService
 from signaling.routing import JoinRouter
 from signaling.session import SessionLimits, SignalingSession
@@ -50,6 +50,7 @@ TURN = web.AppKey("turn", TurnCredentials)
 RECORDINGS = web.AppKey("recordings", RecordingService)
 SESSIONS: web.AppKey[set[SignalingSession]] = web.AppKey("sessions")
 ROUTER = web.AppKey("router", JoinRouter)
+ORIGINS = web.AppKey("origins", OriginPolicy)
 
 
 def media_settings(config: Config) -> MediaSettings:
@@ -99,23 +100,12 @@ def _error_response(status: int, code: ErrorCode, message: str) -> web.Response:
     return web.json_response(protocol.error(code, message), status=status)
 
 
-def origin_allowed(request: web.Request, allowed: list[str]) -> bool:
-    """Browsers send Origin; non-browser clients (no Origin) are not subject to CORS."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    if origin in allowed or "*" in allowed:
-        return True
-    # same origin as the server itself
-    return urlsplit(origin).netloc == request.host
-
-
 @web.middleware
 async def origin_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     config = request.app[CONFIG]
-    if not origin_allowed(request, config.server.allowed_origins):
+    if not request.app[ORIGINS].allows(request.headers.get("Origin"), request.host):
         logger.info("refused a request from a disallowed origin")
         return _error_response(403, ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
     response = await handler(request)
@@ -291,6 +281,15 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         await session.close(LeaveReason.SERVER_SHUTDOWN)
 
 
+def origin_policy(config: Config) -> OriginPolicy:
+    server = config.server
+    public = list(server.public_origins)
+    cluster_origin = public_url_origin(config.cluster.public_url, server.port)
+    if cluster_origin is not None:
+        public.append(cluster_origin)
+    return OriginPolicy(server.allowed_origins, public, tls=bool(server.tls_cert))
+
+
 def create_app(config: Config) -> web.Application:
     config.validate()
     auth = with_dev_issuer(config.auth)
@@ -300,6 +299,7 @@ def create_app(config: Config) -> web.Application:
     rooms = RoomManager(room_settings(config), media_settings(config))
     node = node_identity(config)
     app[CONFIG] = config
+    app[ORIGINS] = origin_policy(config)
     app[ROOMS] = rooms
     app[VERIFIER] = TokenVerifier(auth)
     app[METRICS] = SignalingMetrics(rooms)

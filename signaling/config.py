@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from signaling.origins import normalize_origin
+
 ENV_PREFIX = "DIGICLINIC_"
 
 
@@ -74,6 +76,8 @@ class ServerConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     allowed_origins: list[str] = field(default_factory=list)
+    # the origins this server's own pages are served under (signaling/origins.py)
+    public_origins: list[str] = field(default_factory=list)
     max_message_bytes: int = 65536
     messages_per_second: float = 50.0
     # the web client's files, served under /client/ ("" = the repository's web-client/)
@@ -224,6 +228,13 @@ class Config:
             raise ConfigError("server.tls_cert and server.tls_key go together")
         if not 0 < self.server.port <= 65535:
             raise ConfigError("server.port must be between 1 and 65535")
+        for name in ("allowed_origins", "public_origins"):
+            for value in getattr(self.server, name):
+                wildcard = name == "allowed_origins" and value == "*"
+                if normalize_origin(value) is None and not wildcard:
+                    raise ConfigError(
+                        f"server.{name}: {value!r} is not an origin (scheme://host[:port])"
+                    )
         if not 0 < self.media.udp_port_min <= self.media.udp_port_max <= 65535:
             raise ConfigError("media.udp_port_min/udp_port_max must be a valid range")
         if self.media.ice_transport_policy not in ("all", "relay"):

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from benchmarks.server_process import ServerProcess
 from sfu.participant import Role
+from signaling.app import SESSIONS
 from signaling.client import ConsultClient
 from signaling.config import Secret
 from signaling.tokens import mint_token
@@ -70,6 +72,45 @@ async def test_allowed_origins_and_same_origin(server_factory: Callable[..., obj
         ) as ws:
             await ws.send_json({"type": "ping", "id": 9})
             assert (await ws.receive_json(timeout=5)) == {"type": "pong", "ref": 9}
+
+
+async def test_dns_rebinding_origin_is_refused_even_when_host_matches(
+    server_factory: Callable[..., object],
+) -> None:
+    """Origin is compared with the server's own origins, never with the Host header."""
+    server: RunningServer = await server_factory(  # type: ignore[operator]
+        server={"public_origins": ["https://media.hospital-a.example"]}
+    )
+    url = server.server.make_url("/healthz")
+    port = url.port
+    async with aiohttp.ClientSession() as http:
+        for origin, host, status in (
+            # a rebinding page: its name now resolves to this server
+            (f"http://evil.example:{port}", f"evil.example:{port}", 403),
+            (f"http://EVIL.example:{port}", f"evil.example:{port}", 403),
+            # the server's own address, but not its scheme (no TLS here)
+            (f"https://127.0.0.1:{port}", f"127.0.0.1:{port}", 403),
+            (f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", 200),
+            (f"http://localhost:{port}", f"localhost:{port}", 200),
+            # the configured public origin, however the proxy names the Host
+            ("https://media.hospital-a.example", "media.hospital-a.example", 200),
+            ("https://media.hospital-a.example:443", "10.0.0.5:8080", 200),
+            ("http://media.hospital-a.example", "media.hospital-a.example", 403),
+            ("null", f"127.0.0.1:{port}", 403),
+        ):
+            headers = {"Origin": origin, "Host": host}
+            async with http.get(url, headers=headers) as resp:
+                assert resp.status == status, (origin, host, resp.status)
+                if status == 403:
+                    assert (await resp.json())["code"] == "origin_not_allowed"
+        # the WebSocket upgrade is refused the same way, before any session exists
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(
+                server.ws_url,
+                headers={"Origin": f"http://evil.example:{port}", "Host": f"evil.example:{port}"},
+            )
+        assert refused.value.status == 403
+        assert not server.app[SESSIONS]
 
 
 async def test_room_created_by_api_then_joined_and_expires_unused(

@@ -574,3 +574,13 @@ def test_opus_wishes_in_range_are_accepted() -> None:
         }
     )
     assert (config.media.opus_max_bitrate_kbps, config.media.opus_ptime_ms) == (16, 40)
+
+
+@pytest.mark.parametrize(
+    "bad", ["media.hospital.example", "https://media.example/path", "ftp://x.example", "null"]
+)
+def test_an_origin_that_is_not_one_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError, match="public_origins"):
+        load_config(environ={}, overrides={"server": {"public_origins": [bad]}})
+    with pytest.raises(ConfigError, match="allowed_origins"):
+        load_config(environ={}, overrides={"server": {"allowed_origins": [bad]}})
