@@ -186,6 +186,10 @@ class SignalingSession:
             await self._join(message)
             return
         room, participant = self._joined()
+        if participant.state is ParticipantState.LOBBY and kind != "leave":
+            # one answer for everything, before any effect: the lobby learns nothing of the
+            # room (not even whether a recording asks for consent) and does nothing in it
+            raise SfuError(ErrorCode.NOT_ADMITTED, "waiting in the lobby")
         if kind == "leave":
             self._reply(message, {"type": "left"})
             await self.close(LeaveReason.LEFT)

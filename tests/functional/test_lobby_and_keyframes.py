@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
+from recording.audit import generate_signing_key
+from recording.crypto_stream import generate_keypair
 from sfu.media import Source
 from sfu.participant import Role
-from signaling.client import ClientError
+from signaling.client import ClientError, ConsultClient
 from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from tests.conftest import RunningServer
 
@@ -92,6 +97,76 @@ async def test_admit_needs_the_admit_grant(server: RunningServer) -> None:
         assert not any(e["type"] == "lobby" for e in interpreter.events)
     finally:
         await asyncio.gather(interpreter.leave(), patient.leave())
+
+
+LOBBY_PROBES: list[dict[str, object]] = [
+    {"type": "consent", "given": True},
+    {"type": "consent", "given": False},
+    {"type": "recording_start"},
+    {"type": "recording_stop"},
+    {"type": "chat", "text": "hello"},
+    {"type": "audio_only", "enabled": True},
+    {"type": "mute", "track_id": "x:1", "muted": True},
+    {"type": "subscribe", "track_id": "x:1"},
+    {"type": "unsubscribe", "track_id": "x:1"},
+    {"type": "pause_video", "track_id": "x:1", "paused": True},
+    {"type": "track_settings", "track_id": "x:1", "pinned": True},
+    {"type": "admit", "participant_id": "x"},
+    {"type": "deny", "participant_id": "x"},
+    {"type": "subscriber_answer", "sdp": "v=0"},
+    {"type": "ice_candidate", "pc": "publisher", "candidate": None},
+]
+
+
+async def _lobby_answers(patient: ConsultClient) -> list[str]:
+    codes = []
+    for probe in LOBBY_PROBES:
+        with pytest.raises(ClientError) as err:
+            await patient.request(dict(probe))
+        codes.append(err.value.code)
+    return codes
+
+
+async def test_a_patient_in_the_lobby_gets_not_admitted_for_everything_and_learns_nothing(
+    server_factory: Callable[..., object], tmp_path: Path
+) -> None:
+    """Whether a recording runs must not show through the lobby, nor be written in its name."""
+    _, public_pem = generate_keypair()
+    audit_key, _ = generate_signing_key()
+    (tmp_path / "h.pub").write_bytes(public_pem)
+    (tmp_path / "audit.key").write_bytes(audit_key)
+    audit_log = tmp_path / "audit.log"
+    server: RunningServer = await server_factory(  # type: ignore[operator]
+        recording={
+            "enabled": True,
+            "directory": str(tmp_path / "recordings"),
+            "recipients": [{"kid": "h1", "public_key_file": str(tmp_path / "h.pub")}],
+            "audit_log": str(audit_log),
+            "audit_signing_key_file": str(tmp_path / "audit.key"),
+        }
+    )
+    doctor = server.client(server.token("lobby-4", "doctor", Role.SPECIALIST))
+    patient = server.client(server.token("lobby-4", "patient", Role.PATIENT))
+    try:
+        await doctor.connect()
+        await doctor.join()
+        await patient.connect()
+        assert (await patient.join())["state"] == "lobby"
+        without_recording = await _lobby_answers(patient)
+        await doctor.request({"type": "recording_start"})
+        with_recording = await _lobby_answers(patient)
+        assert without_recording == with_recording == ["not_admitted"] * len(LOBBY_PROBES)
+        assert not any(e["type"] in ("consent_request", "recording_state") for e in patient.events)
+        # nothing was written in the patient's name; the doctor's session went on
+        assert patient.participant_id not in audit_log.read_text()
+        assert await doctor.request({"type": "ping"}) == {"type": "pong", "ref": ANY}
+        # once admitted, the same consent is taken
+        await doctor.admit(patient.participant_id or "")
+        await patient.wait_admitted()
+        await patient.request({"type": "consent", "given": True})
+        assert patient.participant_id in audit_log.read_text()
+    finally:
+        await asyncio.gather(doctor.leave(), patient.leave())
 
 
 async def test_late_joiner_decodes_a_keyframe_within_one_second(server: RunningServer) -> None:
