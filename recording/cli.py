@@ -1,12 +1,16 @@
 """``digiclinic-recording``: the hospital's tool, run with the hospital's private key.
 
     digiclinic-recording keygen --private hospital.key --public hospital.pub [--kind audit]
-    digiclinic-recording verify REC --key hospital.key
-    digiclinic-recording export REC --key hospital.key --output consult.webm
-    digiclinic-recording audit-verify audit.log --public-key audit.pub
-    digiclinic-recording delete REC [--audit-log audit.log --audit-key audit.key]
+    digiclinic-recording verify REC --key hospital.key --signer server.pub
+    digiclinic-recording export REC --key hospital.key --signer server.pub --output consult.webm
+    digiclinic-recording audit-verify audit.log --public-key server.pub [--anchor CHECKPOINTS]
+    digiclinic-recording delete REC [--audit-log audit.log --audit-key audit.key
+                                     --audit-anchor CHECKPOINTS]
 
-Exit codes: 0 fine, 1 the recording or log failed verification, 2 usage error.
+``server.pub`` is the public half of the server's signing key
+(``recording.audit_signing_key_file``): it signs every recording and the audit
+log. Exit codes: 0 fine, 1 the recording or log failed verification (or is
+unsigned), 2 usage error.
 """
 
 from __future__ import annotations
@@ -17,16 +21,23 @@ import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from recording.audit import AuditLog, generate_signing_key, verify_file
 from recording.crypto_stream import (
+    ReadResult,
     RecordingFormatError,
     generate_keypair,
     open_recording,
     read_header,
     shred,
+)
+from recording.signing import load_signer, load_signing_key
+
+UNSIGNED = (
+    "UNSIGNED: a format v1 recording, written before the server signed recordings: "
+    "its chunks decrypt, but nothing shows this server wrote them (anyone with the "
+    "hospital's public key can make such a file); it is not reported authentic"
 )
 
 
@@ -47,44 +58,83 @@ def keygen(args: argparse.Namespace) -> int:
     private, public = generate_signing_key() if args.kind == "audit" else generate_keypair()
     _write_private(args.private, private)
     args.public.write_bytes(public)
+    if args.kind == "audit":
+        print(f"private key: {args.private} (the media server's recording.audit_signing_key_file)")
+        print(f"public key:  {args.public} (the hospital's: verify --signer, audit-verify)")
+        return 0
     print(f"private key: {args.private} (keep it at the hospital; never on the media server)")
     print(f"public key:  {args.public} (give it to the media server's configuration)")
     return 0
 
 
+def _open(args: argparse.Namespace) -> ReadResult:
+    return open_recording(args.recording, _private_key(args.key), load_signer(args.signer))
+
+
 def verify(args: argparse.Namespace) -> int:
-    result = open_recording(args.recording, _private_key(args.key))
+    result = _open(args)
+    kind = "authentic" if result.signed else "decryptable (unsigned)"
     print(
-        f"{args.recording}: {len(result.chunks)} authentic chunks, "
+        f"{args.recording}: {len(result.chunks)} {kind} chunks, "
         f"{sum(len(c) for c in result.chunks)} bytes"
     )
+    if not result.signed:
+        print(UNSIGNED)
+        if result.problem:
+            print(f"PROBLEM: {result.problem}")
+        return 1
+    print(f"signed by {result.header['signer']}; content digest {result.digest}")
+    if result.header.get("recording_id") != args.recording.stem and not result.problem:
+        result.problem = (
+            f"the file is named {args.recording.stem} but holds recording "
+            f"{result.header.get('recording_id')} (renamed, or swapped with another recording)"
+        )
     if result.problem:
         print(f"PROBLEM: {result.problem}")
         return 1
-    print("OK: every chunk is authentic and the recording is complete")
+    print(
+        "OK: signed by the given server key, every chunk is authentic and the recording "
+        "is complete (its digest should match its recording_sealed audit entry)"
+    )
     return 0
 
 
 def export(args: argparse.Namespace) -> int:
-    result = open_recording(args.recording, _private_key(args.key))
+    result = _open(args)
+    if not result.signed and not args.allow_unsigned:
+        raise RecordingFormatError(f"{UNSIGNED}. Nothing exported; --allow-unsigned exports it")
     _write_private(args.output, b"".join(result.chunks))
     print(f"wrote {args.output} ({len(result.chunks)} chunks)")
+    if not result.signed:
+        print(f"WARNING: {UNSIGNED}")
     if result.problem:
         print(f"WARNING: {result.problem}; exported what precedes it")
-        return 1
-    return 0
+    return 0 if result.signed and not result.problem else 1
 
 
 def audit_verify(args: argparse.Namespace) -> int:
-    public = serialization.load_pem_public_key(args.public_key.read_bytes())
-    if not isinstance(public, Ed25519PublicKey):
-        raise ValueError(f"{args.public_key} is not an Ed25519 public key")
-    report = verify_file(args.log, public)
+    report = verify_file(args.log, load_signer(args.public_key), args.anchor)
+    if args.anchor is None and report.entries == 0:
+        report.problems.append(
+            "the log is empty: without --anchor an emptied log cannot be told from a new one"
+        )
     for problem in report.problems:
         print(f"PROBLEM: {problem}")
-    if report.ok:
-        print(f"OK: {report.entries} entries, chain and signatures intact")
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    print(f"OK: {report.entries} entries, chain and signatures intact")
+    if report.anchored is None:
+        print(
+            "WARNING: not anchored (no --anchor): entries cut from the end of the log "
+            "cannot be detected"
+        )
+    else:
+        cp = report.anchored
+        print(
+            f"anchored: entries 1..{cp.seq} match the checkpoint of {cp.time}; "
+            f"{report.entries - cp.seq} entries appended after it"
+        )
+    return 0
 
 
 def delete(args: argparse.Namespace) -> int:
@@ -94,16 +144,16 @@ def delete(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no recording at {path}")
     with open(path, "rb") as file:
         header, _ = read_header(file)
+    audit = None
+    if args.audit_log is not None:  # opened first: a log behind its anchor stops the deletion
+        if args.audit_key is None:
+            raise ValueError("--audit-log needs --audit-key")
+        audit = AuditLog(args.audit_log, load_signing_key(args.audit_key), args.audit_anchor)
     shred(path)
     for marker in (".done", ".interrupted"):
         path.with_suffix(marker).unlink(missing_ok=True)
-    if args.audit_log is not None:
-        key = serialization.load_pem_private_key(args.audit_key.read_bytes(), None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{args.audit_key} is not an Ed25519 private key")
-        AuditLog(args.audit_log, key).append(
-            "recording_deleted", recording_id=str(header.get("recording_id", path.stem))
-        )
+    if audit is not None:
+        audit.append("recording_deleted", recording_id=str(header.get("recording_id", path.stem)))
     print(f"deleted {path.name}: wrapped keys destroyed first, media removed")
     return 0
 
@@ -118,23 +168,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public", type=Path, required=True)
     p.add_argument("--kind", choices=["recipient", "audit"], default="recipient")
     p.set_defaults(func=keygen)
-    p = sub.add_parser("verify", help="check every chunk of a recording")
+    signer_help = "the server's public signing key (Ed25519 PEM), kept by the hospital"
+    p = sub.add_parser("verify", help="check the server's signatures and every chunk")
     p.add_argument("recording", type=Path)
     p.add_argument("--key", type=Path, required=True)
+    p.add_argument("--signer", type=Path, required=True, help=signer_help)
     p.set_defaults(func=verify)
-    p = sub.add_parser("export", help="decrypt to a playable WebM")
+    p = sub.add_parser("export", help="decrypt a signed recording to a playable WebM")
     p.add_argument("recording", type=Path)
     p.add_argument("--key", type=Path, required=True)
+    p.add_argument("--signer", type=Path, required=True, help=signer_help)
     p.add_argument("--output", type=Path, required=True)
+    p.add_argument(
+        "--allow-unsigned", action="store_true", help="export a format v1 (unsigned) recording"
+    )
     p.set_defaults(func=export)
     p = sub.add_parser("audit-verify", help="check the audit log's chain and signatures")
     p.add_argument("log", type=Path)
-    p.add_argument("--public-key", type=Path, required=True)
+    p.add_argument("--public-key", type=Path, required=True, help=signer_help)
+    p.add_argument(
+        "--anchor", type=Path, help="checkpoints file collected from the server (cut/emptied log)"
+    )
     p.set_defaults(func=audit_verify)
     p = sub.add_parser("delete", help="crypto-shred a recording (retention)")
     p.add_argument("recording", type=Path)
     p.add_argument("--audit-log", type=Path)
     p.add_argument("--audit-key", type=Path, help="Ed25519 private key signing the audit log")
+    p.add_argument("--audit-anchor", type=Path, help="the log's checkpoints file, to update")
     p.set_defaults(func=delete)
     return parser
 

@@ -1,4 +1,5 @@
-"""Encrypted recording files: authenticated chunks under a key the server cannot unwrap.
+"""Encrypted recording files: authenticated chunks under a key the server cannot unwrap,
+signed by the server so that nobody else can write one (format v2).
 
 A recording is two files:
 
@@ -7,8 +8,10 @@ A recording is two files:
     magic    b"DCREC\\x00\\x01\\n"           8 bytes
     hlen     uint32 big-endian              4 bytes
     header   JSON (utf-8), hlen bytes: version, recording_id, cipher, nonce_prefix,
-             recipient key ids, metadata (room, participant, track kind...)
-    chunk*   uint32 big-endian length L, then L bytes of AES-256-GCM ciphertext+tag
+             recipient key ids, key_commitment, signer, metadata (room, participant...)
+    hsig     Ed25519 signature of the header (v2)        64 bytes
+    chunk*   uint32 big-endian length L, then L bytes of AES-256-GCM ciphertext+tag,
+             then (v2) the 64-byte Ed25519 signature of the hash chain up to it
 
 ``<id>.keys`` the data key, wrapped once per recipient public key (JSON)
 
@@ -17,6 +20,14 @@ associated data = SHA-256(header) || i (uint64) || final (1 byte). Reordered,
 dropped or spliced chunks fail authentication; a file whose last chunk is
 not marked final was truncated (or interrupted: the writer crashed), and
 every complete chunk before that still decrypts.
+
+AES-GCM alone proves only that whoever wrote a chunk knew the data key, and
+anyone with a recipient *public* key can make a recording with a data key of
+their own. So (v2) the server signs the header, which commits to the data
+key (``key_commitment``), and a hash chain over every chunk (recording.signing):
+only the holder of the server's signing key can write a recording that
+``verify --signer`` accepts. Version 1 files (before signing) still decrypt
+but are reported unsigned, never authentic.
 
 Key wrapping (per recipient, X25519 + HKDF-SHA256 + AES-256-GCM): an
 ephemeral X25519 key agrees with the recipient's public key; HKDF derives a
@@ -38,13 +49,25 @@ from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from recording.signing import (
+    SIG_LEN,
+    chain_next,
+    chain_start,
+    chunk_message,
+    fingerprint,
+    header_message,
+    key_commitment,
+    verifies,
+)
+
 MAGIC = b"DCREC\x00\x01\n"
-VERSION = 1
+VERSION = 2  # 1: unsigned (before the server signed recordings); still read, never "authentic"
+READABLE_VERSIONS = (1, 2)
 WRAP_ALG = "X25519-HKDF-SHA256-A256GCM"
 _U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
@@ -160,7 +183,7 @@ def _nonce(prefix: bytes, index: int) -> bytes:
 
 
 class EncryptedWriter:
-    """Appends encrypted chunks to a recording file; a fresh data key per recording."""
+    """Appends encrypted, server-signed chunks to a recording file; a fresh data key each."""
 
     def __init__(
         self,
@@ -168,6 +191,8 @@ class EncryptedWriter:
         recording_id: str,
         recipients: list[RecipientKey],
         metadata: dict[str, Any],
+        *,
+        signing_key: Ed25519PrivateKey,
     ) -> None:
         if not recipients:
             raise ValueError("a recording needs at least one recipient public key")
@@ -177,16 +202,20 @@ class EncryptedWriter:
         data_key = AESGCM.generate_key(bit_length=256)
         self._aead = AESGCM(data_key)
         self._prefix = os.urandom(4)
+        self._signing_key = signing_key
         header = {
             "version": VERSION,
             "recording_id": recording_id,
             "cipher": "AES-256-GCM",
             "nonce_prefix": _b64(self._prefix),
             "recipients": [r.kid for r in recipients],
+            "key_commitment": key_commitment(data_key, recording_id),
+            "signer": fingerprint(signing_key.public_key()),
             "metadata": metadata,
         }
         header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
         self._header_hash = hashlib.sha256(header_bytes).digest()
+        self._chain = chain_start(header_bytes)
         keys = {
             "recording_id": recording_id,
             "keys": [wrap_key(data_key, r, recording_id) for r in recipients],
@@ -194,10 +223,16 @@ class EncryptedWriter:
         del data_key  # only the AESGCM object keeps it, until close()
         _write_new(self.keys_path, json.dumps(keys, indent=1).encode())
         self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed in close()
-        self._file.write(MAGIC + _U32.pack(len(header_bytes)) + header_bytes)
+        header_sig = signing_key.sign(header_message(header_bytes))
+        self._file.write(MAGIC + _U32.pack(len(header_bytes)) + header_bytes + header_sig)
         self._flush()
         self.index = 0
         self.closed = False
+
+    @property
+    def digest(self) -> str:
+        """Hex of the hash chain over the header and every chunk written so far."""
+        return self._chain.hex()
 
     def write_chunk(self, data: bytes, final: bool = False) -> None:
         if self.closed:
@@ -205,8 +240,11 @@ class EncryptedWriter:
         sealed = self._aead.encrypt(
             _nonce(self._prefix, self.index), data, _aad(self._header_hash, self.index, final)
         )
-        self._file.write(_U32.pack(len(sealed)) + sealed)
+        chain = chain_next(self._chain, self.index, final, sealed)
+        signature = self._signing_key.sign(chunk_message(self.index, final, chain))
+        self._file.write(_U32.pack(len(sealed)) + sealed + signature)
         self._flush()
+        self._chain = chain
         self.index += 1
 
     def _flush(self) -> None:
@@ -240,9 +278,11 @@ class ReadResult:
     chunks: list[bytes] = field(default_factory=list)
     complete: bool = False  # the final chunk was present and authentic
     problem: str | None = None  # why reading stopped early
+    signed: bool = False  # v2: header and chunks read are signed by the given server key
+    digest: str | None = None  # v2: hex hash chain over the header and the authentic chunks
 
 
-def read_header(file: BinaryIO) -> tuple[dict[str, Any], bytes]:
+def _read_header_bytes(file: BinaryIO) -> tuple[dict[str, Any], bytes]:
     magic = file.read(len(MAGIC))
     if magic != MAGIC:
         raise RecordingFormatError("not a digiclinic recording (bad magic)")
@@ -257,13 +297,37 @@ def read_header(file: BinaryIO) -> tuple[dict[str, Any], bytes]:
         header: dict[str, Any] = json.loads(header_bytes)
     except ValueError:
         raise RecordingFormatError("header is not valid JSON") from None
-    if header.get("version") != VERSION:
-        raise RecordingFormatError(f"unsupported version {header.get('version')!r}")
+    if not isinstance(header, dict) or header.get("version") not in READABLE_VERSIONS:
+        version = header.get("version") if isinstance(header, dict) else None
+        raise RecordingFormatError(f"unsupported version {version!r}")
+    return header, header_bytes
+
+
+def read_header(file: BinaryIO) -> tuple[dict[str, Any], bytes]:
+    """(header, SHA-256 of its bytes); nothing is verified (no key needed)."""
+    header, header_bytes = _read_header_bytes(file)
     return header, hashlib.sha256(header_bytes).digest()
 
 
-def _sealed_chunks(file: BinaryIO) -> Iterator[bytes | None]:
-    """Raw sealed chunks; None once for a partial length or body (truncated file)."""
+def _check_header_signature(
+    file: BinaryIO, header: dict[str, Any], header_bytes: bytes, signer: Ed25519PublicKey
+) -> None:
+    expected = fingerprint(signer)
+    if header.get("signer") != expected:
+        raise RecordingFormatError(
+            f"signed by {header.get('signer')!r}, not by the given server key {expected}: "
+            "another server's key, or a forged recording"
+        )
+    signature = file.read(SIG_LEN)
+    if len(signature) != SIG_LEN or not verifies(signer, signature, header_message(header_bytes)):
+        raise RecordingFormatError(
+            "the header's signature does not verify with the given server key "
+            "(forged or modified header)"
+        )
+
+
+def _sealed_chunks(file: BinaryIO, sig_len: int) -> Iterator[tuple[bytes, bytes] | None]:
+    """(sealed chunk, signature) records; None once for a partial record (truncated file)."""
     while True:
         raw_len = file.read(4)
         if not raw_len:
@@ -276,49 +340,88 @@ def _sealed_chunks(file: BinaryIO) -> Iterator[bytes | None]:
             yield None
             return
         body = file.read(length)
-        if len(body) < length:
+        signature = file.read(sig_len)
+        if len(body) < length or len(signature) < sig_len:
             yield None
             return
-        yield body
+        yield body, signature
+
+
+def _data_key(header: dict[str, Any], private: X25519PrivateKey, keys_path: Path) -> bytes:
+    recording_id = header["recording_id"]
+    try:
+        keys = json.loads(keys_path.read_text())
+    except FileNotFoundError:
+        raise RecordingFormatError(
+            "no wrapped keys: the recording was deleted (crypto-shredded)"
+        ) from None
+    if keys.get("recording_id") != recording_id:
+        raise RecordingFormatError("the key file belongs to another recording")
+    errors = []
+    for entry in keys["keys"]:
+        try:
+            data_key = unwrap_key(entry, private, recording_id)
+        except RecordingFormatError as exc:
+            errors.append(str(exc))
+            continue
+        if header["version"] >= 2 and key_commitment(data_key, recording_id) != header.get(
+            "key_commitment"
+        ):
+            raise RecordingFormatError(
+                "the wrapped data key is not the one the signed header commits to "
+                "(the .keys file was replaced)"
+            )
+        return data_key
+    raise RecordingFormatError("; ".join(errors) or "no key for this private key")
 
 
 def open_recording(
-    path: Path, private: X25519PrivateKey, keys_path: Path | None = None
+    path: Path,
+    private: X25519PrivateKey,
+    signer: Ed25519PublicKey,
+    keys_path: Path | None = None,
 ) -> ReadResult:
-    """Decrypt every authentic chunk; stop at the first problem and say which."""
+    """Check the server's signatures (v2), decrypt every authentic chunk; stop at the first
+    problem and say which. A v1 file is read with ``signed`` False: nothing proves who wrote it.
+    A header not signed by ``signer`` raises: no chunk of such a file is trusted."""
     keys_path = keys_path or path.with_suffix(".keys")
     with open(path, "rb") as file:
-        header, header_hash = read_header(file)
-        recording_id = header["recording_id"]
-        try:
-            keys = json.loads(keys_path.read_text())
-        except FileNotFoundError:
-            raise RecordingFormatError(
-                "no wrapped keys: the recording was deleted (crypto-shredded)"
-            ) from None
-        if keys.get("recording_id") != recording_id:
-            raise RecordingFormatError("the key file belongs to another recording")
-        data_key = None
-        errors = []
-        for entry in keys["keys"]:
-            try:
-                data_key = unwrap_key(entry, private, recording_id)
-                break
-            except RecordingFormatError as exc:
-                errors.append(str(exc))
-        if data_key is None:
-            raise RecordingFormatError("; ".join(errors) or "no key for this private key")
-        aead = AESGCM(data_key)
+        header, header_bytes = _read_header_bytes(file)
+        signed = header["version"] >= 2
+        if signed:
+            _check_header_signature(file, header, header_bytes, signer)
+        aead = AESGCM(_data_key(header, private, keys_path))
+        header_hash = hashlib.sha256(header_bytes).digest()
         prefix = _unb64(header["nonce_prefix"])
-        result = ReadResult(header)
-        for index, sealed in enumerate(_sealed_chunks(file)):
-            if sealed is None:
+        result = ReadResult(header, signed=signed)
+        chain = chain_start(header_bytes)
+        records = _sealed_chunks(file, SIG_LEN if signed else 0)
+        for index, record in enumerate(records):
+            if record is None:
                 result.problem = f"truncated: chunk {index} is incomplete"
-                return result
+                break
             if result.complete:
                 result.problem = f"data after the final chunk (chunk {index})"
-                return result
-            for final in (False, True):
+                break
+            sealed, signature = record
+            finals: tuple[bool, ...] = (False, True)
+            if signed:
+                finals = tuple(
+                    final
+                    for final in finals
+                    if verifies(
+                        signer,
+                        signature,
+                        chunk_message(index, final, chain_next(chain, index, final, sealed)),
+                    )
+                )
+                if not finals:
+                    result.problem = (
+                        f"chunk {index} fails authentication: its signature does not verify "
+                        "(modified, dropped, reordered, substituted, or not written by this server)"
+                    )
+                    break
+            for final in finals:
                 try:
                     plain = aead.decrypt(
                         _nonce(prefix, index), sealed, _aad(header_hash, index, final)
@@ -327,18 +430,21 @@ def open_recording(
                     continue
                 result.chunks.append(plain)
                 result.complete = final
+                chain = chain_next(chain, index, final, sealed)
                 break
             else:
                 result.problem = (
                     f"chunk {index} fails authentication (modified, reordered, "
                     "or from another recording)"
                 )
-                return result
+                break
         if not result.complete and result.problem is None:
             result.problem = (
                 f"truncated: no final chunk after {len(result.chunks)} chunks "
                 "(interrupted or cut short)"
             )
+        if signed:
+            result.digest = chain.hex()
         return result
 
 

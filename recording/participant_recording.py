@@ -4,9 +4,11 @@ The packet path only appends to the WebM muxer (in memory) and, once a
 second, hands the new bytes to a writer thread that encrypts and fsyncs
 them. If the disk falls behind (the queue holds more than ``MAX_BACKLOG``
 chunks) the newest bytes are dropped and the gap is counted: forwarding is
-never stalled by recording. A ``.done`` marker is written after the final
+never stalled by recording. Every chunk is signed with the server's signing
+key (crypto_stream, signing). A ``.done`` marker is written after the final
 chunk, so a restart can tell complete recordings from interrupted ones
-without decrypting anything.
+without decrypting anything; ``sealed`` then holds the chunk count and the
+hash-chain digest, which the room recording writes to the audit log.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recording.crypto_stream import EncryptedWriter, RecipientKey
 from recording.webm_writer import ParticipantWebm
@@ -45,6 +49,8 @@ class ParticipantRecording:
         participant_id: str,
         recipients: list[RecipientKey],
         metadata: dict[str, Any],
+        *,
+        signing_key: Ed25519PrivateKey,
     ) -> None:
         self.participant_id = participant_id
         self.recording_id = recording_id
@@ -55,7 +61,9 @@ class ParticipantRecording:
         self.path = directory / f"{self.file_id}.rec"
         # the file is created by the writer thread: no disk I/O on the event loop
         self._writer_args = (directory, recipients, {**metadata, "participant": participant_id})
+        self._signing_key = signing_key
         self._writer: EncryptedWriter | None = None
+        self.sealed: tuple[int, str] | None = None  # (chunks, digest) once complete
         self._queue: queue.Queue[tuple[bytes, bool] | None] = queue.Queue()
         self._thread = threading.Thread(
             target=self._write_loop, name="recording-writer", daemon=True
@@ -131,9 +139,16 @@ class ParticipantRecording:
             try:
                 if self._writer is None:
                     directory, recipients, metadata = self._writer_args
-                    self._writer = EncryptedWriter(directory, self.file_id, recipients, metadata)
+                    self._writer = EncryptedWriter(
+                        directory,
+                        self.file_id,
+                        recipients,
+                        metadata,
+                        signing_key=self._signing_key,
+                    )
                 if final:
                     self._writer.close(data)
+                    self.sealed = (self._writer.index, self._writer.digest)
                     self.path.with_suffix(".done").write_text(f"{self.gaps}\n")
                 else:
                     self._writer.write_chunk(data)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from recording.audit import AuditLog
 from recording.consent import ConsentPolicy, ConsentState, RecordingState
 from recording.crypto_stream import RecipientKey
@@ -33,6 +35,7 @@ class RecordingSettings:
     directory: Path
     recipients: list[RecipientKey]
     audit: AuditLog | None
+    signing_key: Ed25519PrivateKey  # signs every recording (the audit log's key)
     default_policy: ConsentPolicy = ConsentPolicy.ALL
 
 
@@ -112,6 +115,7 @@ class RoomRecording:
                     participant.id,
                     self.settings.recipients,
                     {"room": self.room.id, "role": participant.role.value},
+                    signing_key=self.settings.signing_key,
                 )
                 self.files[participant.id] = recording
                 for producer in participant.publisher.producers.values():
@@ -146,7 +150,7 @@ class RoomRecording:
             "awaiting": sorted(self.consent.required() - self.consent.consented),
         }
 
-    def _audit(self, event: str, **fields: str) -> None:
+    def _audit(self, event: str, **fields: str | int) -> None:
         if self.settings.audit is not None:
             self.settings.audit.append(event, room=self.room.id, recording_id=self.id, **fields)
 
@@ -154,6 +158,14 @@ class RoomRecording:
         future = asyncio.get_running_loop().run_in_executor(None, recording.close)
         self._closing.add(future)
         future.add_done_callback(self._closing.discard)
+        future.add_done_callback(lambda _: self._audit_sealed(recording))
+
+    def _audit_sealed(self, recording: ParticipantRecording) -> None:
+        """On the event loop, once the file is complete: its digest joins the anchored log,
+        so even the holder of the signing key cannot later swap the file unnoticed."""
+        if recording.sealed is not None:
+            chunks, digest = recording.sealed
+            self._audit("recording_sealed", file=recording.file_id, chunks=chunks, digest=digest)
 
     async def stop(self, by: Participant | None = None) -> None:
         self.consent.stop()

@@ -3,7 +3,10 @@
 Every endpoint answers from any node (the listings come from Redis in a
 cluster, from this process otherwise). Authentication: ``Authorization:
 Bearer <admin.token>``; ``GET /api/rooms/{room}`` also accepts a join token
-for that room with the ``admit`` grant (as ``POST /api/rooms/{room}`` does).
+for that room with the ``admit`` grant (as ``POST /api/rooms/{room}`` does),
+and then answers about the token's hospital's room of that name only. Rooms
+are listed with their hospital (``issuer``); the operator names one with
+``?issuer=`` when two hospitals use the same name.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ async def list_rooms(request: web.Request) -> web.Response:
 
 
 async def get_room(request: web.Request) -> web.Response:
-    room_id = request.match_info["room"]
+    name = request.match_info["room"]
+    issuer = request.query.get("issuer")
     if not _is_admin(request):
         token = _bearer(request)
         if token is None:
@@ -72,15 +76,19 @@ async def get_room(request: web.Request) -> web.Response:
             claims = request.app[ADMIN_VERIFIER].verify(token)
         except SfuError as exc:
             return _error(401, exc.code, exc.message)
-        if claims.room != room_id or not claims.grants.admit:
+        if claims.room != name or not claims.grants.admit:
             return _error(403, ErrorCode.FORBIDDEN, "needs the admit grant for this room")
+        issuer = claims.hospital  # a hospital's token answers about its own room only
     rooms = await _rooms(request)
     if isinstance(rooms, web.Response):
         return rooms
-    found = next((r for r in rooms if r.room == room_id), None)
-    if found is None:
+    found = [r for r in rooms if r.name == name and issuer in (None, r.issuer)]
+    if not found:
         return _error(404, ErrorCode.NOT_FOUND, "no such room")
-    return web.json_response(found.as_dict())
+    if len(found) > 1:
+        message = "several hospitals have a room of this name: add ?issuer="
+        return _error(409, ErrorCode.BAD_MESSAGE, message)
+    return web.json_response(found[0].as_dict())
 
 
 async def list_nodes(request: web.Request) -> web.Response:

@@ -209,7 +209,7 @@ async def turn_credentials(request: web.Request) -> web.Response:
     claims = _bearer_claims(request)
     if isinstance(claims, web.Response):
         return claims
-    room = request.app[ROOMS].rooms.get(claims.room)
+    room = request.app[ROOMS].rooms.get(claims.room_key)
     participant = None
     if room is not None:
         participant = next(
@@ -262,14 +262,15 @@ async def create_room(request: web.Request) -> web.Response:
     if not claims.grants.admit:
         return _error_response(403, ErrorCode.FORBIDDEN, "creating rooms needs the admit grant")
     try:
-        placed = await request.app[PLACEMENT].place(claims.room)
+        placed = await request.app[PLACEMENT].place(claims.room_key)
     except SfuError as exc:
         return _error_response(503, exc.code, exc.message)
     if not placed.local:  # created where it will live, by the first join there
         body = {"room": claims.room, "participants": 0, "node": placed.node_id}
         return web.json_response(body, status=201)
-    room = request.app[ROOMS].get_or_create(claims.room)
-    return web.json_response({"room": room.id, "participants": len(room.participants)}, status=201)
+    room = request.app[ROOMS].get_or_create(claims.room_key)
+    body = {"room": claims.room, "participants": len(room.participants)}
+    return web.json_response(body, status=201)
 
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -91,6 +91,7 @@ class ServerConfig:
 class AuthConfig:
     audience: str = "digiclinic"
     max_token_lifetime: int = 3600
+    max_invitation_lifetime: int = 86400  # another hospital's invitation (signaling/invitations.py)
     leeway: int = 10
     dev_secret_file: str = ".digiclinic/dev-secret"
     issuers: list[IssuerConfig] = field(default_factory=list)
@@ -177,6 +178,9 @@ class RecordingConfig:
     default_policy: str = "all"  # all | patient
     audit_log: str = "recordings/audit.log"
     audit_signing_key_file: str = ""  # Ed25519 private key (PEM) signing audit entries
+    # signed checkpoints of the audit log's head ("" = <audit_log>.checkpoints next to it);
+    # a different mount the hospital collects from, so a cut log shows (docs/recording.md)
+    audit_anchor_dir: str = ""
 
 
 @dataclass(slots=True)
@@ -254,6 +258,9 @@ class Config:
         if self.media.thin_link_opus_ptime_ms not in (0, 20, 40, 60):
             raise ConfigError("media.thin_link_opus_ptime_ms must be 0, 20, 40 or 60")
         for issuer in self.auth.issuers:
+            if not issuer.id or not all(c.isalnum() or c in "-_.:@" for c in issuer.id):
+                # (an issuer id scopes its rooms as "<issuer>/<room>": no "/" in it)
+                raise ConfigError(f"issuer id {issuer.id!r}: letters, digits, -_.:@ only")
             alg = issuer.algorithm
             if alg == "HS256" and not issuer.secret:
                 raise ConfigError(f"issuer {issuer.id}: HS256 needs a secret")
@@ -287,6 +294,8 @@ class Config:
             raise ConfigError("turn.relay_port_min/relay_port_max must be a valid range")
         if self.auth.max_token_lifetime <= 0:
             raise ConfigError("auth.max_token_lifetime must be positive")
+        if self.auth.max_invitation_lifetime <= 0:
+            raise ConfigError("auth.max_invitation_lifetime must be positive")
         self._validate_cluster()
 
     def _validate_cluster(self) -> None:

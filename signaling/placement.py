@@ -87,15 +87,24 @@ class Placed:
 
 @dataclass(frozen=True, slots=True)
 class RoomSummary:
-    room: str
+    room: str  # the room's key: "<issuer>/<name>" (JoinClaims.room_key)
     node: str
     participants: int
     lobby: int
     node_alive: bool = True
 
+    @property
+    def issuer(self) -> str:
+        return self.room.partition("/")[0]
+
+    @property
+    def name(self) -> str:
+        return self.room.partition("/")[2]
+
     def as_dict(self) -> dict[str, object]:
         return {
-            "room": self.room,
+            "room": self.name,
+            "issuer": self.issuer,
             "node": self.node,
             "participants": self.participants,
             "lobby": self.lobby,

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from recording.audit import AuditLog
+from recording.audit_anchor import anchor_file
 from recording.consent import ConsentPolicy
 from recording.crypto_stream import RecipientKey, RecordingFormatError, read_header
 from recording.room_recording import RecordingSettings, RoomRecording
+from recording.signing import load_signing_key
 from sfu.errors import ErrorCode, SfuError
 from sfu.participant import Participant
 from sfu.room import Room
@@ -62,15 +61,22 @@ class RecordingService:
             RecipientKey.from_pem(r.kid, Path(r.public_key_file).read_bytes())
             for r in config.recipients
         ]
-        key = serialization.load_pem_private_key(
-            Path(config.audit_signing_key_file).read_bytes(), None
-        )
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError("recording.audit_signing_key_file must be an Ed25519 private key")
+        try:
+            key = load_signing_key(Path(config.audit_signing_key_file))
+        except ValueError:
+            raise ValueError(
+                "recording.audit_signing_key_file must be an Ed25519 private key"
+            ) from None
         audit_path = Path(config.audit_log)
         audit_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # raises if the log lost entries its checkpoints anchor: no chain is extended then
+        audit = AuditLog(audit_path, key, anchor_file(config.audit_anchor_dir, audit_path))
         self.settings = RecordingSettings(
-            directory, recipients, AuditLog(audit_path, key), ConsentPolicy(config.default_policy)
+            directory=directory,
+            recipients=recipients,
+            audit=audit,
+            signing_key=key,
+            default_policy=ConsentPolicy(config.default_policy),
         )
         self.interrupted = mark_interrupted(self.settings)
 
@@ -121,6 +127,13 @@ class RecordingService:
         recording = self._current(room)
         del self.recordings[room.id]
         await recording.stop(by)
+
+    def audit_guest(self, room_id: str, participant_id: str, issuer: str) -> None:
+        """Another hospital's participant joined ``room_id`` on an invitation: audited."""
+        if self.settings is not None and self.settings.audit is not None:
+            self.settings.audit.append(
+                "guest_joined", room=room_id, actor=participant_id, issuer=issuer
+            )
 
     async def close(self) -> None:
         for recording in list(self.recordings.values()):

@@ -45,7 +45,7 @@ class JoinRouter:
 
     async def readmit(self, claims: JoinClaims) -> bool:
         """True if this identity was admitted from the room's lobby before the room moved."""
-        return await self.placement.was_admitted(claims.room, claims.identity)
+        return await self.placement.was_admitted(claims.room_key, claims.identity)
 
     def admitted(self, room: Room, participant_id: str) -> None:
         participant = room.participants.get(participant_id)
@@ -54,7 +54,7 @@ class JoinRouter:
 
     async def route(self, claims: JoinClaims) -> None:
         """Return if the room lives here (placing it here if needed); else raise Redirect."""
-        placed = await self.placement.place(claims.room)
+        placed = await self.placement.place(claims.room_key)
         if placed.local:
             return
         assert placed.url is not None

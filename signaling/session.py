@@ -289,7 +289,7 @@ class SignalingSession:
             raise SfuError(ErrorCode.WRONG_ROOM, "this token is for another room")
         await self.router.route(claims)  # raises Redirect when the room is elsewhere
         readmit = await self.router.readmit(claims)  # admitted before the room moved here
-        room = self.rooms.get_or_create(claims.room)
+        room = self.rooms.get_or_create(claims.room_key)
         participant = Participant(
             participant_id=f"p{secrets.token_hex(6)}",
             identity=claims.identity,
@@ -300,6 +300,15 @@ class SignalingSession:
             auto_subscribe=message.bool_field("auto_subscribe", True),
         )
         room.join(participant, admitted=readmit)
+        if claims.guest:  # another hospital's participant, invited (signaling/invitations.py)
+            logger.info(
+                "session %d: %s from issuer %s joined a room of issuer %s",
+                self.id,
+                participant.id,
+                claims.issuer,
+                claims.hospital,
+            )
+            self.recordings.audit_guest(room.id, participant.id, claims.issuer)
         self.router.placement.room_changed(room.id)
         self.room, self.participant = room, participant
         self._set_state(SessionState.JOINED)
@@ -308,7 +317,7 @@ class SignalingSession:
             {
                 "type": "joined",
                 "protocol": protocol.PROTOCOL_VERSION,
-                "room": room.id,
+                "room": claims.room,
                 "participant": {
                     "id": participant.id,
                     "identity": participant.identity,

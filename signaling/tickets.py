@@ -51,6 +51,7 @@ class TicketSigner:
             "node": node_id,
             "room": claims.room,
             "iss": claims.issuer,
+            "host": claims.host,
             "sub": claims.identity,
             "name": claims.name,
             "role": claims.role.value,
@@ -78,6 +79,7 @@ class TicketSigner:
                 role=Role(payload["role"]),
                 grants=grants,
                 expires_at=int(payload["exp"]),
+                host=str(payload.get("host", "")),
             )
             target = str(payload["node"])
         except (ValueError, KeyError, TypeError):

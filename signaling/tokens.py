@@ -10,6 +10,12 @@ Claims (docs/protocol.md#join-tokens):
   name   display name                                  optional
   role   patient | health_worker | specialist | interpreter | observer
   grants {publish, subscribe, admit, record}           optional (role defaults)
+  invitation  another hospital's invitation into its room  optional (signaling/invitations.py)
+
+A room belongs to the hospital whose portal issued the token: ``room`` names
+one of that issuer's rooms (``JoinClaims.room_key`` is ``issuer/room``), so
+two hospitals' "ward-3" are two rooms, and a token from one hospital never
+reaches another's room without that hospital's signed invitation.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import jwt
 from sfu.errors import ErrorCode, SfuError
 from sfu.participant import Grants, Role
 from signaling.config import AuthConfig, IssuerConfig, Secret
+from signaling.invitations import accept_invitation
 
 DEV_ISSUER = "dev"
 _ROOM_ID_MAX = 128
@@ -44,12 +51,27 @@ ROLE_DEFAULT_GRANTS: dict[Role, Grants] = {
 @dataclass(frozen=True, slots=True)
 class JoinClaims:
     issuer: str
-    identity: str
+    identity: str  # a guest's is prefixed with its own issuer: "<issuer>/<sub>"
     name: str
-    room: str
+    room: str  # the room's name at its hospital
     role: Role
     grants: Grants
     expires_at: int
+    host: str = ""  # the hospital whose room this is, when another's invitation says so
+
+    @property
+    def hospital(self) -> str:
+        """The issuer whose room this is."""
+        return self.host or self.issuer
+
+    @property
+    def room_key(self) -> str:
+        """The room across the deployment: its hospital's issuer id, then its name."""
+        return f"{self.hospital}/{self.room}"
+
+    @property
+    def guest(self) -> bool:
+        return self.hospital != self.issuer
 
 
 def valid_id(value: Any, limit: int) -> bool:
@@ -73,19 +95,28 @@ class TokenVerifier:
         return list(self._keys)
 
     def verify(self, token: Any) -> JoinClaims:
+        issuer, claims = self.decode(token, "token", ["exp", "iat", "iss", "aud", "sub"])
+        joined = self._claims(issuer, claims)
+        invitation = claims.get("invitation")
+        if invitation is None:
+            return joined
+        return accept_invitation(self, joined, invitation, ROLE_DEFAULT_GRANTS[joined.role])
+
+    def decode(self, token: Any, what: str, required: list[str]) -> tuple[str, dict[str, Any]]:
+        """A JWT's issuer and claims, checked against that issuer's key and algorithm."""
         if not isinstance(token, str) or not token or len(token) > 8192:
-            raise SfuError(ErrorCode.TOKEN_INVALID, "token missing or malformed")
+            raise SfuError(ErrorCode.TOKEN_INVALID, f"{what} missing or malformed")
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise SfuError(ErrorCode.TOKEN_INVALID, "token is not a valid JWT") from None
+            raise SfuError(ErrorCode.TOKEN_INVALID, f"{what} is not a valid JWT") from None
         issuer = unverified.get("iss")
         if not isinstance(issuer, str) or issuer not in self._keys:
-            raise SfuError(ErrorCode.UNKNOWN_ISSUER, "token issuer is not trusted here")
+            raise SfuError(ErrorCode.UNKNOWN_ISSUER, f"{what} issuer is not trusted here")
         algorithm, key = self._keys[issuer]
         if header.get("alg") != algorithm:
-            raise SfuError(ErrorCode.TOKEN_INVALID, "token algorithm not allowed for its issuer")
+            raise SfuError(ErrorCode.TOKEN_INVALID, f"{what} algorithm not allowed for its issuer")
         try:
             claims = jwt.decode(
                 token,
@@ -94,13 +125,13 @@ class TokenVerifier:
                 audience=self.config.audience,
                 issuer=issuer,
                 leeway=self.config.leeway,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+                options={"require": required},
             )
         except jwt.ExpiredSignatureError:
-            raise SfuError(ErrorCode.TOKEN_EXPIRED, "token has expired") from None
+            raise SfuError(ErrorCode.TOKEN_EXPIRED, f"{what} has expired") from None
         except jwt.PyJWTError as exc:
-            raise SfuError(ErrorCode.TOKEN_INVALID, f"token rejected: {_reason(exc)}") from None
-        return self._claims(issuer, claims)
+            raise SfuError(ErrorCode.TOKEN_INVALID, f"{what} rejected: {_reason(exc)}") from None
+        return issuer, claims
 
     def _claims(self, issuer: str, claims: dict[str, Any]) -> JoinClaims:
         exp, iat = claims["exp"], claims["iat"]

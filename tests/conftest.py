@@ -10,11 +10,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sfu.participant import Role
+from sfu.room import Room
 from sfu.room_manager import RoomManager
 from signaling.app import ROOMS, create_app
 from signaling.client import ConsultClient
 from signaling.config import Config, load_config
-from signaling.tokens import dev_secret, mint_token
+from signaling.tokens import DEV_ISSUER, dev_secret, mint_token
 
 logging.getLogger("aioice").setLevel(logging.WARNING)
 logging.getLogger("aiortc").setLevel(logging.WARNING)
@@ -33,6 +34,10 @@ class RunningServer:
     @property
     def rooms(self) -> RoomManager:
         return self.app[ROOMS]
+
+    def room(self, name: str, issuer: str = DEV_ISSUER) -> Room:
+        """The room ``name`` of ``issuer``'s hospital (rooms are keyed "<issuer>/<name>")."""
+        return self.rooms.rooms[f"{issuer}/{name}"]
 
     def token(self, room: str, identity: str, role: Role = Role.PATIENT, **kw: object) -> str:
         return mint_token(

@@ -20,7 +20,7 @@ from tests.conftest import RunningServer
 def audio_consumers(server: RunningServer, room: str, publisher_id: str) -> dict[str, Consumer]:
     """subscriber id -> Consumer of ``publisher_id``'s microphone."""
     found = {}
-    for participant in server.rooms.rooms[room].participants.values():
+    for participant in server.room(room).participants.values():
         subscriber = participant.subscriber
         if subscriber is None:
             continue

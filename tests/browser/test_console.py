@@ -112,14 +112,14 @@ async def nurse(server: RunningServer, room: str, n: int) -> ConsultClient:
 
 
 def producer_of(server: RunningServer, room: str, participant_id: str, kind: MediaKind) -> Producer:
-    participant = server.rooms.rooms[room].participants[participant_id]
+    participant = server.room(room).participants[participant_id]
     assert participant.publisher is not None
     return next(p for p in participant.publisher.producers.values() if p.kind is kind)
 
 
 def consumers_of(server: RunningServer, room: str, participant_id: str) -> list[Consumer]:
     """The console's video consumers (what it receives) in one room."""
-    participant = server.rooms.rooms[room].participants[participant_id]
+    participant = server.room(room).participants[participant_id]
     return [c for c in participant.consumers.values() if c.kind is MediaKind.VIDEO]
 
 
@@ -145,7 +145,7 @@ def assert_held(server: RunningServer, room: str, console_id: str) -> None:
 
 def forwarding_to(server: RunningServer, room: str, participant_id: str) -> list[str]:
     """What the server forwards to one participant, for a failure's message."""
-    participant = server.rooms.rooms[room].participants[participant_id]
+    participant = server.room(room).participants[participant_id]
     return [
         f"{c!r} {c.state.value} {sorted(c.pause_reasons)} packets {c.producer.counters.packets}"
         f" muted {c.producer.muted}"
@@ -351,7 +351,7 @@ async def test_console_demo_mode_ten_rooms_in_french(
         await page.dump()
     )
     for room, r in zip(rooms, summary, strict=True):
-        participant = server.rooms.rooms[room].participants[r["participantId"]]
+        participant = server.room(room).participants[r["participantId"]]
         assert participant.role is Role.SPECIALIST
         assert producer_of(server, room, r["participantId"], MediaKind.VIDEO).muted == (
             room != rooms[0]

@@ -108,7 +108,7 @@ async def test_console_reports_thumbnail_and_focused_sizes(
         for room, size in zip(rooms, sizes, strict=True):
             consumers = [
                 c
-                for p in server.rooms.rooms[room].participants.values()
+                for p in server.room(room).participants.values()
                 for c in p.consumers.values()
                 if c.producer.id == size["trackId"]
             ]
@@ -129,9 +129,7 @@ async def test_console_reports_thumbnail_and_focused_sizes(
             assert camera["rids"] == ["q", "h", "f"], camera
             if camera["simulcast"]:
                 producer = next(
-                    p
-                    for p in server.rooms.rooms[rooms[index]].producers()
-                    if p.id == camera["trackId"]
+                    p for p in server.room(rooms[index]).producers() if p.id == camera["trackId"]
                 )
                 assert [layer.rid for layer in producer.layers] == ["q", "h", "f"]
         errors = await page.js("digiclinicConsole.errors")

@@ -87,7 +87,7 @@ async def test_iframe_mode_posts_events_to_the_parent_origin_and_obeys_it(
         participant_id = joined["detail"]["participantId"]
 
         def mic_muted() -> bool:
-            participant = server.rooms.rooms[room].participants[participant_id]
+            participant = server.room(room).participants[participant_id]
             return any(
                 p["muted"] for p in participant.info()["producers"] if p["source"] == "microphone"
             )
@@ -219,7 +219,7 @@ async def test_demo_page_gets_a_token_and_shows_the_widget(
         await page.wait_for(
             "document.querySelector('digiclinic-consult').mic?.trackId", what="published"
         )
-        room = server.rooms.rooms["demo-room"]
+        room = server.room("demo-room")
         assert [p.role.value for p in room.participants.values()] == ["specialist"]
         violations += await page.js("window.violations ?? []")
         assert violations == []

@@ -73,7 +73,7 @@ async def test_consent_question_indicator_withdrawal_and_stop(
         "widgetTest.element.shadowRoot.querySelector('.dc-rec')?.dataset.state === 'paused'",
         what="paused after withdrawal",
     )
-    room = server.rooms.rooms["widget-rec"]
+    room = server.room("widget-rec")
     assert patient_id in {p.id for p in room.participants.values()}
     await record.click()  # the specialist stops
     await doctor.wait_for(

@@ -119,7 +119,7 @@ async def test_bad_tokens_are_refused_with_codes(
         )
         assert await raw.error_code({"type": "join"}) == "token_invalid"
     await live_call.assert_still_flowing()
-    assert len(server.rooms.rooms[ROOM].participants) == 2
+    assert len(server.room(ROOM).participants) == 2
 
 
 async def test_malformed_messages_get_error_codes(

@@ -67,7 +67,7 @@ async def test_subscriber_pauses_and_resumes_one_video(server: RunningServer) ->
             "paused": True,
             "reason": "subscriber",
         }
-        room = server.rooms.rooms["pause"]
+        room = server.room("pause")
         nurse_side = next(p for p in room.participants.values() if p.identity == "nurse")
         consumer = nurse_side.consumers[video.track_id]
         await asyncio.sleep(0.5)

@@ -138,7 +138,7 @@ async def test_room_created_by_api_then_joined_and_expires_unused(
     await client.join()
     await client.leave()
     await asyncio.sleep(0.9)
-    assert "ward-3" not in server.rooms.rooms
+    assert "dev/ward-3" not in server.rooms.rooms
     # a room created by API and never joined also goes away
     async with (
         aiohttp.ClientSession() as http,
@@ -146,7 +146,7 @@ async def test_room_created_by_api_then_joined_and_expires_unused(
     ):
         assert resp.status == 201
     await asyncio.sleep(0.9)
-    assert "ward-3" not in server.rooms.rooms
+    assert "dev/ward-3" not in server.rooms.rooms
 
 
 async def test_metrics_expose_the_documented_series(server: RunningServer) -> None:

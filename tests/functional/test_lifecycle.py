@@ -62,7 +62,7 @@ async def test_many_join_leave_cycles_leave_nothing_behind(server: RunningServer
         await cycle(i)
     await asyncio.sleep(1.0)
 
-    room = server.rooms.rooms[room_id]
+    room = server.room(room_id)
     assert [p.identity for p in room.participants.values()] == ["doctor"]
     doctor_side = next(iter(room.participants.values()))
     assert doctor_side.consumers == {}
@@ -112,7 +112,7 @@ async def test_publish_more_unpublish_and_subscribe_during_the_call(server: Runn
         await reader.stop()
 
         await nurse.unsubscribe(screen_id)
-        room = server.rooms.rooms["reneg"]
+        room = server.room("reneg")
         nurse_side = next(p for p in room.participants.values() if p.identity == "nurse")
         assert nurse_side.consumers == {}
 
@@ -180,6 +180,6 @@ async def test_room_closes_after_empty_timeout_and_capacity_is_enforced(
         await dup.join()
     assert err.value.code == "duplicate_identity"
     await asyncio.gather(a.leave(), c.close(), dup.close())
-    assert "cap" in server.rooms.rooms
+    assert "dev/cap" in server.rooms.rooms
     await asyncio.sleep(0.9)
-    assert "cap" not in server.rooms.rooms
+    assert "dev/cap" not in server.rooms.rooms

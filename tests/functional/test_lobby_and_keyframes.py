@@ -41,7 +41,7 @@ async def test_patient_gets_no_media_before_admission_then_media_after(
         types = {e["type"] for e in patient.events}
         assert "subscriber_offer" not in types and "track_published" not in types
         assert patient.subscriber_pc is None
-        room = server.rooms.rooms["lobby-1"]
+        room = server.room("lobby-1")
         lobby_member = next(p for p in room.participants.values() if p.identity == "patient")
         assert lobby_member.consumers == {}
 
@@ -73,7 +73,7 @@ async def test_denied_patient_is_told_and_removed(server: RunningServer) -> None
         await patient.wait_event("denied")
         with pytest.raises(ClientError):
             await patient.wait_admitted(timeout=3)
-        room = server.rooms.rooms["lobby-2"]
+        room = server.room("lobby-2")
         assert [p.identity for p in room.participants.values()] == ["doctor"]
         # the lobby list the clinician sees is empty again
         await doctor.wait_event("lobby", where=lambda e: e["waiting"] == [])
@@ -89,7 +89,7 @@ async def test_admit_needs_the_admit_grant(server: RunningServer) -> None:
         await interpreter.join()
         await patient.connect()
         await patient.join()
-        room = server.rooms.rooms["lobby-3"]
+        room = server.room("lobby-3")
         waiting = next(p for p in room.participants.values() if p.identity == "patient")
         with pytest.raises(ClientError) as err:
             await interpreter.admit(waiting.id)
@@ -181,7 +181,7 @@ async def test_late_joiner_decodes_a_keyframe_within_one_second(server: RunningS
         await early.join()
         first = TrackReader((await early.wait_for_track(lambda t: t.kind == "video")).track)
         await first.wait_frames(30)  # the call is well under way: no keyframe pending
-        producer = next(server.rooms.rooms["late-1"].producers())
+        producer = next(server.room("late-1").producers())
         requests_before = producer.counters.keyframe_requests
 
         await late.connect()

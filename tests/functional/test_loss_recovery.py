@@ -59,7 +59,7 @@ async def run_lossy_consult(server: RunningServer, loss: float) -> Outcome:
         frames = {n: r[0].stats.frames - start[n] for n, r in readers.items()}
         consumer = next(
             c
-            for p in server.rooms.rooms[room].participants.values()
+            for p in server.room(room).participants.values()
             if p.identity == "clinic"
             for c in p.consumers.values()
             if c.kind.value == "video"

@@ -24,7 +24,7 @@ async def test_h264_is_forwarded_when_negotiated(server: RunningServer) -> None:
         reader = TrackReader(video.track)
         stats = await reader.wait_frames(20)
         assert stats.sizes == {(320, 240)}
-        producer = next(server.rooms.rooms["h264"].producers())
+        producer = next(server.room("h264").producers())
         assert producer.codec.name == "H264"
         assert producer.counters.keyframes >= 1  # H.264 keyframe detection found the IDR
         consumer = next(iter(producer.consumers))
@@ -54,7 +54,7 @@ async def test_uplink_loss_is_nacked_upstream_and_repaired(server: RunningServer
         before = reader.stats.frames
         await asyncio.sleep(5)
         frames = reader.stats.frames - before
-        producer = next(server.rooms.rooms["uplink"].producers())
+        producer = next(server.room("uplink").producers())
         assert producer.stream is not None
         assert relay.counters.up_dropped > 10, relay.counters
         assert producer.counters.nacks > 0, "the SFU should NACK the publisher"
@@ -99,7 +99,7 @@ async def test_rtcp_reports_reach_both_ends(server: RunningServer) -> None:
             for s in (await nurse.subscriber_pc.getStats()).values()
             if s.type == "remote-outbound-rtp"
         ]
-        room = server.rooms.rooms["rtcp"]
+        room = server.room("rtcp")
         nurse_side = next(p for p in room.participants.values() if p.identity == "nurse")
         consumer_ssrcs = {c.params.ssrc for c in nurse_side.consumers.values() if c.params}
         # the subscriber got sender reports carrying the SFU's SSRCs, not the publisher's

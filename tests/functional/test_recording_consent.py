@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import json
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,8 +75,8 @@ async def join(server: RunningServer, room: str, identity: str, role: Role) -> C
 
 def decode(path: Path, keys: Keys) -> tuple[list[float], float]:
     """Video frame times (s) and audio seconds of one decrypted participant file."""
-    result = open_recording(path, keys.private)
-    assert result.problem is None, result.problem
+    result = open_recording(path, keys.private, keys.audit_public)  # signed by the server
+    assert result.problem is None and result.signed, result.problem
     data = b"".join(result.chunks)
     container = av.open(io.BytesIO(data))
     times = [float(f.pts * f.time_base) for f in container.decode(video=0)]
@@ -109,12 +110,19 @@ async def test_consent_by_all_records_everyone_and_plays(
         video_s = times[-1] - times[0]
         assert 2.5 < video_s < 4.5 and 2.5 < audio < 4.5, (video_s, audio)
         assert abs(video_s - audio) < 0.3
-    report = verify_file(keys.directory / "audit.log", keys.audit_public)
-    assert report.ok
-    events = [line for line in (keys.directory / "audit.log").read_text().splitlines()]
-    assert any('"consent_given"' in e for e in events) and any(
-        '"recording_stopped"' in e for e in events
-    )
+    anchor = keys.directory / "audit.log.checkpoints"  # the default: next to the log
+    report = verify_file(keys.directory / "audit.log", keys.audit_public, anchor)
+    assert report.ok and report.anchored is not None and report.anchored.seq == report.entries
+    entries = [json.loads(line) for line in (keys.directory / "audit.log").read_text().splitlines()]
+    events = [e["event"] for e in entries]
+    assert "consent_given" in events and events[-1] == "recording_stopped"
+    # each file's digest is in the (anchored) log, before recording_stopped
+    sealed = {
+        e["file"]: (e["chunks"], e["digest"]) for e in entries if e["event"] == "recording_sealed"
+    }
+    for path in files:
+        result = open_recording(path, keys.private, keys.audit_public)
+        assert sealed[path.stem] == (len(result.chunks), result.digest)
 
 
 async def test_no_consent_writes_nothing_but_audit(rec_server: RunningServer, keys: Keys) -> None:
@@ -130,7 +138,10 @@ async def test_no_consent_writes_nothing_but_audit(rec_server: RunningServer, ke
         await doctor.request({"type": "recording_stop"})
     finally:
         await asyncio.gather(doctor.leave(), nurse.leave())
-    assert sorted(p.name for p in keys.directory.iterdir()) == ["audit.log"]
+    assert sorted(p.name for p in keys.directory.iterdir()) == [
+        "audit.log",
+        "audit.log.checkpoints",
+    ]
 
 
 async def test_withdrawal_stops_writing_and_late_joiner_pauses_all(
@@ -219,9 +230,11 @@ async def test_sigkill_mid_recording_is_marked_interrupted_and_decrypts(keys: Ke
     server.stop()
     assert path.with_suffix(".interrupted").exists()
     assert '"recording_interrupted"' in (keys.directory / "audit.log").read_text()
-    assert verify_file(keys.directory / "audit.log", keys.audit_public).ok
-    result = open_recording(path, keys.private)
+    anchor = keys.directory / "audit.log.checkpoints"
+    assert verify_file(keys.directory / "audit.log", keys.audit_public, anchor).ok
+    result = open_recording(path, keys.private, keys.audit_public)
     assert not result.complete and "no final chunk" in (result.problem or "")
+    assert result.signed  # every chunk flushed before the kill is signed
     data = b"".join(result.chunks)
     container = av.open(io.BytesIO(data))
     times = [float(f.pts * f.time_base) for f in container.decode(video=0)]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from recording.crypto_stream import RecipientKey, generate_keypair, open_recording
@@ -24,6 +25,7 @@ async def test_participant_media_is_recorded_encrypted_and_plays_in_sync(
     private_pem, public_pem = generate_keypair()
     private = serialization.load_pem_private_key(private_pem, None)
     assert isinstance(private, X25519PrivateKey)
+    signing_key = Ed25519PrivateKey.generate()  # the server's
     doctor = server.client(server.token("rec", "doctor", Role.SPECIALIST))
     try:
         await doctor.connect()
@@ -31,7 +33,7 @@ async def test_participant_media_is_recorded_encrypted_and_plays_in_sync(
         await doctor.publish(
             [(ToneTrack(), Source.MICROPHONE), (CameraTrack(320, 240, 15), Source.CAMERA)]
         )
-        room = server.rooms.rooms["rec"]
+        room = server.room("rec")
         participant = next(iter(room.participants.values()))
         await asyncio.sleep(1.0)  # media flowing before recording starts
         recording = ParticipantRecording(
@@ -40,6 +42,7 @@ async def test_participant_media_is_recorded_encrypted_and_plays_in_sync(
             participant.id,
             [RecipientKey.from_pem("h1", public_pem)],
             {"room": "rec"},
+            signing_key=signing_key,
         )
         assert participant.publisher is not None
         for producer in participant.publisher.producers.values():
@@ -55,8 +58,9 @@ async def test_participant_media_is_recorded_encrypted_and_plays_in_sync(
     assert recording.path.with_suffix(".done").exists()
     raw = recording.path.read_bytes()
     assert b"webm" not in raw and b"\x1a\x45\xdf\xa3" not in raw  # only ciphertext on disk
-    result = open_recording(recording.path, private)
-    assert result.complete and result.problem is None
+    result = open_recording(recording.path, private, signing_key.public_key())
+    assert result.complete and result.problem is None and result.signed
+    assert recording.sealed == (len(result.chunks), result.digest)
     assert len(result.chunks) >= 4  # written in ~1 s chunks while recording
     data = b"".join(result.chunks)
     container = av.open(io.BytesIO(data))

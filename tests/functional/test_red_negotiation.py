@@ -56,7 +56,7 @@ async def test_red_is_answered_first_and_an_aiortc_subscriber_hears_opus(
         audio = mid_sections(answer)[mid]
         assert audio.split("\r\n")[0].split(" ")[3] == str(red_pt)  # listed first
         assert payload_types(audio, "opus")
-        [participant] = server.rooms.rooms[room].participants.values()
+        [participant] = server.room(room).participants.values()
         assert participant.publisher is not None
         [producer] = participant.publisher.producers.values()
         assert producer.red_payload_type == red_pt

@@ -128,7 +128,7 @@ def describe(consumer: Consumer | None) -> str:
 def consumer_of(server: RunningServer, room: str, identity: str, kind: str = "video") -> Consumer:
     return next(
         c
-        for p in server.rooms.rooms[room].participants.values()
+        for p in server.room(room).participants.values()
         if p.identity == identity
         for c in p.consumers.values()
         if c.kind.value == kind
@@ -137,7 +137,7 @@ def consumer_of(server: RunningServer, room: str, identity: str, kind: str = "vi
 
 async def test_layers_are_demultiplexed_by_rid(server: RunningServer) -> None:
     async with simulcast_call(server, "sc-rid") as call:
-        room = server.rooms.rooms["sc-rid"]
+        room = server.room("sc-rid")
         producer = room.find_producer(call.track_id)
         assert [layer.rid for layer in producer.layers] == ["q", "h", "f"]
         deadline = time.monotonic() + 10
@@ -163,7 +163,7 @@ async def test_subscriber_decodes_each_layer_as_it_is_switched(server: RunningSe
         log, reader, track_id = await watch(viewer)
         try:
             consumer = consumer_of(server, room, "clinic")
-            downlink = server.rooms.rooms[room].participants[viewer.participant_id or ""]
+            downlink = server.room(room).participants[viewer.participant_id or ""]
             assert downlink.subscriber is not None
             estimator = downlink.subscriber.downlink.estimator
             # no size said, a fresh link: starts small, then probes up to the top
@@ -222,7 +222,7 @@ async def test_two_subscribers_get_their_own_layer_and_unused_layers_stop(
             sent = top.packets_sent
             await asyncio.sleep(1)
             assert top.packets_sent == sent, "the publisher stopped sending the top layer"
-            full_estimator = server.rooms.rooms[room].participants[full.participant_id or ""]
+            full_estimator = server.room(room).participants[full.participant_id or ""]
             assert full_estimator.subscriber is not None
             assert full_log.size == MEDIUM and thumb_log.size == SMALL, (
                 describe(consumer_of(server, room, "full")),

@@ -178,7 +178,7 @@ async def test_rendered_production_config_runs_in_coturn_and_refuses_loopback_pe
     """
     cert, key = self_signed(tmp_path)
     port, tls_port = free_udp_port(), free_udp_port()
-    relay = 51000 + (port % 500) * 10
+    relay = 10000 + (port % 1000) * 20  # below the ephemeral range, as Coturn does
     rendered = render_coturn_config(
         TurnConfig(
             secrets=[Secret(SECRET)],

@@ -340,7 +340,7 @@ async def test_on_a_lossy_link_video_paused_by_a_thin_patch_comes_back(
                 while viewer.sizes.frames < frames + 5:
                     await asyncio.sleep(0.1)
         except TimeoutError:
-            subscriber = server.rooms.rooms[room].participants[consumer.subscriber_id].subscriber
+            subscriber = server.room(room).participants[consumer.subscriber_id].subscriber
             assert subscriber is not None
             estimator = subscriber.downlink.estimator
             pytest.fail(

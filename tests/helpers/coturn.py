@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -20,10 +21,28 @@ from benchmarks.server_process import terminate
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 
 
+LISTEN_PORTS = range(30000, 32700)  # below the kernel's ephemeral range (32768-60999 here)
+
+
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for both UDP and TCP, outside the ephemeral range.
+
+    coturn listens on both (TCP too, even for a UDP-only test): an ephemeral
+    port free for UDP could be a WebSocket's or a browser's TCP port (CI: a
+    coturn failed to start with errno 98 on its TCP listener).
+    """
+    for port in random.sample(LISTEN_PORTS, 200):
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+            ):
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port for coturn below the ephemeral range")
 
 
 class Coturn:
@@ -34,7 +53,7 @@ class Coturn:
         # Relay ports below the kernel's ephemeral range (32768-60999 here): the
         # suite's many browsers and peers bind ephemeral UDP ports, and one of
         # them could hold a relay port coturn picked at start-up.
-        relay = 10000 + (self.port % 1000) * 20
+        relay = 10000 + (self.port % 1000) * 20  # 10000-29999
         lines = [
             "listening-ip=127.0.0.1",
             "relay-ip=127.0.0.1",

@@ -47,6 +47,15 @@ def test_ticket_round_trip_for_its_node() -> None:
     assert claims.expires_at <= time.time() + 31
 
 
+def test_a_guest_ticket_keeps_the_hosts_room() -> None:
+    """A redirected guest lands in the inviting hospital's room, not its own of that name."""
+    guest = dataclasses.replace(CLAIMS, issuer="centre-b", identity="centre-b/dr-1", host="hosp-a")
+    signer = TicketSigner(Secret("s3cret"), ttl=30)
+    claims = signer.verify(signer.issue(guest, "node-b"), "node-b")
+    assert claims.room_key == "hosp-a/ward-1" and claims.guest
+    assert CLAIMS.room_key == "dev/ward-1" and not CLAIMS.guest
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [

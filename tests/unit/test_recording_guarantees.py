@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recording import participant_recording
 from recording.crypto_stream import EncryptedWriter, RecipientKey, generate_keypair
@@ -33,7 +34,12 @@ def test_slow_disk_records_a_gap_instead_of_stalling(
     monkeypatch.setattr(EncryptedWriter, "write_chunk", stuck_disk)
     _, public_pem = generate_keypair()
     recording = ParticipantRecording(
-        tmp_path, "slow", "p1", [RecipientKey.from_pem("h", public_pem)], {}
+        tmp_path,
+        "slow",
+        "p1",
+        [RecipientKey.from_pem("h", public_pem)],
+        {},
+        signing_key=Ed25519PrivateKey.generate(),
     )
     recording.set_writing(True)
     assert recording.state is WritingState.WRITING
@@ -47,3 +53,4 @@ def test_slow_disk_records_a_gap_instead_of_stalling(
     recording._webm.drain = lambda: b""  # type: ignore[method-assign]
     recording.close()
     assert recording.path.with_suffix(".done").read_text().strip() == str(recording.gaps)
+    assert recording.sealed is not None and recording.sealed[0] >= 1  # (chunks, digest)
