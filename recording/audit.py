@@ -42,6 +42,7 @@ from recording.audit_anchor import (
     read_checkpoints,
 )
 from recording.crypto_stream import pem_pair
+from recording.private_files import make_private, open_private
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ class AuditLog:
         self.anchor = anchor
         self._key = signing_key
         self._lock = threading.Lock()  # appended from the event loop and executor threads
+        for existing in (path, anchor):  # 0600, even if an older version left them 0644
+            if existing is not None:
+                make_private(existing)
         latest = latest_checkpoint(anchor, signing_key.public_key()) if anchor else None
         count, self._prev, head_at = self._scan({latest.seq} if latest else set())
         self._seq = count
@@ -128,7 +132,7 @@ class AuditLog:
             }
             entry["sig"] = base64.b64encode(self._key.sign(_canonical(entry))).decode()
             line = _canonical(entry)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
             with os.fdopen(fd, "ab") as out:
                 out.write(line + b"\n")
                 out.flush()

@@ -32,6 +32,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from recording.private_files import open_private
 from recording.signing import verifies
 
 CONTEXT = b"digiclinic audit checkpoint v1\x00"
@@ -73,10 +74,11 @@ def checkpoint_line(key: Ed25519PrivateKey, seq: int, head: str) -> bytes:
 
 
 def append_checkpoint(path: Path, key: Ed25519PrivateKey, seq: int, head: str) -> None:
-    """Append one signed checkpoint and fsync it (no secrets: readable by the collector)."""
+    """Append one signed checkpoint and fsync it (mode 0600, like every recording file:
+    the hospital's collector reads it as the server's user, see docs/recording.md)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     line = checkpoint_line(key, seq, head)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_private(path, os.O_RDWR | os.O_APPEND)
     with os.fdopen(fd, "r+b") as out:
         size = out.seek(0, os.SEEK_END)
         torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a crash mid-line before

@@ -54,6 +54,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from recording.private_files import open_private
 from recording.signing import (
     SIG_LEN,
     chain_next,
@@ -222,7 +223,9 @@ class EncryptedWriter:
         }
         del data_key  # only the AESGCM object keeps it, until close()
         _write_new(self.keys_path, json.dumps(keys, indent=1).encode())
-        self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed in close()
+        # 0600 like every recording file (recording.private_files), never there before
+        fd = open_private(self.path, os.O_WRONLY | os.O_EXCL)
+        self._file: BinaryIO = os.fdopen(fd, "wb")  # closed in close()
         header_sig = signing_key.sign(header_message(header_bytes))
         self._file.write(MAGIC + _U32.pack(len(header_bytes)) + header_bytes + header_sig)
         self._flush()
@@ -262,7 +265,7 @@ class EncryptedWriter:
 
 
 def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_private(path, os.O_WRONLY | os.O_EXCL)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
         out.flush()

@@ -24,6 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recording.crypto_stream import EncryptedWriter, RecipientKey
+from recording.private_files import write_private
 from recording.webm_writer import ParticipantWebm
 from sfu.media import MediaKind
 from sfu.producer import Producer
@@ -149,7 +150,7 @@ class ParticipantRecording:
                 if final:
                     self._writer.close(data)
                     self.sealed = (self._writer.index, self._writer.digest)
-                    self.path.with_suffix(".done").write_text(f"{self.gaps}\n")
+                    write_private(self.path.with_suffix(".done"), f"{self.gaps}\n")
                 else:
                     self._writer.write_chunk(data)
             except OSError:

@@ -119,14 +119,17 @@ class DownlinkController:
         """The subscriber transport's sender: paced at the estimate, its sends recorded."""
         self._sender = sender
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+    def start(self) -> asyncio.Task[None] | None:
+        """Start adapting; returns the new task (its owner supervises it), None if running."""
+        if self._task is not None:
+            return None
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self._task
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # (died: counted)
                 await self._task
             self._task = None
 

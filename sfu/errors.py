@@ -13,6 +13,7 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_VERSION = "unsupported_version"
     TOKEN_INVALID = "token_invalid"
     TOKEN_EXPIRED = "token_expired"
+    TOKEN_USED = "token_used"  # a single-use token joined before (signaling/single_use.py)
     UNKNOWN_ISSUER = "unknown_issuer"
     WRONG_ROOM = "wrong_room"
     NOT_JOINED = "not_joined"
@@ -25,6 +26,11 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not_found"
     BAD_SDP = "bad_sdp"
     RATE_LIMITED = "rate_limited"
+    # caps on what one client, one address or everyone together can make a node hold
+    TOO_MANY_TRACKS = "too_many_tracks"
+    TOO_MANY_ROOMS = "too_many_rooms"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    JOIN_TIMEOUT = "join_timeout"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     INTERNAL_ERROR = "internal_error"
     # multi-node (docs/cluster.md)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCIceCandidate,
     RTCIceServer,
     RTCIceTransportPolicy,
     RTCPeerConnection,
@@ -26,7 +27,9 @@ from aiortc import (
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from sfu import aiortc_hooks
+from sfu.faults import FAULTS, supervise
 from sfu.media import CodecInfo
+from sfu.remote_candidates import RemoteCandidatePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,9 @@ class MediaSettings:
     subscriber_start_bitrate_kbps: int = 300
     subscriber_max_bitrate_kbps: int = 5000
     quality_interval: float = 2.0
+    # remote ICE candidates a connection accepts (sfu/remote_candidates.py)
+    max_remote_candidates: int = 16
+    remote_candidate_deny: tuple[str, ...] = ()
 
 
 def create_peer_connection(settings: MediaSettings) -> RTCPeerConnection:
@@ -134,7 +140,14 @@ class Peer:
         self._on_state = on_state
         self._egress: aiortc_hooks.SrtpEgress | None = None
         self._task: asyncio.Task[None] | None = None
+        self._candidates = RemoteCandidatePolicy(
+            settings.max_remote_candidates, settings.remote_candidate_deny, settings.ice_addresses
+        )
+        self._remote_candidates = 0  # accepted so far
         self.pc.on("connectionstatechange", self._pc_state_changed)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.participant_id} {self.state.value})"
 
     def _pc_state_changed(self) -> None:
         state = _PC_STATES.get(self.pc.connectionState, PeerState.NEW)
@@ -155,9 +168,42 @@ class Peer:
         if self._egress is not None:
             return
         dtls = aiortc_hooks.dtls_transport(self.pc.getTransceivers()[0])
-        aiortc_hooks.take_over_transport(dtls, self.on_rtp, self.on_rtcp)
+        aiortc_hooks.take_over_transport(dtls, self._guarded_rtp, self._guarded_rtcp)
         self._egress = aiortc_hooks.SrtpEgress(dtls)
         configure_candidates(self.pc, self.settings)
+
+    # a packet that trips a bug is dropped: raised into aiortc's receive loop, it would
+    # close this transport (sfu/faults.py)
+    def _guarded_rtp(self, data: bytes, arrival_ms: int) -> None:
+        try:
+            self.on_rtp(data, arrival_ms)
+        except Exception as exc:
+            FAULTS.record("packet", self, exc)
+
+    def _guarded_rtcp(self, data: bytes) -> None:
+        try:
+            self.on_rtcp(data)
+        except Exception as exc:
+            FAULTS.record("packet", self, exc)
+
+    def _supervise(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        """A background task of this connection: if it dies, the connection fails, visibly."""
+        supervise(task, self, self._crashed)
+        return task
+
+    def _crashed(self) -> None:
+        if self.state in (PeerState.CLOSED, PeerState.FAILED):
+            return
+        self.state = PeerState.FAILED
+        self._entered(PeerState.FAILED)
+        self._on_state(PeerState.FAILED)  # the room tells the client: connection_failed
+
+    async def add_ice_candidate(self, candidate: RTCIceCandidate | None) -> None:
+        """A remote candidate (None: end of candidates), if the policy lets the server check it."""
+        if candidate is not None:
+            self._candidates.check(candidate, self._remote_candidates)
+            self._remote_candidates += 1
+        await self.pc.addIceCandidate(candidate)
 
     def on_rtp(self, data: bytes, arrival_ms: int) -> None:
         """Decrypted RTP arriving on this connection (ignored unless overridden)."""
@@ -169,7 +215,8 @@ class Peer:
         self.state = PeerState.CLOSED
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # (a task that died has been counted by its supervisor: closing goes on)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
         await self.pc.close()

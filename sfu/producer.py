@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sfu import red
+from sfu.faults import FAULTS
 from sfu.layers import Layer
 from sfu.media import CodecInfo, MediaKind, Source, TrafficCounters
 from sfu.rtcp import SenderReport
@@ -79,6 +80,8 @@ class Producer:
         # public hook for the recorder: called synchronously with every accepted
         # packet of the top layer
         self.taps: list[Callable[[RtpPacket, int], None]] = []
+        # the room's: a Consumer whose forward raised was closed (sfu/faults.py)
+        self.on_consumer_failed: Callable[[Consumer], None] | None = None
         self.counters = TrafficCounters()
         self.last_sr: dict[int, tuple[SenderReport, float]] = {}  # by layer SSRC
         self._by_ssrc: dict[int, Layer] = {}
@@ -206,19 +209,44 @@ class Producer:
                     self.audio_level = level[0] & 0x7F
         if self.consumers:
             ast = abs_send_time(time.time())
+            failed: list[Consumer] | None = None
             for consumer in self.consumers:
-                consumer.forward(packet, ast)
+                try:
+                    consumer.forward(packet, ast)
+                except Exception as exc:  # one subscriber's bug: that delivery ends alone
+                    FAULTS.record("consumer", consumer, exc)
+                    failed = [*(failed or ()), consumer]
+            if failed:
+                self._drop_failed(failed)
         if self.taps and layer.index == len(self.layers) - 1:
             for tap in self.taps:
-                tap(packet, arrival_ms)
+                try:
+                    tap(packet, arrival_ms)
+                except Exception as exc:  # a recorder's bug: that recording stops, the call not
+                    FAULTS.record("tap", self, exc)
+                    self.taps.remove(tap)
+                    break
+
+    def _drop_failed(self, failed: list[Consumer]) -> None:
+        for consumer in failed:
+            consumer.close()
+            if self.on_consumer_failed is not None:
+                try:
+                    self.on_consumer_failed(consumer)
+                except Exception as exc:
+                    FAULTS.record("consumer", consumer, exc)
 
     def receive_sender_report(self, report: SenderReport) -> None:
         layer = self._by_ssrc.get(report.ssrc)
         if layer is None or layer.ssrc != report.ssrc:
             return
         self.last_sr[report.ssrc] = (report, time.monotonic())
-        for consumer in self.consumers:
-            consumer.translate_sender_report(report, layer.index)
+        for consumer in list(self.consumers):
+            try:
+                consumer.translate_sender_report(report, layer.index)
+            except Exception as exc:
+                FAULTS.record("consumer", consumer, exc)
+                self._drop_failed([consumer])
 
     def sample_rates(self, elapsed: float) -> None:
         for layer in self.layers:

@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiortc import RTCIceCandidate, RTCSessionDescription
+from aiortc import RTCSessionDescription
 from aiortc.sdp import SessionDescription
 
 from sfu import aiortc_hooks, sdp_edits
+from sfu.errors import ErrorCode, SfuError
 from sfu.layers import Layer
 from sfu.media import MediaKind, Source
 from sfu.peer import (
@@ -98,9 +99,15 @@ class PublisherPeer(Peer):
         on_layers: Callable[[Producer, list[bool]], None] | None = None,
         on_audio_cap: Callable[[Producer, int | None], None] | None = None,
         on_uplink: Callable[[Producer, bool], None] | None = None,
+        *,
+        max_media_sections: int | None = None,
+        max_tracks: int | None = None,
     ) -> None:
         super().__init__(participant_id, settings, on_state)
         self.producers: dict[str, Producer] = {}  # by mid
+        # caps on one offer (rooms.max_media_sections, rooms.max_published_tracks); None: none
+        self.max_media_sections = max_media_sections
+        self.max_tracks = max_tracks
         self._on_layers = on_layers
         self._on_audio_cap = on_audio_cap
         self._on_uplink = on_uplink
@@ -128,7 +135,9 @@ class PublisherPeer(Peer):
 
     def _entered(self, state: PeerState) -> None:
         if state is PeerState.CONNECTED and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._feedback_loop())
+            self._task = self._supervise(
+                asyncio.get_running_loop().create_task(self._feedback_loop())
+            )
 
     # -- negotiation ----------------------------------------------------------
 
@@ -145,6 +154,7 @@ class PublisherPeer(Peer):
             raise SdpError(f"unparseable SDP offer: {type(exc).__name__}") from None
         if not parsed.media:
             raise SdpError("SDP offer has no media section")
+        self._check_size(parsed)
         for media in parsed.media:
             if media.kind not in ("audio", "video"):
                 raise SdpError(f"unsupported m-line kind {media.kind!r}")
@@ -173,6 +183,27 @@ class PublisherPeer(Peer):
         for producer in added:
             producer.red_payload_type = red_pts.get(producer.mid)
         return PublishResult(edited, added, removed)
+
+    def _check_size(self, parsed: SessionDescription) -> None:
+        """Refuse, before anything is set up, an offer with too many m-lines or tracks.
+
+        An offer describes the whole connection, so its sending m-lines are all
+        the tracks the participant publishes (as in ``_update_producers``).
+        """
+        limit = self.max_media_sections
+        if limit is not None and len(parsed.media) > limit:
+            raise SfuError(
+                ErrorCode.TOO_MANY_TRACKS,
+                f"a publish offer has at most {limit} m-lines ({len(parsed.media)} offered)",
+            )
+        sending = sum(
+            1 for m in parsed.media if m.port != 0 and m.direction in ("sendonly", "sendrecv")
+        )
+        if self.max_tracks is not None and sending > self.max_tracks:
+            raise SfuError(
+                ErrorCode.TOO_MANY_TRACKS,
+                f"at most {self.max_tracks} published tracks at once ({sending} offered)",
+            )
 
     @property
     def thin_link_audio(self) -> bool:
@@ -293,9 +324,6 @@ class PublisherPeer(Peer):
         for ssrc in [s for s, p in self._by_ssrc.items() if p is producer]:
             del self._by_ssrc[ssrc]
         producer.close()
-
-    async def add_ice_candidate(self, candidate: RTCIceCandidate | None) -> None:
-        await self.pc.addIceCandidate(candidate)
 
     # -- packets in -------------------------------------------------------------
 

@@ -35,6 +35,8 @@ class RoomSettings:
     max_participants: int = 12
     empty_timeout: float = 30.0
     lobby_roles: frozenset[Role] = frozenset({Role.PATIENT})
+    max_media_sections: int = 16  # m-lines in one publish offer
+    max_published_tracks: int = 8  # tracks one participant publishes at once
 
 
 class RoomObserver(Protocol):
@@ -188,6 +190,7 @@ class Room:
         self._require_active(participant)
         if not participant.grants.publish:
             raise SfuError(ErrorCode.FORBIDDEN, "this token may not publish")
+        created = participant.publisher is None
         if participant.publisher is None:
             participant.publisher = PublisherPeer(
                 participant.id,
@@ -196,11 +199,22 @@ class Room:
                 functools.partial(self._publisher_layers, participant),
                 functools.partial(self._publisher_audio, participant),
                 functools.partial(self._publisher_uplink, participant),
+                max_media_sections=self.settings.max_media_sections,
+                max_tracks=self.settings.max_published_tracks,
             )
             participant.publisher.downlink_estimate = functools.partial(
                 self._downlink_estimate, participant
             )
-        result = await participant.publisher.negotiate(offer, tracks)
+        publisher = participant.publisher
+        try:
+            result = await publisher.negotiate(offer, tracks)
+        except Exception:
+            if created and participant.publisher is publisher:
+                # a refused first offer leaves nothing behind: no connection, no track
+                # (none was announced); the next publish starts afresh
+                participant.publisher = None
+                await publisher.close()
+            raise
         if participant.state is not ParticipantState.ACTIVE:
             return result.answer
         self.retired.add_producers(result.removed)
@@ -209,6 +223,7 @@ class Room:
             for observer in list(self.observers):
                 observer.producers_added(participant, result.added)
         for producer in result.added:
+            producer.on_consumer_failed = self._consumer_failed
             self._broadcast(
                 {
                     "type": "track_published",
@@ -226,6 +241,19 @@ class Room:
                 if other is not participant and other.grants.subscribe and other.auto_subscribe:
                     self._consume(other, producer)
         return result.answer
+
+    def _consumer_failed(self, consumer: Consumer) -> None:
+        """A delivery that tripped a bug was closed (sfu/faults.py): its subscriber is told."""
+        participant = self.participants.get(consumer.subscriber_id)
+        if participant is None or participant.consumers.get(consumer.producer.id) is not consumer:
+            return
+        del participant.consumers[consumer.producer.id]
+        self.retired.add_consumers([consumer])
+        if participant.subscriber is not None:
+            participant.subscriber.remove_consumer(consumer)
+        participant.send(
+            {"type": "track_failed", "track_id": consumer.producer.id, "reason": "internal_error"}
+        )
 
     def _producers_removed(self, producers: list[Producer]) -> None:
         for producer in producers:

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from sfu.consumer import ConsumerState
+from sfu.errors import ErrorCode, SfuError
 from sfu.participant import LeaveReason
 from sfu.peer import MediaSettings
 from sfu.room import RetiredCounters, Room, RoomSettings, RoomState
@@ -30,15 +31,23 @@ class SfuTotals:
 
 
 class RoomManager:
-    def __init__(self, room_settings: RoomSettings, media: MediaSettings) -> None:
+    def __init__(
+        self, room_settings: RoomSettings, media: MediaSettings, max_rooms: int = 1000
+    ) -> None:
         self.room_settings = room_settings
         self.media = media
+        self.max_rooms = max_rooms  # rooms.max_rooms: new rooms beyond it are refused
         self.rooms: dict[str, Room] = {}
         self.retired = RetiredCounters()
 
     def get_or_create(self, room_id: str) -> Room:
         room = self.rooms.get(room_id)
         if room is None or room.state is RoomState.CLOSED:
+            if room is None and len(self.rooms) >= self.max_rooms:
+                logger.warning("refused a new room: this node hosts %d rooms", len(self.rooms))
+                raise SfuError(
+                    ErrorCode.TOO_MANY_ROOMS, "this server hosts as many rooms as it may"
+                )
             room = Room(room_id, self.room_settings, self.media, self._room_closed)
             self.rooms[room_id] = room
             room.start_empty_timer()  # a room nobody enters does not live forever

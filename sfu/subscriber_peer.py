@@ -18,7 +18,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiortc import RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 
@@ -47,6 +46,7 @@ from sfu.transport_sender import TransportSender
 from sfu.twcc import TransportFeedback
 
 logger = logging.getLogger(__name__)
+ANSWER_TIMEOUT = 30.0  # s a subscriber has to answer an offer before its connection fails
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,7 @@ class SubscriberPeer(Peer):
         self._to_add: list[Consumer] = []
         self._to_remove: list[Consumer] = []
         self._awaiting_answer = False
+        self._answer_watch: asyncio.TimerHandle | None = None  # ANSWER_TIMEOUT after an offer
         self._red_pts: dict[str, int] = {}  # mid -> RED payload type the subscriber answered
         self._transport_cc_ext: int | None = None  # the subscriber answered transport-cc
         self._sender: TransportSender | None = None
@@ -106,7 +107,7 @@ class SubscriberPeer(Peer):
         if self.state is PeerState.CLOSED or self._awaiting_answer:
             return  # handle_answer() reschedules
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._negotiate())
+            self._task = self._supervise(asyncio.get_running_loop().create_task(self._negotiate()))
 
     async def _negotiate(self) -> None:
         await asyncio.sleep(0)  # batch changes made in the same loop iteration
@@ -147,6 +148,9 @@ class SubscriberPeer(Peer):
             self._by_ssrc[media_ssrc] = consumer
             self._by_ssrc[rtx_ssrc] = consumer
         self._awaiting_answer = True
+        self._answer_watch = asyncio.get_running_loop().call_later(
+            ANSWER_TIMEOUT, self._answer_missing
+        )
         sdp = sdp_edits.offer_red(self.pc.localDescription.sdp, red_mids)
         if self.settings.transport_cc:
             sdp = sdp_edits.offer_transport_cc(sdp)
@@ -179,6 +183,9 @@ class SubscriberPeer(Peer):
         except Exception as exc:
             raise SdpError(f"SDP answer rejected: {exc}") from None
         self._awaiting_answer = False
+        if self._answer_watch is not None:
+            self._answer_watch.cancel()
+            self._answer_watch = None
         self._red_pts = sdp_edits.answered_red(sdp)
         if self.settings.transport_cc:
             self._transport_cc_ext = sdp_edits.transport_cc_id(sdp)
@@ -195,7 +202,9 @@ class SubscriberPeer(Peer):
             self._sender = TransportSender(self._egress)
             self.downlink.attach(self._sender)
         sender = self._sender
-        self.downlink.start()
+        started = self.downlink.start()
+        if started is not None:
+            self._supervise(started)
         for mid, consumer in self.consumers.items():
             if consumer.state is not ConsumerState.NEW:
                 continue
@@ -227,9 +236,6 @@ class SubscriberPeer(Peer):
                 ),
                 sender,
             )
-
-    async def add_ice_candidate(self, candidate: Any) -> None:
-        await self.pc.addIceCandidate(candidate)
 
     # -- RTCP from the subscriber ------------------------------------------------------
 
@@ -270,7 +276,17 @@ class SubscriberPeer(Peer):
 
     # -- teardown ----------------------------------------------------------------------
 
+    def _answer_missing(self) -> None:
+        """An offer the client never answered: its subscriptions would wait forever."""
+        self._answer_watch = None
+        if self._awaiting_answer and self.state is not PeerState.CLOSED:
+            logger.warning("%r: no answer to the offer in %.0f s", self, ANSWER_TIMEOUT)
+            self._crashed()  # connection_failed: the client reconnects
+
     async def close(self) -> None:
+        if self._answer_watch is not None:
+            self._answer_watch.cancel()
+            self._answer_watch = None
         await self.downlink.close()
         if self._sender is not None:
             self._sender.close()

@@ -23,6 +23,7 @@ from signaling import protocol
 from signaling.admin_api import add_admin_routes
 from signaling.cluster import PLACEMENT, create_recordings, node_identity, setup_cluster
 from signaling.config import Config
+from signaling.connection_limits import TooManyConnections, UnjoinedConnections
 from signaling.metrics import SignalingMetrics
 from signaling.origins import OriginPolicy, public_url_origin
 from signaling.recording_service import RecordingService
@@ -51,6 +52,7 @@ RECORDINGS = web.AppKey("recordings", RecordingService)
 SESSIONS: web.AppKey[set[SignalingSession]] = web.AppKey("sessions")
 ROUTER = web.AppKey("router", JoinRouter)
 ORIGINS = web.AppKey("origins", OriginPolicy)
+UNJOINED = web.AppKey("unjoined", UnjoinedConnections)
 
 
 def media_settings(config: Config) -> MediaSettings:
@@ -81,6 +83,8 @@ def media_settings(config: Config) -> MediaSettings:
         subscriber_start_bitrate_kbps=media.subscriber_start_bitrate_kbps,
         subscriber_max_bitrate_kbps=media.subscriber_max_bitrate_kbps,
         quality_interval=media.quality_interval,
+        max_remote_candidates=media.max_remote_candidates,
+        remote_candidate_deny=tuple(media.remote_candidate_deny),
     )
 
 
@@ -93,6 +97,8 @@ def room_settings(config: Config) -> RoomSettings:
         max_participants=config.rooms.max_participants,
         empty_timeout=config.rooms.empty_timeout,
         lobby_roles=lobby,
+        max_media_sections=config.rooms.max_media_sections,
+        max_published_tracks=config.rooms.max_published_tracks,
     )
 
 
@@ -165,27 +171,42 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     version = request.query.get("v", str(protocol.PROTOCOL_VERSION))
     if version not in {str(v) for v in protocol.SUPPORTED_VERSIONS}:
         return _error_response(400, ErrorCode.UNSUPPORTED_VERSION, "supported protocol versions: 1")
-    ws = web.WebSocketResponse(
-        heartbeat=20.0,
-        # aiohttp refuses larger frames itself; the protocol check is stricter
-        max_msg_size=config.server.max_message_bytes * 2,
-    )
-    await ws.prepare(request)
-    app[METRICS].connections.inc()
-    session = SignalingSession(
-        ws,
-        app[ROOMS],
-        app[ROUTER],
-        app[METRICS],
-        SessionLimits(config.server.max_message_bytes, config.server.messages_per_second),
-        app[TURN],
-        app[RECORDINGS],
-    )
-    app[SESSIONS].add(session)
+    try:  # counted until it joins (signaling/connection_limits.py)
+        unjoined = app[UNJOINED].open(request.remote)
+    except TooManyConnections as exc:
+        app[METRICS].errors.labels(code=exc.code.value).inc()
+        response = _error_response(exc.status, exc.code, exc.message)
+        response.headers["Retry-After"] = str(max(1, round(config.server.join_timeout)))
+        return response
     try:
-        await session.run()
+        ws = web.WebSocketResponse(
+            heartbeat=20.0,
+            # aiohttp refuses larger frames itself; the protocol check is stricter
+            max_msg_size=config.server.max_message_bytes * 2,
+        )
+        await ws.prepare(request)
+        app[METRICS].connections.inc()
+        session = SignalingSession(
+            ws,
+            app[ROOMS],
+            app[ROUTER],
+            app[METRICS],
+            SessionLimits(
+                config.server.max_message_bytes,
+                config.server.messages_per_second,
+                config.server.join_timeout,
+            ),
+            app[TURN],
+            app[RECORDINGS],
+            on_joined=unjoined.release,
+        )
+        app[SESSIONS].add(session)
+        try:
+            await session.run()
+        finally:
+            app[SESSIONS].discard(session)
     finally:
-        app[SESSIONS].discard(session)
+        unjoined.release()
     return ws
 
 
@@ -268,7 +289,10 @@ async def create_room(request: web.Request) -> web.Response:
     if not placed.local:  # created where it will live, by the first join there
         body = {"room": claims.room, "participants": 0, "node": placed.node_id}
         return web.json_response(body, status=201)
-    room = request.app[ROOMS].get_or_create(claims.room_key)
+    try:
+        room = request.app[ROOMS].get_or_create(claims.room_key)
+    except SfuError as exc:  # too_many_rooms: rooms.max_rooms reached
+        return _error_response(503, exc.code, exc.message)
     body = {"room": claims.room, "participants": len(room.participants)}
     return web.json_response(body, status=201)
 
@@ -297,7 +321,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(
         middlewares=[origin_middleware], client_max_size=config.server.max_message_bytes
     )
-    rooms = RoomManager(room_settings(config), media_settings(config))
+    rooms = RoomManager(room_settings(config), media_settings(config), config.rooms.max_rooms)
     node = node_identity(config)
     app[CONFIG] = config
     app[ORIGINS] = origin_policy(config)
@@ -305,6 +329,9 @@ def create_app(config: Config) -> web.Application:
     app[VERIFIER] = TokenVerifier(auth)
     app[METRICS] = SignalingMetrics(rooms)
     app[SESSIONS] = set()
+    app[UNJOINED] = UnjoinedConnections(
+        config.server.max_unjoined_per_address, config.server.max_unjoined_connections
+    )
     app[TURN] = TurnCredentials(config.turn)
     app[RECORDINGS], reaper = create_recordings(config, node)
     app.cleanup_ctx.append(_rooms_ctx)

@@ -15,6 +15,10 @@ draining: the ``reconnect`` event) is restored without the caller: connect
 again (the node suggested, else the URL first given), join with the same
 token, wait for admission if needed and republish the same tracks; remote
 tracks arrive anew. ``reconnections`` counts the restored connections.
+
+With single-use tokens (docs/protocol.md#single-use-tokens) ``joined`` carries
+a ``resume`` secret: the client keeps it (``resume``) and sends it with every
+later join of the same token, which is how a reconnection is let in again.
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ class ConsultClient:
         # more entry points, tried in turn when reconnecting (the first may be gone)
         self.fallback_urls = list(fallback_urls or [])
         self.token = token
+        # the server's resume secret for a single-use token (from `joined`), sent when rejoining
+        self.resume: str | None = None
         self.room = room
         self.ice_addresses = ice_addresses
         # None: use the ICE servers (TURN credentials) the server hands out on admission
@@ -299,6 +305,8 @@ class ConsultClient:
         }
         if self.room:
             message["room"] = self.room
+        if self.resume:
+            message["resume"] = self.resume  # a rejoin: the token has joined before
         for redirects in itertools.count():
             try:
                 reply = await self.request(message)
@@ -314,6 +322,8 @@ class ConsultClient:
                 message = {k: v for k, v in message.items() if k != "token"}
                 message["ticket"] = ticket
         self._learn_ice_servers(reply)
+        if isinstance(reply.get("resume"), str):
+            self.resume = reply["resume"]
         self.participant_id = reply["participant"]["id"]
         self.state = reply["state"]
         self._joined_once = True

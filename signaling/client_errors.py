@@ -8,7 +8,15 @@ Event = dict[str, Any]
 
 # join errors another attempt with the same token cannot fix
 FATAL_JOIN_ERRORS = frozenset(
-    {"token_invalid", "token_expired", "unknown_issuer", "wrong_room", "forbidden", "denied"}
+    {
+        "token_invalid",
+        "token_expired",
+        "token_used",  # a single-use token that left, or a rejoin without its resume secret
+        "unknown_issuer",
+        "wrong_room",
+        "forbidden",
+        "denied",
+    }
 )
 
 

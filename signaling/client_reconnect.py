@@ -3,7 +3,8 @@
 Connect again (to the node the server suggested in ``reconnect``, else to
 the URL the client started with, then its ``fallback_urls`` in turn: any
 node of the cluster will do), join with the
-same token (redirects followed), wait in the lobby if the role waits there,
+same token (redirects followed) and, for a single-use token, the resume
+secret of the first ``joined``, wait in the lobby if the role waits there,
 and republish the same tracks. Delays grow from ``reconnect_delay`` to
 ``max_reconnect_delay``; fatal join errors (a refused token) end it.
 """

@@ -32,6 +32,7 @@ from signaling.recording_service import RecordingService, mark_interrupted
 from signaling.redis_placement import RedisPlacement
 from signaling.routing import JoinRouter
 from signaling.session import SignalingSession
+from signaling.single_use import MemoryUsedTokens, SingleUseTokens, UsedTokenStore
 from signaling.tickets import TicketSigner
 from signaling.tokens import TokenVerifier
 
@@ -133,6 +134,7 @@ def setup_cluster(
     cluster = config.cluster
     placement: Placement
     signer = None
+    used: UsedTokenStore = MemoryUsedTokens()  # single-use tokens of this process
     if cluster.redis_url:
         if not cluster.secret:
             raise ConfigError("cluster.redis_url needs cluster.secret (the same on every node)")
@@ -140,6 +142,7 @@ def setup_cluster(
         redis_placement = RedisPlacement(node, rooms, cluster, on_node_gone=reaper.node_gone)
         reaper.placement = redis_placement
         placement = redis_placement
+        used = redis_placement.used_tokens()  # shared by every node
     else:
         placement = InProcessPlacement(node, rooms)
     drainer = Drainer(placement, rooms, lambda: sessions)
@@ -157,4 +160,5 @@ def setup_cluster(
         await placement.close()
 
     app.cleanup_ctx.append(placement_ctx)
-    return JoinRouter(verifier, placement, signer)
+    tokens = SingleUseTokens(used, verifier.config.single_use_tokens)
+    return JoinRouter(verifier, placement, signer, tokens)

@@ -11,6 +11,7 @@ media.ice_servers) are set in the file only.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 import typing
@@ -80,6 +81,11 @@ class ServerConfig:
     public_origins: list[str] = field(default_factory=list)
     max_message_bytes: int = 65536
     messages_per_second: float = 50.0
+    # WebSocket connections that have not joined a room (yet): capped per source
+    # address and in total, and closed after join_timeout seconds without a join
+    max_unjoined_per_address: int = 32
+    max_unjoined_connections: int = 512
+    join_timeout: float = 10.0
     # the web client's files, served under /client/ ("" = the repository's web-client/)
     web_client_dir: str = ""
     # demo pages at / and development tokens at /demo/token; only ever active
@@ -95,6 +101,9 @@ class AuthConfig:
     leeway: int = 10
     dev_secret_file: str = ".digiclinic/dev-secret"
     issuers: list[IssuerConfig] = field(default_factory=list)
+    # a token's jti joins once (a dropped connection rejoins with the resume secret of its
+    # `joined`); never for the development issuer (signaling/single_use.py)
+    single_use_tokens: bool = True
 
 
 @dataclass(slots=True)
@@ -102,6 +111,9 @@ class RoomsConfig:
     max_participants: int = 12
     empty_timeout: float = 30.0
     lobby_roles: list[str] = field(default_factory=lambda: ["patient"])
+    max_rooms: int = 1000  # rooms this node hosts at once (empty ones included)
+    max_media_sections: int = 16  # m-lines in one publish offer
+    max_published_tracks: int = 8  # tracks one participant publishes at once
 
 
 @dataclass(slots=True)
@@ -133,6 +145,8 @@ class MediaConfig:
     subscriber_start_bitrate_kbps: int = 300
     subscriber_max_bitrate_kbps: int = 5000
     quality_interval: float = 2.0
+    max_remote_candidates: int = 16
+    remote_candidate_deny: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -232,6 +246,7 @@ class Config:
             raise ConfigError("server.tls_cert and server.tls_key go together")
         if not 0 < self.server.port <= 65535:
             raise ConfigError("server.port must be between 1 and 65535")
+        self._validate_limits()
         for name in ("allowed_origins", "public_origins"):
             for value in getattr(self.server, name):
                 wildcard = name == "allowed_origins" and value == "*"
@@ -255,6 +270,15 @@ class Config:
             raise ConfigError("media.thin_link_opus_kbps must be 0 or 6..510 (Opus' range)")
         if self.media.opus_ptime_ms not in (0, 10, 20, 40, 60):
             raise ConfigError("media.opus_ptime_ms must be 0, 10, 20, 40 or 60")
+        if self.media.max_remote_candidates < 1:
+            raise ConfigError("media.max_remote_candidates must be at least 1")
+        for cidr in self.media.remote_candidate_deny:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"media.remote_candidate_deny: {cidr!r} is not a network (CIDR)"
+                ) from None
         if self.media.thin_link_opus_ptime_ms not in (0, 20, 40, 60):
             raise ConfigError("media.thin_link_opus_ptime_ms must be 0, 20, 40 or 60")
         for issuer in self.auth.issuers:
@@ -297,6 +321,22 @@ class Config:
         if self.auth.max_invitation_lifetime <= 0:
             raise ConfigError("auth.max_invitation_lifetime must be positive")
         self._validate_cluster()
+
+    def _validate_limits(self) -> None:
+        server, rooms = self.server, self.rooms
+        if not 0 < server.max_unjoined_per_address <= server.max_unjoined_connections:
+            raise ConfigError(
+                "server.max_unjoined_per_address must be positive and at most"
+                " server.max_unjoined_connections"
+            )
+        if server.join_timeout <= 0:
+            raise ConfigError("server.join_timeout must be positive")
+        if rooms.max_rooms <= 0:
+            raise ConfigError("rooms.max_rooms must be positive")
+        if not 0 < rooms.max_published_tracks <= rooms.max_media_sections:
+            raise ConfigError(
+                "rooms.max_published_tracks must be positive and at most rooms.max_media_sections"
+            )
 
     def _validate_cluster(self) -> None:
         cluster = self.cluster

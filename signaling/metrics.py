@@ -20,6 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from sfu.faults import FAULTS, PARTS
 from sfu.room_manager import RoomManager
 from signaling.downlink_metrics import DownlinkCollector
 
@@ -53,6 +54,14 @@ class SfuCollector(Collector):
         }
         for name, (doc, value) in counters.items():
             yield CounterMetricFamily(name, doc, value=value)
+        faults = CounterMetricFamily(
+            "digiclinic_isolated_faults",
+            "Bugs met and contained in one part (sfu/faults.py): consumer, tap, packet, loop",
+            labels=["part"],
+        )
+        for part in PARTS:
+            faults.add_metric([part], FAULTS.counts[part])
+        yield faults
 
 
 class SignalingMetrics:

@@ -8,9 +8,14 @@ it is answered with an ``error`` and changes nothing.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from aiortc import RTCIceCandidate
+from aiortc.sdp import candidate_from_sdp
 
 from sfu.errors import ErrorCode, SfuError
 from sfu.media import Source
@@ -20,6 +25,12 @@ SUPPORTED_VERSIONS = (1,)
 MAX_SDP_CHARS = 60000
 MAX_TRACKS = 16
 MAX_CHAT_CHARS = 2000
+MAX_CANDIDATE_CHARS = 512
+MAX_MLINE_INDEX = 255
+
+# a \uD800-\uDFFF escape: JSON lets it stand alone, but such a string cannot be
+# encoded (to UTF-8, a JWT, a log line): checked only when one appears
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 CLIENT_TYPES = frozenset(
     {
@@ -75,6 +86,17 @@ def decode(raw: str | bytes, max_bytes: int) -> Message:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise SfuError(ErrorCode.BAD_JSON, "message is not valid JSON") from None
+    except RecursionError:  # [[[[... deeper than the parser goes
+        raise SfuError(ErrorCode.BAD_JSON, "message is nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(raw if isinstance(raw, str) else raw.decode("utf-8", "replace")):
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise SfuError(
+                ErrorCode.BAD_MESSAGE, "message has a string with an unpaired surrogate"
+            ) from None
+        except RecursionError:
+            raise SfuError(ErrorCode.BAD_JSON, "message is nested too deeply") from None
     if not isinstance(data, dict):
         raise SfuError(ErrorCode.BAD_MESSAGE, "message must be a JSON object")
     msg_id = data.get("id")
@@ -137,6 +159,91 @@ def render_size_field(message: Message) -> tuple[int, int] | None:
             )
     assert isinstance(width, int) and isinstance(height, int)
     return width, height
+
+
+_FOUNDATION = re.compile(r"[A-Za-z0-9+/]{1,32}")  # 1*32ice-char (RFC 8445)
+_MDNS_NAME = re.compile(r"[A-Za-z0-9-]{1,63}\.local")  # what aioice resolves
+_CANDIDATE_TYPES = frozenset({"host", "srflx", "relay"})  # what aioice pairs with
+_TCP_TYPES = frozenset({"active", "passive", "so"})
+
+
+def _number(text: str, maximum: int) -> int | None:
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
+def _address(text: str) -> bool:
+    """An IP address literal, or a browser's mDNS host name."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return _MDNS_NAME.fullmatch(text) is not None
+    return True
+
+
+def _candidate_fields_valid(bits: list[str]) -> bool:
+    """``<foundation> <component> <transport> <priority> <address> <port> typ <type>`` + pairs."""
+    if len(bits) < 8 or len(bits) % 2 or bits[6] != "typ":
+        return False
+    if (
+        _FOUNDATION.fullmatch(bits[0]) is None
+        or _number(bits[1], 256) in (None, 0)
+        or bits[2].lower() not in ("udp", "tcp")
+        or _number(bits[3], 2**32 - 1) is None
+        or not _address(bits[4])
+        or _number(bits[5], 65535) is None
+        or bits[7] not in _CANDIDATE_TYPES
+    ):
+        return False
+    for name, value in zip(bits[8::2], bits[9::2], strict=True):
+        if name == "raddr" and not _address(value):
+            return False
+        if name == "rport" and _number(value, 65535) is None:
+            return False
+        if name == "tcptype" and value not in _TCP_TYPES:
+            return False
+    return True
+
+
+def ice_candidate_field(message: Message) -> RTCIceCandidate | None:
+    """``candidate`` of an ``ice_candidate`` message; None means end of candidates.
+
+    An RTCIceCandidateInit, ``{"candidate": "candidate:...", "sdpMid", "sdpMLineIndex"}``,
+    checked here field by field: aiortc's parser asserts, and aioice takes a
+    port or an address it cannot use. One of ``sdpMid`` and ``sdpMLineIndex``
+    is required (aiortc's rule), except for the end of candidates.
+    """
+    raw = message.body.get("candidate")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("candidate"), str):
+        raise SfuError(ErrorCode.BAD_MESSAGE, "'candidate' must be an RTCIceCandidateInit")
+    text = raw["candidate"]
+    if len(text) > MAX_CANDIDATE_CHARS:
+        raise SfuError(
+            ErrorCode.BAD_MESSAGE, f"an ICE candidate is at most {MAX_CANDIDATE_CHARS} characters"
+        )
+    text = text.removeprefix("candidate:")
+    if not text:
+        return None
+    bits = text.split()
+    if not _candidate_fields_valid(bits):
+        raise SfuError(ErrorCode.BAD_MESSAGE, "unparseable ICE candidate")
+    try:
+        candidate = candidate_from_sdp(" ".join(bits))
+    except (ValueError, IndexError, AssertionError):  # (not reached after the checks above)
+        raise SfuError(ErrorCode.BAD_MESSAGE, "unparseable ICE candidate") from None
+    mid, index = raw.get("sdpMid"), raw.get("sdpMLineIndex")
+    if not isinstance(mid, str) or not 0 < len(mid) <= 32:
+        mid = None
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_MLINE_INDEX:
+        index = None
+    if mid is None and index is None:
+        raise SfuError(ErrorCode.BAD_MESSAGE, "an ICE candidate needs its sdpMid or sdpMLineIndex")
+    candidate.sdpMid, candidate.sdpMLineIndex = mid, index
+    return candidate
 
 
 def error(code: ErrorCode, message: str, ref: str | int | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from recording.audit import AuditLog
 from recording.audit_anchor import anchor_file
 from recording.consent import ConsentPolicy
 from recording.crypto_stream import RecipientKey, RecordingFormatError, read_header
+from recording.private_files import make_private, write_private
 from recording.room_recording import RecordingSettings, RoomRecording
 from recording.signing import load_signing_key
 from sfu.errors import ErrorCode, SfuError
@@ -24,10 +25,14 @@ def mark_interrupted(settings: RecordingSettings) -> list[Path]:
 
     They are marked ``.interrupted`` and audited; their complete chunks stay
     decryptable by the hospital. Nothing is decrypted here (no private key).
+    Every recording file found is set to mode 0600 (an older version left
+    ``.rec`` and ``.done`` readable by other local users).
     """
     found = []
     for path in sorted(settings.directory.glob("*.rec")):
         done, marker = path.with_suffix(".done"), path.with_suffix(".interrupted")
+        for existing in (path, path.with_suffix(".keys"), done, marker):
+            make_private(existing)
         if done.exists() or marker.exists():
             continue
         try:
@@ -35,7 +40,7 @@ def mark_interrupted(settings: RecordingSettings) -> list[Path]:
                 header, _ = read_header(file)
         except (OSError, RecordingFormatError):
             header = {}
-        marker.write_text("interrupted: no final chunk at start-up\n")
+        write_private(marker, "interrupted: no final chunk at start-up\n")
         if settings.audit is not None:
             settings.audit.append(
                 "recording_interrupted",

@@ -11,6 +11,9 @@ Keys (``P`` is ``cluster.key_prefix``; docs/cluster.md has the full story):
 - ``P:admitted:<room>`` set of keyed digests of the identities a clinician
   admitted from the lobby, so a room that moves does not send them back to
   the lobby; same lease, deleted when the room ends.
+- ``P:jti:<digest of issuer and jti>`` the used single-use join tokens
+  (``auth.single_use_tokens``, signaling/single_use.py): the SHA-256 of the
+  token's resume secret, or ``spent``; expires with the token.
 
 A room is placed by one Lua script, so two simultaneous first joins on two
 nodes cannot both place it: the script keeps a mapping whose node is alive,
@@ -52,6 +55,7 @@ from signaling.placement import (
     PlacementState,
     RoomSummary,
 )
+from signaling.single_use import RedisUsedTokens
 
 logger = logging.getLogger(__name__)
 
@@ -441,6 +445,10 @@ class RedisPlacement:
         if found:
             self._admitted.setdefault(room_id, set()).add(digest)
         return found
+
+    def used_tokens(self) -> RedisUsedTokens:
+        """The cluster-wide records of used single-use tokens, on this node's Redis client."""
+        return RedisUsedTokens(self._redis, f"{self._prefix}:jti:", lambda: self._connected)
 
     async def drain(self) -> None:
         self._set_state(PlacementState.DRAINING)

@@ -14,6 +14,7 @@ from typing import Any
 from sfu.errors import ErrorCode, SfuError
 from sfu.room import Room
 from signaling.placement import Placement
+from signaling.single_use import MemoryUsedTokens, SingleUseTokens
 from signaling.tickets import TicketSigner
 from signaling.tokens import JoinClaims, TokenVerifier
 
@@ -28,11 +29,19 @@ class Redirect(SfuError):
 
 class JoinRouter:
     def __init__(
-        self, verifier: TokenVerifier, placement: Placement, signer: TicketSigner | None
+        self,
+        verifier: TokenVerifier,
+        placement: Placement,
+        signer: TicketSigner | None,
+        tokens: SingleUseTokens | None = None,
     ) -> None:
         self.verifier = verifier
         self.placement = placement
         self.signer = signer
+        # single-use tokens: checked where the participant is created (signaling/session.py)
+        self.tokens = tokens or SingleUseTokens(
+            MemoryUsedTokens(), verifier.config.single_use_tokens
+        )
 
     def claims(self, body: dict[str, Any]) -> JoinClaims:
         """The verified claims of a join: from its ticket (cluster) or its token."""

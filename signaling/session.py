@@ -15,10 +15,10 @@ import itertools
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import WSMsgType, web
-from aiortc.sdp import candidate_from_sdp
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from sfu.errors import ErrorCode, SfuError
 from sfu.participant import Event, LeaveReason, Participant, ParticipantState
@@ -29,6 +29,7 @@ from signaling import protocol
 from signaling.metrics import SignalingMetrics
 from signaling.recording_service import RecordingService
 from signaling.routing import JoinRouter, Redirect
+from signaling.single_use import TokenUse
 from signaling.turn import TurnCredentials
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class SessionState(enum.Enum):
 class SessionLimits:
     max_message_bytes: int
     messages_per_second: float
+    join_timeout: float = 10.0  # server.join_timeout: an unjoined connection is closed after it
 
 
 class TokenBucket:
@@ -75,6 +77,7 @@ class SignalingSession:
         limits: SessionLimits,
         turn: TurnCredentials,
         recordings: RecordingService,
+        on_joined: Callable[[], None] | None = None,
     ) -> None:
         self.id = next(_session_ids)
         self.state = SessionState.CONNECTED
@@ -90,17 +93,41 @@ class SignalingSession:
         self._outbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._bucket = TokenBucket(limits.messages_per_second, limits.messages_per_second * 2)
+        self._token: TokenUse | None = None  # a single-use token's hold (signaling/single_use.py)
+        self._denied = False  # denied from the lobby: the token is spent on close
+        self._on_joined = on_joined  # the connection no longer counts as unjoined
+        self._deadline: asyncio.TimerHandle | None = None
+        self._joining = False
+        self._close_code: tuple[int, bytes] | None = None  # WebSocket close code and reason
 
     def _set_state(self, state: SessionState) -> None:
         if state is not self.state:
             logger.debug("session %d %s -> %s", self.id, self.state.value, state.value)
             self.state = state
+            if state is SessionState.JOINED and self._on_joined is not None:
+                self._on_joined()
+
+    def _join_deadline(self) -> None:
+        """No join within server.join_timeout: close with an error and close code 1008."""
+        if self.state is not SessionState.CONNECTED:
+            return
+        if self._joining:  # a join under way (e.g. waiting for Redis): let it finish
+            self._deadline = asyncio.get_running_loop().call_later(1.0, self._join_deadline)
+            return
+        timeout = self.limits.join_timeout
+        logger.debug("session %d: no join within %g s, closing", self.id, timeout)
+        self._error(SfuError(ErrorCode.JOIN_TIMEOUT, f"no join within {timeout:g} seconds"), None)
+        self._close_code = (WSCloseCode.POLICY_VIOLATION, b"join_timeout")
+        self._outbox.put_nowait(None)
+        self._set_state(SessionState.CLOSED)
 
     # -- outbox ----------------------------------------------------------------
 
     def send(self, event: Event) -> None:
         if self.state is SessionState.CLOSED:
             return
+        if event.get("type") == "denied":
+            self._denied = True
         if event.get("type") == "admitted" and self.participant is not None:
             event = {**event, "ice_servers": self.turn.ice_servers(self.participant.id)}
         if self._outbox.qsize() >= OUTBOX_LIMIT:
@@ -114,7 +141,11 @@ class SignalingSession:
         while True:
             event = await self._outbox.get()
             if event is None:
-                await self.ws.close()
+                if self._close_code is not None:
+                    code, reason = self._close_code
+                    await self.ws.close(code=code, message=reason)
+                else:
+                    await self.ws.close()
                 return
             try:
                 await self.ws.send_json(event)
@@ -134,7 +165,9 @@ class SignalingSession:
     # -- main loop -------------------------------------------------------------
 
     async def run(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        loop = asyncio.get_running_loop()
+        self._writer = loop.create_task(self._write_loop())
+        self._deadline = loop.call_later(self.limits.join_timeout, self._join_deadline)
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -150,6 +183,8 @@ class SignalingSession:
                 if self.state is SessionState.CLOSED:
                     break
         finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
             if self.state is not SessionState.CLOSED:
                 # why the client went away, e.g. the kernel aborting an unwritable socket
                 error = self.ws.exception()
@@ -183,7 +218,11 @@ class SignalingSession:
             self._reply(message, {"type": "pong"})
             return
         if kind == "join":
-            await self._join(message)
+            self._joining = True
+            try:
+                await self._join(message)
+            finally:
+                self._joining = False
             return
         room, participant = self._joined()
         if participant.state is ParticipantState.LOBBY and kind != "leave":
@@ -191,6 +230,7 @@ class SignalingSession:
             # room (not even whether a recording asks for consent) and does nothing in it
             raise SfuError(ErrorCode.NOT_ADMITTED, "waiting in the lobby")
         if kind == "leave":
+            await self._spend_token()  # before `left`: from now on the token joins no more
             self._reply(message, {"type": "left"})
             await self.close(LeaveReason.LEFT)
         elif kind == "admit":
@@ -289,17 +329,24 @@ class SignalingSession:
             raise SfuError(ErrorCode.WRONG_ROOM, "this token is for another room")
         await self.router.route(claims)  # raises Redirect when the room is elsewhere
         readmit = await self.router.readmit(claims)  # admitted before the room moved here
-        room = self.rooms.get_or_create(claims.room_key)
-        participant = Participant(
-            participant_id=f"p{secrets.token_hex(6)}",
-            identity=claims.identity,
-            name=claims.name,
-            role=claims.role,
-            grants=claims.grants,
-            events=self.send,
-            auto_subscribe=message.bool_field("auto_subscribe", True),
-        )
-        room.join(participant, admitted=readmit)
+        # single-use token: refused if it joined before, unless `resume` proves a reconnection
+        use = await self.router.tokens.use(claims, message.str_field("resume", optional=True))
+        try:
+            room = self.rooms.get_or_create(claims.room_key)
+            participant = Participant(
+                participant_id=f"p{secrets.token_hex(6)}",
+                identity=claims.identity,
+                name=claims.name,
+                role=claims.role,
+                grants=claims.grants,
+                events=self.send,
+                auto_subscribe=message.bool_field("auto_subscribe", True),
+            )
+            room.join(participant, admitted=readmit)
+        except Exception:
+            await self.router.tokens.unused(use)  # a refused join does not use the token up
+            raise
+        self._token = use
         if claims.guest:  # another hospital's participant, invited (signaling/invitations.py)
             logger.info(
                 "session %d: %s from issuer %s joined a room of issuer %s",
@@ -333,6 +380,8 @@ class SignalingSession:
                 "ice_servers": self.turn.ice_servers(participant.id)
                 if participant.state is ParticipantState.ACTIVE
                 else [],
+                # single-use token: what a reconnection presents with it (docs/protocol.md)
+                **({"resume": use.resume} if use is not None else {}),
             },
         )
         if participant.state is ParticipantState.ACTIVE and participant.grants.admit:
@@ -346,28 +395,21 @@ class SignalingSession:
         peer = participant.publisher if which == "publisher" else participant.subscriber
         if which not in ("publisher", "subscriber") or peer is None:
             raise SfuError(ErrorCode.BAD_MESSAGE, "'pc' must name an existing connection")
-        raw = message.body.get("candidate")
-        if raw is None:
-            await peer.add_ice_candidate(None)
-            return
-        if not isinstance(raw, dict) or not isinstance(raw.get("candidate"), str):
-            raise SfuError(ErrorCode.BAD_MESSAGE, "'candidate' must be an RTCIceCandidateInit")
-        text = raw["candidate"].removeprefix("candidate:")
-        if not text:
-            await peer.add_ice_candidate(None)
-            return
+        candidate = protocol.ice_candidate_field(message)  # None: end of candidates
         try:
-            candidate = candidate_from_sdp(text)
-        except (ValueError, IndexError):
-            raise SfuError(ErrorCode.BAD_MESSAGE, "unparseable ICE candidate") from None
-        candidate.sdpMid = raw.get("sdpMid") if isinstance(raw.get("sdpMid"), str) else None
-        index = raw.get("sdpMLineIndex")
-        candidate.sdpMLineIndex = index if isinstance(index, int) else None
-        await peer.add_ice_candidate(candidate)
+            await peer.add_ice_candidate(candidate)
+        except ValueError:  # aiortc's and aioice's own refusals
+            raise SfuError(ErrorCode.BAD_MESSAGE, "ICE candidate refused") from None
 
     # -- teardown ----------------------------------------------------------------
 
+    async def _spend_token(self) -> None:
+        use, self._token = self._token, None
+        await self.router.tokens.spend(use)
+
     async def close(self, reason: LeaveReason) -> None:
+        if self._denied:
+            await self._spend_token()
         room, participant = self.room, self.participant
         self.room = self.participant = None
         if room is not None and participant is not None:

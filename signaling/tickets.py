@@ -9,7 +9,9 @@ the token, so the token is checked exactly once per join, by the node the
 client first reached, and the target needs no issuer keys to trust it.
 
 Format: ``base64url(json payload) "." base64url(hmac)``; the payload holds no
-more than the claims the joined participant sees of itself anyway.
+more than the claims the joined participant sees of itself anyway, and the
+token's ``jti``: a single-use token is spent by the join on the target node,
+so a ticket joins once too (signaling/single_use.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any
 
@@ -27,6 +30,7 @@ from signaling.config import Secret
 from signaling.tokens import JoinClaims
 
 MAX_TICKET_CHARS = 4096
+_TICKET = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 
 
 def _b64(data: bytes) -> str:
@@ -57,6 +61,9 @@ class TicketSigner:
             "role": claims.role.value,
             "grants": claims.grants.as_dict(),
             "exp": expires,
+            # the join on the target node spends the token's jti (signaling/single_use.py)
+            "jti": claims.jti,
+            "jti_until": claims.jti_until,
         }
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return f"{body}.{self._mac(body)}"
@@ -65,6 +72,8 @@ class TicketSigner:
         """The claims of a ticket for this node, or SfuError(ticket_invalid)."""
         if not isinstance(ticket, str) or len(ticket) > MAX_TICKET_CHARS or ticket.count(".") != 1:
             raise SfuError(ErrorCode.TICKET_INVALID, "ticket missing or malformed")
+        if _TICKET.fullmatch(ticket) is None:  # e.g. a lone surrogate: not encodable
+            raise SfuError(ErrorCode.TICKET_INVALID, "ticket malformed: not base64url")
         body, mac = ticket.split(".")
         if not hmac.compare_digest(mac, self._mac(body)):
             raise SfuError(ErrorCode.TICKET_INVALID, "ticket signature does not match")
@@ -80,6 +89,8 @@ class TicketSigner:
                 grants=grants,
                 expires_at=int(payload["exp"]),
                 host=str(payload.get("host", "")),
+                jti=str(payload.get("jti", "")),
+                jti_until=int(payload.get("jti_until", 0)),
             )
             target = str(payload["node"])
         except (ValueError, KeyError, TypeError):

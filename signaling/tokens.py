@@ -11,6 +11,8 @@ Claims (docs/protocol.md#join-tokens):
   role   patient | health_worker | specialist | interpreter | observer
   grants {publish, subscribe, admit, record}           optional (role defaults)
   invitation  another hospital's invitation into its room  optional (signaling/invitations.py)
+  jti    the token's unique id: joins once             required with auth.single_use_tokens
+         (checked at join time, signaling/single_use.py; the dev issuer's tokens are multi-use)
 
 A room belongs to the hospital whose portal issued the token: ``room`` names
 one of that issuer's rooms (``JoinClaims.room_key`` is ``issuer/room``), so
@@ -20,7 +22,9 @@ reaches another's room without that hospital's signed invitation.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -38,6 +42,10 @@ DEV_ISSUER = "dev"
 _ROOM_ID_MAX = 128
 _IDENTITY_MAX = 128
 _NAME_MAX = 100
+# a JWS in compact form: base64url parts joined by dots. Anything else (a lone
+# surrogate from JSON's \ud800, or from an HTTP header's undecodable byte) would
+# make PyJWT's encode("utf-8") raise instead of refusing the token
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_\-.=]+")
 
 ROLE_DEFAULT_GRANTS: dict[Role, Grants] = {
     Role.PATIENT: Grants(publish=True, subscribe=True),
@@ -58,6 +66,8 @@ class JoinClaims:
     grants: Grants
     expires_at: int
     host: str = ""  # the hospital whose room this is, when another's invitation says so
+    jti: str = ""  # the token's id ("" without one): spent by a join (signaling/single_use.py)
+    jti_until: int = 0  # the token's exp plus the leeway: until then its jti is remembered
 
     @property
     def hospital(self) -> str:
@@ -106,6 +116,8 @@ class TokenVerifier:
         """A JWT's issuer and claims, checked against that issuer's key and algorithm."""
         if not isinstance(token, str) or not token or len(token) > 8192:
             raise SfuError(ErrorCode.TOKEN_INVALID, f"{what} missing or malformed")
+        if _COMPACT_JWS.fullmatch(token) is None:
+            raise SfuError(ErrorCode.TOKEN_INVALID, f"{what} malformed: not base64url")
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
             header = jwt.get_unverified_header(token)
@@ -160,6 +172,7 @@ class TokenVerifier:
         name = claims.get("name", identity)
         if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
             raise SfuError(ErrorCode.TOKEN_INVALID, "token name is malformed")
+        jti = claims.get("jti")  # required at join time with auth.single_use_tokens
         return JoinClaims(
             issuer=issuer,
             identity=str(identity),
@@ -168,6 +181,8 @@ class TokenVerifier:
             role=role,
             grants=grants,
             expires_at=int(exp),
+            jti=jti if isinstance(jti, str) else "",
+            jti_until=int(exp) + self.config.leeway,
         )
 
 
@@ -241,14 +256,12 @@ def dev_secret(config: AuthConfig, create: bool = True) -> Secret:
 
 
 def with_dev_issuer(config: AuthConfig) -> AuthConfig:
-    """If no issuer is configured, trust the local development issuer."""
+    """If no issuer is configured, trust the local development issuer.
+
+    Its tokens stay multi-use (``single_use_tokens`` off): the demo pages, the
+    command line and the tests join again and again with one token.
+    """
     if config.issuers:
         return config
     issuer = IssuerConfig(id=DEV_ISSUER, algorithm="HS256", secret=dev_secret(config))
-    return AuthConfig(
-        audience=config.audience,
-        max_token_lifetime=config.max_token_lifetime,
-        leeway=config.leeway,
-        dev_secret_file=config.dev_secret_file,
-        issuers=[issuer],
-    )
+    return dataclasses.replace(config, issuers=[issuer], single_use_tokens=False)

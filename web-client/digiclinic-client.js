@@ -45,8 +45,9 @@
  * `connection_failed` or `reconnect` (its node is draining), a
  * RTCPeerConnection goes `failed`, or the server stops
  * answering the application-level `ping`, the session opens a new WebSocket
- * with the same token (after a growing, jittered delay), joins again (a new
- * participant id; back in the lobby if our role waits there), and republishes
+ * with the same token (after a growing, jittered delay) and, for a single-use
+ * token, the `resume` secret of the first `joined` (docs/protocol.md), joins
+ * again (a new participant id; back in the lobby if our role waits there), and republishes
  * the same local tracks with their mute state. (A `ping` unanswered while
  * other server messages keep arriving is not a lost connection: only a wait
  * with nothing at all from the server is, and while the server's media still
@@ -102,10 +103,12 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
    *   layers (default true); false sends one encoding
    * @param {string[]} [options.fallbackUrls]  other entry points of a cluster,
    *   tried in turn when reconnecting (the first node may be the one that died)
+   * @param {string} [options.resume]  a single-use token's resume secret, from an
+   *   earlier session's `resume` (its `joined`): a new session rejoins with it
    */
   constructor({ url, token, room, iceServers, iceTransportPolicy = "all",
                 autoSubscribe = true, gatherTimeout = 5000, requestTimeout = 20000,
-                reconnect = false, simulcast = true, fallbackUrls = [] } = {}) {
+                reconnect = false, simulcast = true, fallbackUrls = [], resume = null } = {}) {
     super();
     if (!url || !token) throw new TypeError("ConsultSession needs a url and a token");
     if (!["all", "relay"].includes(iceTransportPolicy)) {
@@ -115,6 +118,7 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
     this.url = websocketUrl(url);
     this.fallbackUrls = fallbackUrls.map((u) => websocketUrl(u));
     this.nodeUrl = null; // the node we are connected to (after redirects)
+    this.resume = resume; // single-use tokens: the secret a rejoin presents (from `joined`)
     this._hint = null; // a node the server suggested for our next reconnection
     this.room = room ?? null;
     this.iceServers = iceServers ?? [];
@@ -173,6 +177,7 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
       await this._connect();
       const message = { token: this.token, auto_subscribe: this.autoSubscribe };
       if (this.room) message.room = this.room;
+      if (this.resume) message.resume = this.resume;
       this.joined = await this._joinRoom(message);
     } catch (err) {
       this._shutdown("join_failed");
@@ -187,6 +192,9 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
 
   _applyJoined(joined) {
     this.joined = joined;
+    // single-use tokens: the server's resume secret, kept in memory only (never in a URL
+    // or storage) and sent with the token when we rejoin after a lost connection
+    if (typeof joined.resume === "string") this.resume = joined.resume;
     this.participantId = joined.participant.id;
     this.room = joined.room;
     this.state = joined.state;

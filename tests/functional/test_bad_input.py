@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,10 +12,12 @@ from dataclasses import dataclass
 import aiohttp
 import jwt
 import pytest
+from aiortc import RTCPeerConnection
 
 from sfu.media import Source
 from sfu.participant import Role
 from signaling.client import ConsultClient
+from signaling.client_errors import ClientError
 from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from signaling.tokens import dev_secret
 from tests.conftest import RunningServer
@@ -197,3 +200,128 @@ async def test_disallowed_origin_is_refused(server: RunningServer) -> None:
     ):
         assert resp.status == 403
         assert (await resp.json())["code"] == "origin_not_allowed"
+
+
+def _assert_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """No traceback, nothing at ERROR, at most one line from the session handler."""
+    loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not loud, [f"{r.name}: {r.getMessage()}" for r in loud]
+    session_lines = [r for r in caplog.records if r.name == "signaling.session"]
+    assert len(session_lines) <= 1, [r.getMessage() for r in session_lines]
+
+
+async def test_deep_nesting_and_lone_surrogates_get_codes_quietly(
+    server: RunningServer, live_call: LiveCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    depth = 20000  # far deeper than the JSON parser recurses, well within the size limit
+    nested = '{"type": "ping", "id": 1, "x": ' + "[" * depth + "]" * depth + "}"
+    surrogate = _token(server)[:20] + "\\ud800" + _token(server)[20:]
+    async with RawSocket(server) as raw:
+        caplog.clear()
+        assert (await raw.send(nested))["code"] == "bad_json"
+        _assert_quiet(caplog)
+        caplog.clear()
+        join = '{"type": "join", "id": 2, "token": "' + surrogate + '"}'
+        reply = await raw.send(join)
+        assert reply["code"] == "bad_message", reply
+        _assert_quiet(caplog)
+        caplog.clear()
+        chat = '{"type": "chat", "id": 3, "text": "hi \\udfff"}'
+        assert (await raw.send(chat))["code"] == "bad_message"
+        _assert_quiet(caplog)
+        # a properly paired escape is just a character
+        paired = '{"type": "ping", "id": 4, "note": "\\ud83d\\ude00"}'
+        assert await raw.send(paired) == {"type": "pong", "ref": 4}
+    await live_call.assert_still_flowing()
+    assert len(server.room(ROOM).participants) == 2
+
+
+async def test_bad_ice_candidates_get_bad_message_quietly(
+    server: RunningServer, live_call: LiveCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    interp = server.client(server.token(ROOM, "interp", Role.INTERPRETER))
+    await interp.connect()
+    await interp.join()
+    await interp.publish([(ToneTrack(), Source.MICROPHONE)])
+    good = "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"
+    garbage = [
+        {"candidate": "candidate:garbage", "sdpMid": "0", "sdpMLineIndex": 0},
+        {"candidate": "garbage garbage garbage", "sdpMid": "0"},
+        {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 99999999 typ host", "sdpMid": "0"},
+        {"candidate": "candidate:1 1 udp 2122260223 not-an-address 5000 typ host", "sdpMid": "0"},
+        {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ wormhole", "sdpMid": "0"},
+        {"candidate": "candidate:1 1 udp -5 127.0.0.1 5000 typ host", "sdpMid": "0"},
+        {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host raddr", "sdpMid": "0"},
+        {"candidate": good + " " + "x" * 600, "sdpMid": "0"},
+        # without sdpMid and sdpMLineIndex (or with unusable ones)
+        {"candidate": good},
+        {"candidate": good, "sdpMid": 5, "sdpMLineIndex": "0"},
+        {"candidate": good, "sdpMLineIndex": -1},
+    ]
+    try:
+        for candidate in garbage:
+            caplog.clear()
+            with pytest.raises(ClientError) as refused:
+                await interp.request(
+                    {"type": "ice_candidate", "pc": "publisher", "candidate": candidate}
+                )
+            assert refused.value.code == "bad_message", (candidate, refused.value)
+            _assert_quiet(caplog)
+        # a well-formed candidate is still taken, and the connection still answers
+        ok = {"candidate": good, "sdpMid": "0", "sdpMLineIndex": 0}
+        reply = await interp.request({"type": "ice_candidate", "pc": "publisher", "candidate": ok})
+        assert reply["type"] == "ack"
+        assert (await interp.request({"type": "ping"}))["type"] == "pong"
+        await live_call.assert_still_flowing()
+        assert len(server.room(ROOM).participants) == 3
+    finally:
+        await interp.leave()
+
+
+async def test_publish_with_too_many_m_lines_is_refused_whole(
+    server: RunningServer, live_call: LiveCall
+) -> None:
+    # the defaults of rooms.max_media_sections and rooms.max_published_tracks
+    max_sections, max_tracks = 16, 8
+    interp = server.client(server.token(ROOM, "interp", Role.INTERPRETER))
+    await interp.connect()
+    await interp.join()
+
+    async def offer(sending: int, inactive: int = 0) -> str:
+        pc = RTCPeerConnection()
+        try:
+            for _ in range(sending):
+                pc.addTransceiver("audio", direction="sendonly")
+            for _ in range(inactive):
+                pc.addTransceiver("audio", direction="inactive")
+            return (await pc.createOffer()).sdp
+        finally:
+            await pc.close()
+
+    try:
+        for sdp in (
+            await offer(max_sections + 1),  # every m-line sending
+            await offer(1, max_sections),  # one sending, too many m-lines
+            await offer(max_tracks + 1),  # few enough m-lines, too many tracks
+            await offer(40),
+        ):
+            with pytest.raises(ClientError) as refused:
+                await interp.request({"type": "publish", "sdp": sdp, "tracks": []})
+            assert refused.value.code == "too_many_tracks", refused.value
+            # nothing half-created: no publisher connection, no track anywhere
+            participant = server.room(ROOM).participants[str(interp.participant_id)]
+            assert participant.publisher is None
+            assert len(list(server.room(ROOM).producers())) == 2
+        events = [*live_call.doctor.events, *live_call.nurse.events]
+        announced = [e for e in events if e.get("type") == "track_published"]
+        assert not [e for e in announced if e.get("participant_id") == interp.participant_id]
+        # the limit itself is allowed
+        reply = await interp.request(
+            {"type": "publish", "sdp": await offer(max_tracks), "tracks": []}
+        )
+        assert len(reply["tracks"]) == max_tracks
+        await live_call.assert_still_flowing()
+    finally:
+        await interp.leave()

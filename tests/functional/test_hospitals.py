@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,7 @@ def token(issuer: str, room: str, identity: str, role: Role, **claims: Any) -> s
         "role": role.value,
         "iat": now,
         "exp": now + 600,
+        "jti": secrets.token_hex(8),  # configured issuers' tokens are single-use
         **claims,
     }
     return jwt.encode(body, SECRETS[issuer].reveal(), algorithm="HS256")

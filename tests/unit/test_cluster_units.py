@@ -64,6 +64,9 @@ def test_a_guest_ticket_keeps_the_hosts_room() -> None:
         (lambda t: "x" + t, "signature"),
         (lambda t: "no-dot", "malformed"),
         (lambda t: 42, "malformed"),
+        (lambda t: t + "\ud800", "malformed"),  # a lone surrogate from JSON's \ud800
+        (lambda t: t[:-1] + "\u00e9", "malformed"),
+        (lambda t: "\udc80" + t, "malformed"),
     ],
 )
 def test_ticket_refused(mutate: object, message: str) -> None:

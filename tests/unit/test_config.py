@@ -584,3 +584,35 @@ def test_an_origin_that_is_not_one_is_a_config_error(bad: str) -> None:
         load_config(environ={}, overrides={"server": {"public_origins": [bad]}})
     with pytest.raises(ConfigError, match="allowed_origins"):
         load_config(environ={}, overrides={"server": {"allowed_origins": [bad]}})
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"DIGICLINIC_SERVER__MAX_UNJOINED_PER_ADDRESS": "0"}, "max_unjoined_per_address"),
+        ({"DIGICLINIC_SERVER__MAX_UNJOINED_CONNECTIONS": "8"}, "max_unjoined_per_address"),
+        ({"DIGICLINIC_SERVER__JOIN_TIMEOUT": "0"}, "join_timeout"),
+        ({"DIGICLINIC_ROOMS__MAX_ROOMS": "0"}, "max_rooms"),
+        ({"DIGICLINIC_ROOMS__MAX_PUBLISHED_TRACKS": "0"}, "max_published_tracks"),
+        ({"DIGICLINIC_ROOMS__MAX_MEDIA_SECTIONS": "4"}, "max_published_tracks"),
+    ],
+)
+def test_connection_and_room_limits_must_make_sense(env: dict[str, str], words: str) -> None:
+    assert words in config_error(environ=env)
+
+
+def test_connection_and_room_limits_from_the_environment() -> None:
+    config = load_config(
+        environ={
+            "DIGICLINIC_SERVER__MAX_UNJOINED_PER_ADDRESS": "4",
+            "DIGICLINIC_SERVER__MAX_UNJOINED_CONNECTIONS": "40",
+            "DIGICLINIC_SERVER__JOIN_TIMEOUT": "5",
+            "DIGICLINIC_ROOMS__MAX_ROOMS": "50",
+            "DIGICLINIC_ROOMS__MAX_MEDIA_SECTIONS": "6",
+            "DIGICLINIC_ROOMS__MAX_PUBLISHED_TRACKS": "3",
+        }
+    )
+    server, rooms = config.server, config.rooms
+    assert (server.max_unjoined_per_address, server.max_unjoined_connections) == (4, 40)
+    assert server.join_timeout == 5.0
+    assert (rooms.max_rooms, rooms.max_media_sections, rooms.max_published_tracks) == (50, 6, 3)

@@ -252,6 +252,17 @@ def test_missing_required_claim(verifier: TokenVerifier, claim: str) -> None:
     assert claim in message
 
 
+@pytest.mark.parametrize("bad", ["\ud800", "\udc80", "\u00e9", "\x00"])
+def test_token_with_characters_outside_base64url_is_malformed(
+    verifier: TokenVerifier, bad: str
+) -> None:
+    """A lone surrogate (JSON \\ud800, or an HTTP header byte decoded with surrogateescape)
+    made PyJWT's encode("utf-8") raise UnicodeEncodeError: an internal error, not a refusal."""
+    token = hs_token()
+    for spliced in (bad + token, token[:30] + bad + token[30:], token + bad):
+        assert "malformed" in rejected(verifier, spliced)
+
+
 def test_missing_room(verifier: TokenVerifier) -> None:
     rejected(verifier, hs_token(room=DROP))
 

@@ -10,10 +10,11 @@ const kindOf = (source) => (source === "camera" || source === "screen_share" ? "
 /**
  * Join errors that another attempt with the same token cannot fix. (Not
  * `duplicate_identity` or `room_full`: our previous connection may still be
- * counted until the server notices it is gone.)
+ * counted until the server notices it is gone.) `token_used`: a single-use
+ * token refused even with our resume secret.
  */
 const FATAL_JOIN_ERRORS = new Set([
-  "token_invalid", "token_expired", "unknown_issuer", "wrong_room", "forbidden",
+  "token_invalid", "token_expired", "token_used", "unknown_issuer", "wrong_room", "forbidden",
 ]);
 
 export const RECONNECT_DEFAULTS = { attempts: 10, delay: 500, maxDelay: 10000, heartbeat: 10000 };
@@ -106,6 +107,8 @@ export const Reconnection = (Base) => class Reconnection extends Base {
     await this._connect(url);
     const message = { token: this.token, auto_subscribe: this.autoSubscribe };
     if (this.room) message.room = this.room;
+    // a single-use token joins again only with the secret its first `joined` gave us
+    if (this.resume) message.resume = this.resume;
     const joined = this._applyJoined(await this._joinRoom(message));
     this._startHeartbeat();
     if (joined.state === "lobby") {

@@ -239,6 +239,8 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
   async _startCall({ audioOnly = false } = {}) {
     this._precall?.stop();
     if (this.session && !["closed", "denied"].includes(this.session.state)) return;
+    // a single-use token joins again only with the resume secret of its previous session
+    const resume = this.session?.resume ?? null;
     this._resetCall();
     this._audioContext();
     if (!this.localStream || this.localStream.getTracks().every((t) => t.readyState === "ended")) {
@@ -248,7 +250,7 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     replace(this._body, h("p", { class: "dc-center dc-muted" }, this.t("connecting")));
     const session = new ConsultSession({
       url: this.server, token: this.token, iceServers: this.iceServers,
-      iceTransportPolicy: this.relay ? "relay" : "all", reconnect: true,
+      iceTransportPolicy: this.relay ? "relay" : "all", reconnect: true, resume,
     });
     this.session = session;
     this._listen(session);
@@ -388,7 +390,9 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
       const key = `err_${err.code}`;
       text = this.t(key) === key ? this.t("err_other", { code: err.code }) : this.t(key);
     } else text = this.t("endedClosed");
-    const canRejoin = this.token && reason !== "denied" && !["token_expired", "token_invalid", "unknown_issuer", "no_token"].includes(err?.code);
+    // a single-use token that left is spent (docs/protocol.md#single-use-tokens)
+    const spent = reason === "left" && Boolean(this.session?.resume);
+    const canRejoin = this.token && reason !== "denied" && !spent && !["token_expired", "token_invalid", "token_used", "unknown_issuer", "no_token"].includes(err?.code);
     replace(this._body, h("section", { class: "dc-ended dc-center" },
       h("h3", { class: "dc-screen-title" }, reason === "error" ? this.t("errorTitle") : this.t("title")),
       h("p", { class: "dc-ended-text", dataset: { reason: err?.code ?? reason } }, text),

@@ -137,6 +137,7 @@ const en = {
   // error codes
   err_token_expired: "This consultation link has expired. Ask the clinic for a new one.",
   err_token_invalid: "This consultation link is not valid. Ask the clinic for a new one.",
+  err_token_used: "This consultation link has already been used. Ask the clinic for a new one.",
   err_unknown_issuer: "This consultation link is not valid. Ask the clinic for a new one.",
   err_room_full: "This consultation is full.",
   err_duplicate_identity: "You are already in this consultation, in another window or device.",
@@ -276,6 +277,7 @@ const fr = {
   errorTitle: "Impossible de rejoindre",
   err_token_expired: "Ce lien de consultation a expiré. Demandez-en un nouveau à la clinique.",
   err_token_invalid: "Ce lien de consultation n'est pas valide. Demandez-en un nouveau à la clinique.",
+  err_token_used: "Ce lien de consultation a déjà été utilisé. Demandez-en un nouveau à la clinique.",
   err_unknown_issuer: "Ce lien de consultation n'est pas valide. Demandez-en un nouveau à la clinique.",
   err_room_full: "Cette consultation est complète.",
   err_duplicate_identity: "Vous êtes déjà dans cette consultation, dans une autre fenêtre ou sur un autre appareil.",
@@ -414,6 +416,7 @@ const rw = {
   errorTitle: "Ntibishobotse kwinjira",
   err_token_expired: "Iyi link y'isuzuma yarangiye. Saba ivuriro indi nshya.",
   err_token_invalid: "Iyi link y'isuzuma ntiyemewe. Saba ivuriro indi nshya.",
+  err_token_used: "Iyi link y'isuzuma yamaze gukoreshwa. Saba ivuriro indi nshya.",
   err_unknown_issuer: "Iyi link y'isuzuma ntiyemewe. Saba ivuriro indi nshya.",
   err_room_full: "Iri suzuma ryuzuye.",
   err_duplicate_identity: "Usanzwe uri muri iri suzuma, ku yindi dirishya cyangwa ikindi gikoresho.",
