@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +19,8 @@ from recording.crypto_stream import generate_keypair
 from sfu.participant import Role
 from signaling.client import ClientError, ConsultClient
 from signaling.config import Secret
-from signaling.tokens import mint_token
 from tests.conftest import RunningServer
+from tests.helpers.tokens import portal_jwt
 
 A, B = "hospital-a", "centre-b"
 SECRETS = {
@@ -31,21 +30,8 @@ SECRETS = {
 
 
 def token(issuer: str, room: str, identity: str, role: Role, **claims: Any) -> str:
-    if not claims:
-        return mint_token(SECRETS[issuer], room=room, identity=identity, role=role, issuer=issuer)
-    now = int(time.time())
-    body = {
-        "iss": issuer,
-        "aud": "digiclinic",
-        "sub": identity,
-        "room": room,
-        "role": role.value,
-        "iat": now,
-        "exp": now + 600,
-        "jti": secrets.token_hex(8),  # configured issuers' tokens are single-use
-        **claims,
-    }
-    return jwt.encode(body, SECRETS[issuer].reveal(), algorithm="HS256")
+    # (configured issuers' tokens are single-use: each carries a fresh jti)
+    return portal_jwt(SECRETS[issuer], issuer, room, identity, role, with_jti=True, **claims)
 
 
 def invitation(room: str, **claims: Any) -> str:

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 
 from sfu.participant import Role
 from signaling.app import SESSIONS
 from signaling.client import ClientError, ConsultClient
 from signaling.config import Secret
-from signaling.tokens import mint_token
 from tests.conftest import RunningServer
 from tests.functional.cluster_helpers import needs_redis, running_cluster
 from tests.helpers.redis_server import RedisProcess
+from tests.helpers.tokens import portal_jwt
 
 PORTAL = "portal-a"
 SECRET = Secret("portal-a-secret-0123456789abcdef0123")
@@ -32,20 +30,8 @@ PORTAL_AUTH = {"issuers": [{"id": PORTAL, "algorithm": "HS256", "secret": SECRET
 
 
 def portal_token(room: str, identity: str, role: Role = Role.SPECIALIST, **claims: Any) -> str:
-    if not claims:
-        return mint_token(SECRET, room=room, identity=identity, role=role, issuer=PORTAL)
-    now = int(time.time())
-    body = {
-        "iss": PORTAL,
-        "aud": "digiclinic",
-        "sub": identity,
-        "room": room,
-        "role": role.value,
-        "iat": now,
-        "exp": now + 600,
-        **claims,
-    }
-    return jwt.encode(body, SECRET.reveal(), algorithm="HS256")
+    """With no extra claims, a usual token (with a jti); with some, no jti unless given."""
+    return portal_jwt(SECRET, PORTAL, room, identity, role, with_jti=not claims, **claims)
 
 
 @pytest.fixture
