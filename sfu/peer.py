@@ -150,7 +150,10 @@ class Peer:
         return f"{type(self).__name__}({self.participant_id} {self.state.value})"
 
     def _pc_state_changed(self) -> None:
-        state = _PC_STATES.get(self.pc.connectionState, PeerState.NEW)
+        self._become(_PC_STATES.get(self.pc.connectionState, PeerState.NEW))
+
+    def _become(self, state: PeerState) -> None:
+        """Enter ``state`` (never out of CLOSED): subclass hook, then the owner is told."""
         if self.state is PeerState.CLOSED or state is self.state:
             return
         logger.debug(
@@ -192,11 +195,7 @@ class Peer:
         return task
 
     def _crashed(self) -> None:
-        if self.state in (PeerState.CLOSED, PeerState.FAILED):
-            return
-        self.state = PeerState.FAILED
-        self._entered(PeerState.FAILED)
-        self._on_state(PeerState.FAILED)  # the room tells the client: connection_failed
+        self._become(PeerState.FAILED)  # the room tells the client: connection_failed
 
     async def add_ice_candidate(self, candidate: RTCIceCandidate | None) -> None:
         """A remote candidate (None: end of candidates), if the policy lets the server check it."""

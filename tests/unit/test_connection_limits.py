@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sfu.errors import ErrorCode
+from signaling.config import ConfigError, load_config
 from signaling.connection_limits import TooManyConnections, UnjoinedConnections, address_key
 
 
@@ -38,3 +39,37 @@ def test_caps_per_address_and_in_total_and_slots_come_back() -> None:
     assert len(caps) == 1
     caps.open("192.0.2.1")
     caps.open("192.0.2.1")
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"DIGICLINIC_SERVER__MAX_UNJOINED_PER_ADDRESS": "0"}, "max_unjoined_per_address"),
+        ({"DIGICLINIC_SERVER__MAX_UNJOINED_CONNECTIONS": "8"}, "max_unjoined_per_address"),
+        ({"DIGICLINIC_SERVER__JOIN_TIMEOUT": "0"}, "join_timeout"),
+        ({"DIGICLINIC_ROOMS__MAX_ROOMS": "0"}, "max_rooms"),
+        ({"DIGICLINIC_ROOMS__MAX_PUBLISHED_TRACKS": "0"}, "max_published_tracks"),
+        ({"DIGICLINIC_ROOMS__MAX_MEDIA_SECTIONS": "4"}, "max_published_tracks"),
+    ],
+)
+def test_connection_and_room_limits_must_make_sense(env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ=env)
+    assert words in str(refused.value)
+
+
+def test_connection_and_room_limits_from_the_environment() -> None:
+    config = load_config(
+        environ={
+            "DIGICLINIC_SERVER__MAX_UNJOINED_PER_ADDRESS": "4",
+            "DIGICLINIC_SERVER__MAX_UNJOINED_CONNECTIONS": "40",
+            "DIGICLINIC_SERVER__JOIN_TIMEOUT": "5",
+            "DIGICLINIC_ROOMS__MAX_ROOMS": "50",
+            "DIGICLINIC_ROOMS__MAX_MEDIA_SECTIONS": "6",
+            "DIGICLINIC_ROOMS__MAX_PUBLISHED_TRACKS": "3",
+        }
+    )
+    server, rooms = config.server, config.rooms
+    assert (server.max_unjoined_per_address, server.max_unjoined_connections) == (4, 40)
+    assert server.join_timeout == 5.0
+    assert (rooms.max_rooms, rooms.max_media_sections, rooms.max_published_tracks) == (50, 6, 3)
