@@ -6,6 +6,7 @@
         --secret-file portal.secret --issuer portal-a    # a running server
     python -m benchmarks run weak_link --rates 250,60    # capped downlink (benchmarks/weak_link.py)
     python -m benchmarks run browser_weak_link           # real Chromium at both ends
+    python -m benchmarks run soak --duration 1800        # churn soak: leaks (benchmarks/soak.py)
     python -m benchmarks run consult_grid --compare-workers 1,2   # 1 vs 2 processes
     python -m benchmarks list
 
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration:
         scenario = Scenario(**{**scenario.__dict__, "duration": args.duration})
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else scenario.sizes
+    if scenario.kind == "soak":
+        return _soak(scenario, sizes[0], args.workers, args.output or default_output(scenario))
     secret = None
     if args.url:
         if args.secret_file is None:
@@ -120,6 +123,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     paths = write_report(scenario, results, output, interrupted=interrupted)
     print((output / "report.md").read_text())
+    print("written: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+def _soak(scenario: Scenario, rooms: int, workers: int, output: Path) -> int:
+    from benchmarks import soak, soak_report  # noqa: PLC0415 - its own runner
+
+    result = soak.SoakResult(scenario.name, rooms, scenario.duration, 0, soak.EMPTY, None)
+    interrupted = False
+    try:
+        asyncio.run(soak.run_soak(scenario, rooms, workers, result))
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: writing the samples so far", file=sys.stderr)
+    paths = soak_report.write(scenario, result, output, interrupted)
+    print(paths["markdown"].read_text())
     print("written: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return 130 if interrupted else 0
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
-KINDS = ("fanout", "consult_grid", "specialist", "churn")
+KINDS = ("fanout", "consult_grid", "specialist", "churn", "soak")
 
 
 class ScenarioError(ValueError):
@@ -29,6 +29,7 @@ class ParticipantSpec:
     subscribe: bool
     join_at: float  # seconds after the step starts
     leave_at: float | None = None
+    reconnect_at: float | None = None  # drop the connection without leaving, then rejoin
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class Scenario:
     stay: float = 6.0
     gap: float = 1.0
     baseline_sizes: list[int] = field(default_factory=list)
+    # soak only (benchmarks/soak.py): every n-th arrival also publishes / drops and rejoins
+    publish_every: int = 0
+    reconnect_every: int = 0
+    sample_every: float = 10.0  # seconds between samples of the server
+    warmup: float = 60.0  # seconds of samples left out of the slope
 
     @classmethod
     def load(cls, name_or_path: str) -> Scenario:
@@ -74,6 +80,7 @@ class Scenario:
             "consult_grid": self._grid,
             "specialist": self._specialist,
             "churn": self._churn,
+            "soak": self._soak,
         }[self.kind]
         specs = build(size)
         return sorted(specs, key=lambda s: s.join_at)
@@ -123,21 +130,41 @@ class Scenario:
         return specs
 
     def _churn(self, rooms: int) -> list[ParticipantSpec]:
+        return self._turnover(rooms, "churn", anchor_subscribes=False)
+
+    def _soak(self, rooms: int) -> list[ParticipantSpec]:
+        return self._turnover(rooms, "soak", anchor_subscribes=True)
+
+    def _turnover(self, rooms: int, prefix: str, anchor_subscribes: bool) -> list[ParticipantSpec]:
+        """One steady publisher per room; the other seats turn over (stay, leave, gap).
+
+        Every ``publish_every``-th arrival also publishes, and every
+        ``reconnect_every``-th drops its connection halfway through its stay
+        and rejoins (0: none).
+        """
         specs = []
         seats = self.participants_per_room - 1
         horizon = rooms * self.participants_per_room / self.ramp + self.settle + self.duration
+        arrival = 0
         for r in range(rooms):
-            room = f"churn-{r}"
-            specs.append(self._spec(room, "anchor", "specialist", True, False, self._at(r)))
+            room = f"{prefix}-{r}"
+            specs.append(
+                self._spec(room, "anchor", "specialist", True, anchor_subscribes, self._at(r))
+            )
             for seat in range(seats):
                 t = self._at(rooms + r * seats + seat)
                 turn = 0
                 while t < horizon:
-                    leave = t + self.stay
-                    specs.append(
-                        self._spec(room, f"s{seat}-{turn}", "observer", False, True, t, leave)
+                    arrival += 1
+                    publish = bool(self.publish_every) and arrival % self.publish_every == 0
+                    role = "health_worker" if publish else "observer"
+                    spec = self._spec(
+                        room, f"s{seat}-{turn}", role, publish, True, t, t + self.stay
                     )
-                    t = leave + self.gap
+                    if self.reconnect_every and (arrival - 1) % self.reconnect_every == 0:
+                        spec = replace(spec, reconnect_at=round(t + self.stay / 2, 3))
+                    specs.append(spec)
+                    t += self.stay + self.gap
                     turn += 1
         return specs
 

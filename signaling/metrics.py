@@ -8,6 +8,7 @@ counters never go down.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 from prometheus_client import (
@@ -64,11 +65,23 @@ class SfuCollector(Collector):
         yield faults
 
 
+class RuntimeCollector(Collector):
+    """What a soak watches for leaks besides memory and descriptors: live asyncio tasks."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped outside the event loop (not by the server itself)
+            return
+        yield GaugeMetricFamily("digiclinic_asyncio_tasks", "asyncio tasks alive", value=tasks)
+
+
 class SignalingMetrics:
     def __init__(self, rooms: RoomManager) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(SfuCollector(rooms))
         self.registry.register(DownlinkCollector(rooms))
+        self.registry.register(RuntimeCollector())
         # process_cpu_seconds_total, process_resident_memory_bytes...: what a load
         # tester reads from a server it cannot see the /proc of
         ProcessCollector(registry=self.registry)

@@ -56,6 +56,10 @@ class Member:
     joined_at: float | None = None
     left: bool = False
     error: str | None = None
+    reconnections: int = 0
+
+    def gone(self) -> bool:
+        return self.left
 
 
 def cpu_seconds() -> float:
@@ -85,6 +89,8 @@ class Worker:
             loop.call_at(self._when(member.spec.join_at), self._start_join, member)
             if member.spec.leave_at is not None:
                 loop.call_at(self._when(member.spec.leave_at), self._start_leave, member)
+            if member.spec.reconnect_at is not None:
+                loop.call_at(self._when(member.spec.reconnect_at), self._start_reconnect, member)
         progress = loop.create_task(self._progress())
         await self.stopping.wait()
         progress.cancel()
@@ -100,6 +106,9 @@ class Worker:
 
     def _start_leave(self, member: Member) -> None:
         self._spawn(self._leave(member))
+
+    def _start_reconnect(self, member: Member) -> None:
+        self._spawn(self._reconnect(member))
 
     def _when(self, offset: float) -> float:
         loop = asyncio.get_running_loop()
@@ -120,6 +129,7 @@ class Worker:
             received = sum(m.sink.packets for m in self.members if m.sink is not None)
             sent = sum(s.packets_sent for m in self.members for s in m.senders)
             errors = sum(1 for m in self.members if m.error)
+            reconnections = sum(m.reconnections for m in self.members)
             self.conn.send(
                 (
                     "progress",
@@ -128,12 +138,13 @@ class Worker:
                         "received": received,
                         "sent": sent,
                         "errors": errors,
+                        "reconnections": reconnections,
                         "cpu": cpu_seconds(),
                     },
                 )
             )
 
-    async def _join(self, member: Member) -> None:
+    async def _join(self, member: Member, resume: str | None = None) -> None:
         spec = member.spec
         sink = TrafficSink(self.plan.sample_every) if spec.subscribe else None
         client = ConsultClient(
@@ -144,6 +155,7 @@ class Worker:
             media_sink=sink,
             subscriber_offer_filter=sink.learn_offer if sink is not None else None,
         )
+        client.resume = resume  # a rejoin after a dropped connection (single-use tokens)
         member.client, member.sink = client, sink
         try:
             if sink is not None:
@@ -180,6 +192,21 @@ class Worker:
         aiortc_hooks.take_over_transport(dtls, lambda data, ms: None, route_rtcp(senders))
         if dtls.state == "connected":
             start()
+
+    async def _reconnect(self, member: Member) -> None:
+        """Drop the connection without ``leave`` (a lost network), then join again."""
+        client = member.client
+        if member.left or client is None or member.joined_at is None:
+            return
+        for sender in member.senders:
+            await sender.stop()
+        member.senders = []
+        with contextlib.suppress(Exception):
+            await client.close()  # WebSocket and transports gone, no leave message
+        if member.gone():  # its leave time came while it was dropping
+            return
+        member.reconnections += 1
+        await self._join(member, resume=client.resume)
 
     async def _leave(self, member: Member) -> None:
         if member.left or member.client is None:

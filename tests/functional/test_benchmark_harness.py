@@ -50,3 +50,33 @@ async def test_scenario_smoke_run_writes_a_consistent_report(name: str, tmp_path
     assert f"| digiclinic | {size} |" in markdown
     for plot in ("cpu_per_packet", "latency", "loss"):
         assert paths[plot].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_soak_smoke_run_joins_drops_leaves_and_drains(tmp_path: Path) -> None:
+    """A 20 s soak: seats publish, drop and rejoin, leave; the drained server holds nothing."""
+    from benchmarks import soak, soak_report  # noqa: PLC0415 - only this test
+
+    scenario = dataclasses.replace(
+        Scenario.load("soak"), duration=20.0, stay=4.0, gap=1.0, sample_every=2.0, warmup=4.0
+    )
+    result = await soak.run_soak(scenario, rooms=1, workers=1)
+    paths = soak_report.write(scenario, result, tmp_path)
+
+    specs = scenario.plan(1)
+    assert any(s.reconnect_at for s in specs) and any(s.publish_video for s in specs[1:])
+    last = result.samples[-1]
+    assert last.errors == 0
+    assert last.reconnections >= 1
+    assert last.joins - result.idle.joins >= len(specs) * 0.8
+    assert max(s.participants for s in result.samples) >= 3
+    assert max(s.tasks for s in result.samples) > result.idle.tasks
+    # everyone left: the server is back to what it held before anyone came
+    assert result.drained is not None
+    assert result.drained.participants == 0 and result.drained.consumers == 0
+    assert result.drained.tasks <= result.idle.tasks + 2, result.notes
+    assert result.drained.fds <= result.idle.fds + 2, result.notes
+    assert set(result.slopes_per_hour) == set(soak.RESOURCES)
+    assert all(v is not None for v in result.slopes_per_hour.values())
+    assert "| tasks (tasks) |" in paths["markdown"].read_text()
+    assert paths["soak"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(paths["json"].read_text())["result"]["drained"]["participants"] == 0
