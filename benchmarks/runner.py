@@ -149,14 +149,15 @@ class StepRun:
         self.final: dict[int, dict[str, Any]] = {}
 
     def _tokens(self) -> dict[str, str]:
-        ttl = int(self.scenario.step_length(self.specs)) + 120
+        # valid until its last join (a rejoin after a drop included), not the whole
+        # step: a long soak would pass the server's auth.max_token_lifetime
         return {
             s.key: mint_token(
                 self.target.secret,
                 room=s.room,
                 identity=s.identity,
                 role=Role(s.role),
-                ttl=ttl,
+                ttl=int(max(s.join_at, s.reconnect_at or 0.0)) + 120,
                 issuer=self.target.issuer,
             )
             for s in self.specs

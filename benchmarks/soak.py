@@ -65,6 +65,7 @@ class SoakResult:
     samples: list[SoakSample] = field(default_factory=list)
     slopes_per_hour: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    error_reasons: list[str] = field(default_factory=list)  # a few, as the workers saw them
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +149,9 @@ async def run_soak(
                 if now >= next_sample:
                     sample = await sample_server(target, now - started, run)
                     result.samples.append(sample)
+                    result.error_reasons = sorted(
+                        {e for p in run.progress.values() for e in p.get("error_reasons", [])}
+                    )[:5]
                     next_sample += scenario.sample_every
                     progress.show(_status(scenario, sample, end - now))
                 await asyncio.sleep(0.25)
@@ -194,7 +198,7 @@ def judge(result: SoakResult) -> list[str]:
         notes.append(f"file descriptors: {idle.fds} idle, {drained.fds} after everyone left")
     last = result.samples[-1] if result.samples else None
     if last is not None and last.errors:
-        notes.append(f"{last.errors} joins failed")
+        notes.append(f"{last.errors} joins failed: " + "; ".join(result.error_reasons))
     return notes
 
 

@@ -94,12 +94,14 @@ class Worker:
         progress = loop.create_task(self._progress())
         await self.stopping.wait()
         progress.cancel()
-        loop.remove_reader(self.conn.fileno())
+        with contextlib.suppress(OSError, ValueError):
+            loop.remove_reader(self.conn.fileno())
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await asyncio.gather(*(self._leave(m) for m in self.members), return_exceptions=True)
-        self.conn.send(("done", self._snapshot(clear=False)))
+        with contextlib.suppress(OSError):  # the coordinator may be gone
+            self.conn.send(("done", self._snapshot(clear=False)))
 
     def _start_join(self, member: Member) -> None:
         self._spawn(self._join(member))
@@ -115,12 +117,18 @@ class Worker:
         return loop.time() + (self.plan.start_at + offset - time.monotonic())
 
     def _on_command(self) -> None:
-        while self.conn.poll():
-            command = self.conn.recv()
-            if command[0] == "snapshot":
-                self.conn.send(("snapshot", command[1], self._snapshot(clear=True)))
-            elif command[0] == "stop":
-                self.stopping.set()
+        try:
+            while self.conn.poll():
+                self._handle(self.conn.recv())
+        except (EOFError, OSError):  # the coordinator is gone: stop rather than spin
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+            self.stopping.set()
+
+    def _handle(self, command: tuple[Any, ...]) -> None:
+        if command[0] == "snapshot":
+            self.conn.send(("snapshot", command[1], self._snapshot(clear=True)))
+        elif command[0] == "stop":
+            self.stopping.set()
 
     async def _progress(self) -> None:
         while True:
@@ -130,6 +138,7 @@ class Worker:
             sent = sum(s.packets_sent for m in self.members for s in m.senders)
             errors = sum(1 for m in self.members if m.error)
             reconnections = sum(m.reconnections for m in self.members)
+            reasons = sorted({m.error for m in self.members if m.error})[:3]
             self.conn.send(
                 (
                     "progress",
@@ -139,6 +148,7 @@ class Worker:
                         "sent": sent,
                         "errors": errors,
                         "reconnections": reconnections,
+                        "error_reasons": reasons,
                         "cpu": cpu_seconds(),
                     },
                 )
