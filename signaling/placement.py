@@ -56,6 +56,11 @@ class NodeInfo:
     load: NodeLoad
     draining: bool = False
     started_at: float = 0.0
+    max_rooms: int = 0  # rooms.max_rooms: a node hosting this many takes no new room (0: no cap)
+
+    @property
+    def room_full(self) -> bool:
+        return bool(self.max_rooms) and self.load.rooms >= self.max_rooms
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -69,6 +74,7 @@ class NodeInfo:
             "cpu_percent": round(self.load.cpu_percent, 1),
             "draining": self.draining,
             "started_at": self.started_at,
+            "max_rooms": self.max_rooms,
         }
 
 
@@ -244,5 +250,6 @@ class InProcessPlacement:
                 self._meter.sample(),
                 draining=self.state is PlacementState.DRAINING,
                 started_at=self.node.started_at,
+                max_rooms=self._rooms.max_rooms,
             )
         ]

@@ -130,12 +130,15 @@ def node_from_hash(node_id: str, data: dict[Any, Any]) -> NodeInfo:
         ),
         draining=d.get("draining") == "1",
         started_at=_f(d.get("started_at")),
+        max_rooms=int(_f(d.get("max_rooms"))),
     )
 
 
 def choose_node(nodes: list[NodeInfo]) -> NodeInfo | None:
-    """The least-loaded healthy node: not draining, below capacity."""
-    healthy = [n for n in nodes if not n.draining and n.load.participants < n.capacity]
+    """The least-loaded healthy node: not draining, below capacity and its rooms.max_rooms."""
+    healthy = [
+        n for n in nodes if not n.draining and n.load.participants < n.capacity and not n.room_full
+    ]
     if not healthy:
         return None
 
@@ -280,6 +283,7 @@ class RedisPlacement:
                         "cpu": round(load.cpu_percent, 1),
                         "draining": int(draining),
                         "started_at": self.node.started_at,
+                        "max_rooms": self._rooms.max_rooms,
                     },
                 )
                 pipe.pexpire(key, int(self.config.node_ttl * 1000))
@@ -355,7 +359,10 @@ class RedisPlacement:
                 )
                 owner = None
             if owner is None or owner not in by_id:
-                others = [n for n in nodes if not (draining and n.id == self.node.id)]
+                # not here when draining, nor when this node hosts its rooms.max_rooms
+                # (what Redis holds of its load may be a heartbeat old)
+                full_here = draining or len(self._rooms.rooms) >= self._rooms.max_rooms
+                others = [n for n in nodes if not (full_here and n.id == self.node.id)]
                 candidate = choose_node(others)
                 if candidate is None:
                     raise SfuError(

@@ -119,3 +119,26 @@ async def test_redis_outage_and_a_room_taken_meanwhile(redis: RedisProcess) -> N
     finally:
         await a._rooms.close()
         await asyncio.gather(a.close(), b.close())
+
+
+async def test_a_node_at_its_max_rooms_gets_no_new_room(redis: RedisProcess) -> None:
+    """Before, a full node could be chosen: the join got too_many_rooms and the room
+    stayed registered to it until its lease ran out. Now another node takes it."""
+    a, b = make_node(redis, "a"), make_node(redis, "b")
+    a._rooms.max_rooms = 1
+    a._rooms.get_or_create("r0")  # a is full; b is busier, so a looks the better choice
+    for i in range(3):
+        b._rooms.get_or_create(f"busy{i}")
+    await asyncio.gather(a.start(), b.start())
+    try:
+        for i in range(1, 4):
+            placed = await a.place(f"r{i}")
+            assert placed.node_id == "b" and not placed.local, placed
+        (a_info,) = [n for n in await b.nodes() if n.id == "a"]
+        assert a_info.max_rooms == 1 and a_info.room_full
+        # b asked for a new room: it does not send it to the full a either
+        assert (await b.place("r9")).node_id == "b"
+        assert {r.room: r.node for r in await b.rooms()}.get("r1") == "b"
+    finally:
+        await asyncio.gather(a._rooms.close(), b._rooms.close())
+        await asyncio.gather(a.close(), b.close())

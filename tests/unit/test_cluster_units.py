@@ -107,6 +107,9 @@ def test_choose_node_least_loaded_healthy() -> None:
     draining = [_node("a", rooms=5), _node("b", draining=True)]
     assert choose_node(draining).id == "a"  # type: ignore[union-attr]
     assert choose_node([_node("a", participants=100)]) is None  # full
+    at_max_rooms = dataclasses.replace(_node("a", rooms=3), max_rooms=3)
+    assert choose_node([at_max_rooms, _node("b", rooms=9)]).id == "b"  # type: ignore[union-attr]
+    assert choose_node([at_max_rooms]) is None
 
 
 def test_node_from_redis_hash() -> None:
@@ -122,8 +125,10 @@ def test_node_from_redis_hash() -> None:
             b"cpu": b"33.3",
             b"draining": b"1",
             b"started_at": b"1.5",
+            b"max_rooms": b"1000",
         },
     )
+    assert info.max_rooms == 1000 and not info.room_full
     assert info.media_addresses == ("10.0.0.1", "10.0.0.2")
     assert (info.capacity, info.load.rooms, info.load.participants) == (50, 3, 7)
     assert info.draining and info.load.cpu_percent == 33.3
