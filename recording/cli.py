@@ -32,6 +32,7 @@ from recording.crypto_stream import (
     read_header,
     shred,
 )
+from recording.private_files import open_private
 from recording.signing import load_signer, load_signing_key
 
 UNSIGNED = (
@@ -42,7 +43,8 @@ UNSIGNED = (
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """A new file (never an existing one replaced), mode 0600 (recording/private_files.py)."""
+    fd = open_private(path, os.O_WRONLY | os.O_EXCL)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
 
