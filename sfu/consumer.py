@@ -11,6 +11,12 @@ the subscriber's bandwidth allocation) becomes the *current* one at its next
 keyframe, with sequence numbers, timestamps and VP8 picture ids continuing
 where the previous layer left off. Of a VP8 layer with temporal layers it
 may forward only the lower ones, closing the numbering holes it leaves.
+
+Its parts, one job each: sfu/layer_selection.py (target and current
+layers), sfu/audio_shaping.py (RED on or off, the Opus bitrate wished),
+sfu/stream_numbering.py and sfu/vp8_numbering.py (continuous numbering),
+sfu/header_writer.py (header extensions), sfu/rtx_stream.py (retransmissions,
+padding), sfu/sr_echo.py (round trips).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import time
 from dataclasses import dataclass
 
 from sfu import red
+from sfu.audio_shaping import AudioShaping
 from sfu.header_writer import HeaderWriter
+from sfu.layer_selection import LayerSelection
 from sfu.media import MediaKind, PacketClass, PacketSink, TrafficCounters
 from sfu.producer import Producer
 from sfu.rtcp import ReportBlock, SenderReport, build_sdes_cname, build_sr
@@ -78,28 +86,72 @@ class Consumer:
         self._rtx = RtxStream(
             self.counters
         )  # history, retransmissions, padding (sfu/rtx_stream.py)
-        # layers: what the allocation wants, and what is being forwarded
-        self.target_layer = 0
-        self.target_temporal = 3
-        self.current_layer = -1
-        self.temporal = 3
-        self.layer_switches = 0
-        # what the subscriber said about how it shows this track
-        self.render_size: tuple[int, int] | None = None
-        self.pinned = False
+        # target and current layers, the subscriber's display hints (sfu/layer_selection.py)
+        self.layer_selection = LayerSelection()
         self._class = PacketClass.VIDEO if self.kind is MediaKind.VIDEO else PacketClass.AUDIO
         self._echo = SrEcho(SR_KEPT)  # the media stream's sender reports, for the round trip
         self.rtt_ms: float | None = None  # from the subscriber's reports on this stream
         self.pause_reasons: set[str] = set()  # e.g. "muted", "subscriber"; forwarding when empty
-        # RED: forwarded while the subscriber negotiated it and its link has room
-        # (DownlinkController sets red_enabled); otherwise the primary block alone
-        self.red_enabled = True
-        # audio: the Opus bitrate this subscriber's link wishes of the publisher (sfu/audio_cap.py)
-        self.audio_cap_bps: int | None = None
-        self._red_inner_pt: int | None = None  # retag the blocks to this payload type
+        # RED on or off, the Opus bitrate this link wishes (sfu/audio_shaping.py)
+        self.audio_shaping = AudioShaping()
 
     def __repr__(self) -> str:
         return f"Consumer({self.id} of {self.producer.id} to {self.subscriber_id})"
+
+    # -- the parts' state, for the allocation, metrics and tests ----------------------
+
+    @property
+    def target_layer(self) -> int:
+        return self.layer_selection.target_layer
+
+    @property
+    def current_layer(self) -> int:
+        """The spatial layer being forwarded (-1 before the first keyframe)."""
+        return self.layer_selection.current_layer
+
+    @property
+    def temporal(self) -> int:
+        """The highest VP8 temporal layer being forwarded."""
+        return self.layer_selection.temporal
+
+    @property
+    def layer_switches(self) -> int:
+        return self.layer_selection.layer_switches
+
+    @property
+    def render_size(self) -> tuple[int, int] | None:
+        """The subscriber's rendered size of this track (device pixels), if it said."""
+        return self.layer_selection.render_size
+
+    @render_size.setter
+    def render_size(self, size: tuple[int, int] | None) -> None:
+        self.layer_selection.render_size = size
+
+    @property
+    def pinned(self) -> bool:
+        return self.layer_selection.pinned
+
+    @pinned.setter
+    def pinned(self, pinned: bool) -> None:
+        self.layer_selection.pinned = pinned
+
+    @property
+    def red_enabled(self) -> bool:
+        """Forward RED where negotiated (sfu/red_choice.py); else the primary block alone."""
+        return self.audio_shaping.red_enabled
+
+    @red_enabled.setter
+    def red_enabled(self, on: bool) -> None:
+        self.audio_shaping.red_enabled = on
+
+    @property
+    def audio_cap_bps(self) -> int | None:
+        """The Opus bitrate this subscriber's link wishes of the publisher (sfu/audio_cap.py)."""
+        return self.audio_shaping.cap_bps
+
+    @audio_cap_bps.setter
+    def audio_cap_bps(self, cap: int | None) -> None:
+        self.audio_shaping.cap_bps = cap
 
     def set_state(self, state: ConsumerState) -> None:
         if state is not self.state:
@@ -116,24 +168,22 @@ class Consumer:
         self._sink = sink
         self._headers.bind(params, self.kind)
         self._rtx.bind(sink, self._serialize, params.nack, params.rtx_ssrc, params.rtx_payload_type)
-        if params.payload_type != self.producer.codec.payload_type:
-            self._red_inner_pt = params.payload_type
+        self.audio_shaping.bind(params.payload_type, self.producer.codec.payload_type)
         if not self.pause_reasons:
             self._await_start()
 
     def _await_start(self) -> None:
         self.set_state(ConsumerState.WAITING_KEYFRAME)
         if self._class is PacketClass.VIDEO:
-            self.producer.request_keyframe(self.target_layer)
+            self.producer.request_keyframe(self.layer_selection.target_layer)
 
     def set_target(self, layer: int, temporal: int) -> None:
         """Forward ``layer`` (from its next keyframe) up to temporal layer ``temporal``."""
-        self.target_temporal = temporal
-        if layer == self.target_layer:
+        selection = self.layer_selection
+        if not selection.retarget(layer, temporal):
             return
-        self.target_layer = layer
         if self.state is ConsumerState.WAITING_KEYFRAME or (
-            self.state is ConsumerState.FORWARDING and layer != self.current_layer
+            self.state is ConsumerState.FORWARDING and layer != selection.current_layer
         ):
             self.producer.request_keyframe(layer)
 
@@ -165,13 +215,14 @@ class Consumer:
 
     def forward(self, packet: RtpPacket, send_time: bytes) -> None:
         state = self.state
+        selection = self.layer_selection
         if state is ConsumerState.FORWARDING:
-            if packet.layer != self.current_layer:
-                if packet.layer != self.target_layer or not packet.keyframe:
+            if packet.layer != selection.current_layer:
+                if packet.layer != selection.target_layer or not packet.keyframe:
                     return
                 self._start(packet)
         elif state is ConsumerState.WAITING_KEYFRAME:
-            if packet.layer != self.target_layer or (
+            if packet.layer != selection.target_layer or (
                 self._class is PacketClass.VIDEO and not packet.keyframe
             ):
                 return
@@ -181,14 +232,9 @@ class Consumer:
         payload = packet.payload
         desc = packet.vp8
         if desc is not None and desc.tid is not None:
-            # down at once; up only where the picture depends on TL0 alone
-            if (
-                desc.start
-                and self.temporal != self.target_temporal
-                and (self.target_temporal < self.temporal or desc.tid == 0 or desc.layer_sync)
-            ):
-                self.temporal = self.target_temporal
-            if desc.tid > self.temporal:
+            if desc.start and selection.temporal != selection.target_temporal:
+                selection.follow_temporal(desc.tid, desc.layer_sync)
+            if desc.tid > selection.temporal:
                 self._numbers.seq.drop(packet.seq)
                 self._vp8.drop(desc)
                 return
@@ -196,10 +242,11 @@ class Consumer:
         assert params is not None
         payload_type = params.payload_type
         if packet.red_primary is not None:
-            if self.red_enabled and params.red_payload_type is not None:
+            shaping = self.audio_shaping
+            if shaping.red_enabled and params.red_payload_type is not None:
                 payload_type = params.red_payload_type
-                if self._red_inner_pt is not None:
-                    payload = red.retag(payload, self._red_inner_pt)
+                if shaping.red_inner_pt is not None:
+                    payload = red.retag(payload, shaping.red_inner_pt)
             else:
                 payload = packet.red_primary
                 if not payload:
@@ -233,10 +280,7 @@ class Consumer:
         )
         self._vp8.restart(packet.vp8)
         self._rtx.repeat_after_pause()
-        if self.current_layer >= 0 and packet.layer != self.current_layer:
-            self.layer_switches += 1
-        self.current_layer = packet.layer
-        self.temporal = self.target_temporal
+        self.layer_selection.started(packet.layer)
         self.set_state(ConsumerState.FORWARDING)
 
     def _serialize(
@@ -250,7 +294,7 @@ class Consumer:
     ) -> bytes:
         params = self.params
         assert params is not None
-        level_ext = self.producer.audio_level_ext
+        level_ext = self.producer.audio.level_ext
         return self._headers.packet(
             packet, payload, payload_type, out_seq, out_ts, params.ssrc, send_time, level_ext
         )
@@ -313,9 +357,9 @@ class Consumer:
     def handle_keyframe_request(self) -> None:
         self.counters.keyframe_requests += 1
         if self.state is ConsumerState.FORWARDING:
-            self.producer.request_keyframe(self.current_layer)
+            self.producer.request_keyframe(self.layer_selection.current_layer)
         elif self.state is ConsumerState.WAITING_KEYFRAME:
-            self.producer.request_keyframe(self.target_layer)
+            self.producer.request_keyframe(self.layer_selection.target_layer)
 
     def handle_report_block(self, block: ReportBlock) -> None:
         """The subscriber's report on this stream: the round trip, if it echoes our SR.
@@ -331,7 +375,7 @@ class Consumer:
         if (
             self.state is not ConsumerState.FORWARDING
             or self._sink is None
-            or layer != self.current_layer
+            or layer != self.layer_selection.current_layer
         ):
             return
         params = self.params

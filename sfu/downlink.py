@@ -459,15 +459,16 @@ class DownlinkController:
 def _index_of(consumer: Consumer, options: list[Option]) -> int | None:
     """The option a Consumer is at (its target), or the nearest below it."""
     best = None
+    selection = consumer.layer_selection
     for i, option in enumerate(options):
         if (
-            option.spatial == consumer.target_layer
-            and option.temporal <= consumer.target_temporal
+            option.spatial == selection.target_layer
+            and option.temporal <= selection.target_temporal
             and (best is None or option.temporal > options[best].temporal)
         ):
             best = i
     if best is None:
-        below = [i for i, o in enumerate(options) if o.spatial < consumer.target_layer]
+        below = [i for i, o in enumerate(options) if o.spatial < selection.target_layer]
         best = max(below, default=0)
     return best
 

@@ -219,7 +219,9 @@ class PublisherPeer(Peer):
         2.1-2.4 %; 11 % without RED). The publisher renegotiates to take it
         (``publisher_audio``'s ``packet_ms``).
         """
-        return any(p.kind is MediaKind.AUDIO and p.thin_packets for p in self.producers.values())
+        return any(
+            p.kind is MediaKind.AUDIO and p.audio.thin_packets for p in self.producers.values()
+        )
 
     def _edit_answer(
         self, answer: str, offer: str, rids: dict[str, list[str]]
@@ -295,7 +297,7 @@ class PublisherPeer(Peer):
                 keyframe_interval=self.settings.keyframe_interval,
                 rids=layer_rids,
             )
-            producer.audio_level_ext = ext.get(EXT_AUDIO_LEVEL)
+            producer.audio.level_ext = ext.get(EXT_AUDIO_LEVEL)
             ssrcs = [s.ssrc for s in media.ssrc]
             fid = next((g.items for g in media.ssrc_group if g.semantic == "FID"), None)
             if producer.simulcast:
@@ -521,11 +523,8 @@ class PublisherPeer(Peer):
             # thin-link packets for subscribers' thin links only: on its own weak uplink
             # the publisher's audio keeps 20 ms RED (thin_link_audio says why)
             packets = wished is not None and bool(self.settings.thin_link_opus_ptime_ms)
-            if cap != producer.audio_cap or packets != producer.thin_packets:
-                producer.audio_cap = cap
-                producer.thin_packets = packets
-                if self._on_audio_cap is not None:
-                    self._on_audio_cap(producer, cap)
+            if producer.audio.ask(cap, packets) and self._on_audio_cap is not None:
+                self._on_audio_cap(producer, cap)
 
     # -- teardown -------------------------------------------------------------------
 

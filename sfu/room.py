@@ -223,7 +223,7 @@ class Room:
             for observer in list(self.observers):
                 observer.producers_added(participant, result.added)
         for producer in result.added:
-            producer.on_consumer_failed = self._consumer_failed
+            producer.fanout.on_consumer_failed = self._consumer_failed
             self._broadcast(
                 {
                     "type": "track_published",
@@ -392,7 +392,7 @@ class Room:
                 "type": "publisher_audio",
                 "track_id": producer.id,
                 "max_bitrate_bps": max_bitrate,
-                "packet_ms": ptime if producer.thin_packets else None,
+                "packet_ms": ptime if producer.audio.thin_packets else None,
             }
         )
 

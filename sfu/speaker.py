@@ -22,12 +22,12 @@ class ActiveSpeaker:
     def update(self, live: list[Consumer]) -> None:
         loudest = min(
             (c.producer for c in live if c.kind is MediaKind.AUDIO),
-            key=lambda p: p.audio_level,
+            key=lambda p: p.audio.level,
             default=None,
         )
         candidate = (
             loudest.participant_id
-            if loudest is not None and loudest.audio_level < SPEAKER_LEVEL
+            if loudest is not None and loudest.audio.level < SPEAKER_LEVEL
             else None
         )
         if candidate is not None and candidate == self._candidate:

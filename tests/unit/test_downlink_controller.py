@@ -90,7 +90,7 @@ def audio_producer(participant: str, level: int) -> Producer:
         f"audio-{participant}", participant, MediaKind.AUDIO, Source.MICROPHONE, OPUS, "1", ignore
     )
     producer.bind_ssrc(0x900)
-    producer.audio_level = level
+    producer.audio.level = level
     return producer
 
 
