@@ -71,7 +71,8 @@ SAMPLE_JS = """async () => {
         fps: r.framesPerSecond ?? 0, width: r.frameWidth ?? 0, height: r.frameHeight ?? 0,
         freezeCount: r.freezeCount ?? 0, freezeSeconds: r.totalFreezesDuration ?? 0,
         packetsLost: r.packetsLost ?? 0, packetsReceived: r.packetsReceived ?? 0,
-        bytes: r.bytesReceived ?? 0};
+        bytes: r.bytesReceived ?? 0, nacks: r.nackCount ?? 0, plis: r.pliCount ?? 0,
+        keyframes: r.keyFramesDecoded ?? 0, dropped: r.framesDropped ?? 0};
     } else if (r.kind === 'audio' && t.source === 'microphone') {
       out.audio = {packetsLost: r.packetsLost ?? 0, packetsReceived: r.packetsReceived ?? 0,
         concealed: r.concealedSamples ?? 0, silentConcealed: r.silentConcealedSamples ?? 0,
@@ -84,7 +85,8 @@ SAMPLE_JS = """async () => {
     } else if (r.type === 'outbound-rtp' && r.kind === 'video') {
       out.out.push({rid: r.rid ?? null, active: r.active ?? null, width: r.frameWidth ?? 0,
         height: r.frameHeight ?? 0, fps: r.framesPerSecond ?? 0, bytes: r.bytesSent ?? 0,
-        limitation: r.qualityLimitationReason ?? null});
+        limitation: r.qualityLimitationReason ?? null, nacks: r.nackCount ?? 0,
+        plis: r.pliCount ?? 0, resent: r.retransmittedPacketsSent ?? 0});
     }
   }
   const root = el.shadowRoot;

@@ -43,6 +43,7 @@ from benchmarks.browser_link_metrics import (
     rows,
     summarize,
 )
+from benchmarks.runner import scrape
 from tests.helpers.netns_link import netns_available
 from tests.helpers.udp_relay import LinkSettings
 
@@ -97,6 +98,12 @@ async def run_case(case: str, seconds: float) -> dict[str, Any]:
                 "messages": messages,
                 "figures": figures(case, table, side.messages, cap_at, lifted_at, total),
             }
+            # the raw video stats (NACKs, PLIs, keyframes, drops; what it sends): diagnosis
+            result[name]["video_stats"] = [
+                (round(s.t, 2), s.data.get("video"), s.data.get("out"))
+                for s in consult.samples
+                if s.side == name
+            ]
             reasons = [s.data.get("reconnect_reasons") for s in consult.samples if s.side == name]
             result[name]["figures"]["reconnect_reasons"] = next(
                 (r for r in reversed(reasons) if r), []
@@ -105,6 +112,11 @@ async def run_case(case: str, seconds: float) -> dict[str, Any]:
                 result[name]["figures"]["tile_text_after_s"] = {
                     key: round(at - cap_at, 2) for key, at in side.text_seen.items()
                 }
+        if consult.server is not None:  # the server's own counters (NACKs, PLIs, RTX)
+            counters = await scrape(consult.server.url)
+            result["server_counters"] = {
+                k: v for k, v in counters.items() if k.startswith("digiclinic_") and "_total" in k
+            }
         result["link_samples"] = consult.link_samples
         result["server_log_tail"] = consult.server.stderr()[-4000:] if consult.server else ""
         if consult.bridge is not None:  # the satellite path: what its link model did
