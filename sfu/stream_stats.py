@@ -16,9 +16,13 @@ NACK_RETRIES = 3
 NACK_INTERVAL_MS = 80
 NACK_MAX_AGE_MS = 1000
 REPAIR_SMOOTHING = 0.25
-# On a long path (satellite: 600 ms round trip) a NACK is repeated only once a repair
-# could have come back (the sender ignores a NACK for a packet it resent less than a
-# round trip ago), and a packet is given up on only after a few round trips.
+# On a long path (satellite: 600 ms round trip) a NACK is repeated once at once (in
+# case the first was lost: the sender ignores a NACK for a packet it resent less than a
+# round trip ago), then only once a repair could have come back, and a packet is
+# waited for a few round trips: after its last NACK it is still taken (and forwarded)
+# until then. Before, it was dropped as a duplicate once its NACKs were spent, so on a
+# 600 ms path no repair was ever used (nor its round trip learned): the receiving
+# browser froze 3 s and asked for a keyframe.
 NACK_INTERVAL_RTTS = 1.25
 NACK_MAX_AGE_RTTS = 3.0
 
@@ -135,17 +139,19 @@ class ReceiveStream:
         self._last_transit = transit
 
     def due_nacks(self, now_ms: int) -> list[int]:
-        """Sequence numbers (16-bit) to NACK now; gives up on old or hopeless ones."""
+        """Sequence numbers (16-bit) to NACK now; forgets those too old to wait for."""
         due: list[int] = []
         repair = self.repair_ms or 0.0
         interval = max(NACK_INTERVAL_MS, NACK_INTERVAL_RTTS * repair)
         max_age = max(NACK_MAX_AGE_MS, NACK_MAX_AGE_RTTS * repair)
         for ext, state in list(self.missing.items()):
             first, last_nack, count = state
-            if count >= NACK_RETRIES or now_ms - first > max_age:
+            if now_ms - first > max_age:
                 del self.missing[ext]
                 continue
-            if now_ms - last_nack >= interval:
+            if count >= NACK_RETRIES:
+                continue  # asked enough: its repair is still taken until max_age
+            if now_ms - last_nack >= (NACK_INTERVAL_MS if count == 1 else interval):
                 state[1] = now_ms
                 state[2] = count + 1
                 due.append(ext & 0xFFFF)
