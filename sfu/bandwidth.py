@@ -44,98 +44,54 @@ guess, below what the link was seen to carry).
   link, and a link that recovers must get its video back within seconds).
 - Queueing delay between probes: the round trip of the server's own sender
   reports, echoed in receiver reports, above the least one lately (the
-  link's own) is the queue in front of the receiver. Over ``QUEUE_DELAY_LIMIT``
-  or ``JITTER_MARGIN`` times the jitter the receivers report, whichever is
-  more (a radio link's delay varies by itself), on ``QUEUE_DELAY_REPORTS``
+  link's own) is the queue in front of the receiver. Over ``queue_delay_limit``
+  or ``jitter_margin`` times the jitter the receivers report, whichever is
+  more (a radio link's delay varies by itself), on ``queue_delay_reports``
   reports in a row, the link is full: the estimate drops to 85 % of what is
   sent, as on a REMB decrease, and loss counts as congestion for a while.
   This needs no REMB, so it also holds for receivers whose REMB is slow or
   absent.
+
+The class below keeps the estimate and decides; its parts, one job each:
+sfu/remb_history.py (the receivers' REMBs, which ones are decreases),
+sfu/loss_floor.py (the link's own random loss and the bars it raises),
+sfu/queue_watch.py (a queue between probes), sfu/probe_round.py (one probe's
+timing and evidence) and sfu/probe_search.py (the next probe's step,
+back-off and ceiling). Every tuning constant: ``AdaptationTuning``
+(sfu/tuning.py).
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-import statistics
-from collections import deque
-from dataclasses import dataclass
+
+from sfu.loss_floor import LossFloor
+from sfu.probe_round import ProbeRound, ProbeState
+from sfu.probe_search import ProbeSearch
+from sfu.queue_watch import QueueWatch
+from sfu.remb_history import RembHistory
+from sfu.tuning import TUNING
+
+__all__ = ["DownlinkEstimator", "ProbeState"]
 
 logger = logging.getLogger(__name__)
-
-MIN_ESTIMATE = 40_000
-HIGH_LOSS = 0.10
-CONGESTION_LOSS = 0.25  # this much loss is congestion whatever REMB says
-LOSS_WITH_REMB = 5.0  # seconds after a REMB decrease during which loss counts as congestion
-CLEAN_LOSS = 0.02
-LOSS_FLOOR_REPORTS = 11  # reports outside probes whose median loss is the link's own
-LOSS_FLOOR_MIN_REPORTS = 3  # fewer than this: no floor yet
-LOSS_FLOOR_MARGIN = 2.0  # the bars rise by this many times the floor (reports are noisy)
-REMB_DROP = 0.97  # a REMB below 97 % of the previous one from the same receiver is a decrease
-FIRST_REMB_DROP = 0.75  # a first REMB this far below what was sent is a decrease
-REMB_TTL = 5.0
-PROBE_DURATION = 0.5
-PROBE_SETTLE = 0.2  # a report covers the probe if it came this long after the padding stopped
-PROBE_REMB_WAIT = 1.0  # a REMB is waited for this long (receivers send one every second)...
-PROBE_FEEDBACK_WAIT = 2.0  # ...and a receiver report this long, or the probe failed
-PROBE_FACTOR_CAREFUL = 1.25
-PROBE_FACTOR = 2.0
-PROBE_MIN_STEP = 10_000
-PROBE_DELAY_LIMIT = 0.06  # a probe that queues its reports this much longer failed
-CEILING_HOLD = 10.0  # seconds a failed probe's rate bounds later probes
-CEILING_HOLD_PAUSED = 3.0
-PROBE_BACKOFF_MIN = 0.3
-PROBE_BACKOFF_MAX = 10.0
-PROBE_BACKOFF_MAX_PAUSED = 2.0  # while video is paused for bandwidth: look again soon
-PROBE_FACTOR_PAUSED = 1.5
-DECREASE_HOLD = 1.5  # no probe this soon after a decrease
-QUEUE_DELAY_LIMIT = 0.1  # s of round trip above the link's own that is a queue...
-JITTER_MARGIN = 4.0  # ...or this many times the reported jitter, whichever is more
-QUEUE_DELAY_REPORTS = 2  # reports in a row over the limit
-QUEUE_DECREASE = 0.85  # a full queue: the link carries at most this share of what is sent
-
-
-class ProbeState(enum.Enum):
-    IDLE = "idle"
-    PROBING = "probing"  # padding is being sent
-    SETTLING = "settling"  # padding stopped, waiting for feedback that covers it
-
-
-@dataclass(slots=True)
-class _Remb:
-    bitrate: int
-    at: float
 
 
 class DownlinkEstimator:
     def __init__(self, start_bps: int, max_bps: int, now: float) -> None:
         self.estimate = float(start_bps)
         self.max_bps = float(max_bps)
-        self.loss = 0.0
-        self._recent_loss: deque[float] = deque(maxlen=LOSS_FLOOR_REPORTS)  # outside probes
-        self.probe_state = ProbeState.IDLE
-        self.probe_target = 0.0
+        self.loss = 0.0  # the latest receiver report's
         self.probes_ok = 0
         self.probes_failed = 0
         self.decreases = 0
-        self.last_decrease = now - DECREASE_HOLD
+        self.last_decrease = now - TUNING.decrease_hold
         self.last_decrease_reason = ""
-        self._rembs: dict[tuple[str, ...], _Remb] = {}
-        self._last_remb_decrease = -1e9
-        self._last_queue_decrease = -1e9
-        self._queued_reports = 0  # reports in a row showing a queue, between probes
-        self.queue_delay = 0.0  # the latest queueing delay measured (s)
-        self._probe_started = 0.0
-        self._probe_until = 0.0
-        self._probe_reported = False  # a receiver report arrived that covers the probe
-        self._probe_remb = False  # a REMB arrived after the padding stopped
-        self._probe_loss = 0.0
-        self._probe_decreased = False
-        self._next_probe = now + 1.0
-        self._backoff = PROBE_BACKOFF_MIN
-        self._factor = PROBE_FACTOR_CAREFUL
-        self._ceiling = 0.0
-        self._ceiling_at = -1e9
+        self._rembs = RembHistory()
+        self._loss_floor = LossFloor()  # reports outside probes
+        self._queue = QueueWatch()
+        self._probe = ProbeRound()  # the probe running or being judged
+        self._search = ProbeSearch(now)  # where and when the next one goes
         self._validated = False  # the estimate was reached by a clean probe
         self._guessed = True  # the estimate is still the start value: nothing measured it
         self._paused = False
@@ -144,25 +100,37 @@ class DownlinkEstimator:
         return f"DownlinkEstimator({int(self.estimate)} bit/s {self.probe_state.value})"
 
     @property
+    def probe_state(self) -> ProbeState:
+        return self._probe.state
+
+    @property
+    def probe_target(self) -> float:
+        """The rate the latest probe padded up to (bit/s)."""
+        return self._probe.target
+
+    @property
+    def queue_delay(self) -> float:
+        """The latest queueing delay measured (s)."""
+        return self._queue.delay
+
+    @property
     def loss_floor(self) -> float:
         """The link's own random loss: the median of the last reports outside probes."""
-        if len(self._recent_loss) < LOSS_FLOOR_MIN_REPORTS:
-            return 0.0
-        return min(HIGH_LOSS, statistics.median(self._recent_loss))
+        return self._loss_floor.floor
 
     @property
     def clean_loss(self) -> float:
         """Loss below this is no complaint: probes pass, what was sent is carried."""
-        return CLEAN_LOSS + LOSS_FLOOR_MARGIN * self.loss_floor
+        return self._loss_floor.clean
 
     @property
     def high_loss(self) -> float:
         """Loss above this may be congestion (see :meth:`on_loss`)."""
-        return HIGH_LOSS + LOSS_FLOOR_MARGIN * self.loss_floor
+        return self._loss_floor.high
 
     @property
     def looks_clean(self) -> bool:
-        return self.loss < self.clean_loss
+        return self.loss < self._loss_floor.clean
 
     @property
     def may_pause(self) -> bool:
@@ -171,17 +139,15 @@ class DownlinkEstimator:
 
     @property
     def probing(self) -> bool:
-        return self.probe_state is not ProbeState.IDLE
+        return self._probe.state is not ProbeState.IDLE
 
     def padding_now(self, now: float) -> bool:
         """Whether probe padding should be on the wire at ``now``."""
-        return self.probe_state is ProbeState.PROBING and now < self._probe_until
+        return self._probe.padding_now(now)
 
     def _abort_probe(self, now: float, why: str) -> None:
-        if self.probe_state is ProbeState.PROBING and now < self._probe_until:
-            logger.debug("%r: probe to %d stopped early (%s)", self, self.probe_target, why)
-            self._probe_until = min(self._probe_until, now)
-            self.probe_state = ProbeState.SETTLING
+        if self._probe.stop_early(now):
+            logger.debug("%r: probe to %d stopped early (%s)", self, self._probe.target, why)
 
     # -- signals -------------------------------------------------------------
 
@@ -189,29 +155,19 @@ class DownlinkEstimator:
         self, key: tuple[str, ...], bitrate: int, sent_video: float, sent_audio: float, now: float
     ) -> None:
         """A REMB covering the video streams ``key``; ``sent_*`` is what was sent (bit/s)."""
-        # a receiver's REMB covers all its streams: one covering one more (or
-        # one less) track replaces the earlier one rather than adding to it
-        overlapping = [k for k in self._rembs if set(k) & set(key)]
-        previous = max((self._rembs.pop(k) for k in overlapping), key=lambda r: r.at, default=None)
-        self._rembs[key] = _Remb(bitrate, now)
-        if self.probing and now >= self._probe_until + PROBE_SETTLE:
-            self._probe_remb = True
-        if previous is None:
-            decreased = bitrate < sent_video * FIRST_REMB_DROP
-        else:
-            # a receiver's REMB also sinks when it is sent less (it is bounded
-            # by what arrives): only one below what was sent means a queue
-            decreased = bitrate < previous.bitrate * REMB_DROP and bitrate < sent_video
+        rembs = self._rembs
+        decreased = rembs.add(key, bitrate, sent_video, now)
+        probe = self._probe
+        if probe.state is not ProbeState.IDLE and now >= probe.until + TUNING.probe_settle:
+            probe.remb = True
         if not decreased:
             return
         # the receiver saw its queue grow: the link carries what REMB says
         # for video, plus the audio that went through alongside it
-        self._last_remb_decrease = now
-        if self.probing:
-            self._probe_decreased = True
+        if probe.state is not ProbeState.IDLE:
+            probe.decreased = True
             self._abort_probe(now, "remb")
-        fresh = sum(r.bitrate for r in self._rembs.values() if now - r.at < REMB_TTL)
-        self._decrease(fresh + sent_audio, now, "remb")
+        self._decrease(rembs.fresh_total(now) + sent_audio, now, "remb")
 
     def on_loss(
         self, fraction: float, sent: float, now: float, covers_probe: bool | None = None
@@ -224,27 +180,30 @@ class DownlinkEstimator:
         what the queue dropped.
         """
         self.loss = fraction
-        if self.probing:
+        probe = self._probe
+        if probe.state is not ProbeState.IDLE:
             # the probe's own verdict decides (sfu/downlink.py pads on top of ``sent``)
+            settle = TUNING.probe_settle
             if covers_probe is None:
-                covers_probe = now >= self._probe_until + PROBE_SETTLE
-            if now - self._probe_started >= PROBE_SETTLE:
-                self._probe_loss = max(self._probe_loss, fraction)
-                if fraction >= self.clean_loss:
+                covers_probe = now >= probe.until + settle
+            if now - probe.started >= settle:
+                probe.loss = max(probe.loss, fraction)
+                if fraction >= self._loss_floor.clean:
                     self._abort_probe(now, f"loss {fraction:.2f}")
-            if covers_probe and now >= self._probe_until:
-                self._probe_reported = True
-                self.probe_state = ProbeState.SETTLING
+            if covers_probe and now >= probe.until:
+                probe.reported = True
+                probe.state = ProbeState.SETTLING
                 self._judge(now)
             return
-        if fraction <= CONGESTION_LOSS:  # (an overload's loss is not the link's own)
-            self._recent_loss.append(fraction)
-        if fraction <= self.high_loss or sent <= 0:
+        floor = self._loss_floor
+        floor.add(fraction)
+        if fraction <= floor.high or sent <= 0:
             return
+        rembs = self._rembs
         congestion = (
-            not self._rembs
-            or fraction > CONGESTION_LOSS
-            or now - max(self._last_remb_decrease, self._last_queue_decrease) < LOSS_WITH_REMB
+            not rembs.seen
+            or fraction > TUNING.congestion_loss
+            or now - max(rembs.last_decrease, self._queue.last_full) < TUNING.loss_with_remb
         )
         if not congestion:
             return
@@ -258,35 +217,27 @@ class DownlinkEstimator:
         ``jitter``: the interarrival jitter (s) the receiver reports lately;
         ``sent``: what is being sent (bit/s).
         """
-        self.queue_delay = max(0.0, delay)
-        if not self.probing:
-            self._on_queue_between_probes(delay, jitter, sent, now)
+        queue = self._queue
+        queue.delay = max(0.0, delay)
+        probe = self._probe
+        if probe.state is ProbeState.IDLE:
+            if (
+                not queue.over(delay, jitter)
+                or now - self.last_decrease < TUNING.decrease_hold
+                or sent <= 0
+            ):
+                return
+            logger.debug("%r: a queue of %.0f ms between probes", self, delay * 1000)
+            queue.full(now)
+            self._decrease(sent * TUNING.queue_decrease, now, f"queue {delay * 1000:.0f} ms")
             return
-        if sent_at < self._probe_started:
+        if sent_at < probe.started:
             return
-        if delay > PROBE_DELAY_LIMIT:
+        if delay > TUNING.probe_delay_limit:
             # the probe built a queue: the link is full below the probed rate
-            logger.debug("%r: probe to %d queued %.0f ms", self, self.probe_target, delay * 1000)
-            self._probe_decreased = True
+            logger.debug("%r: probe to %d queued %.0f ms", self, probe.target, delay * 1000)
+            probe.decreased = True
             self._abort_probe(now, f"queue {delay * 1000:.0f} ms")
-
-    def _on_queue_between_probes(
-        self, delay: float, jitter: float, sent: float, now: float
-    ) -> None:
-        if delay <= max(QUEUE_DELAY_LIMIT, JITTER_MARGIN * jitter):
-            self._queued_reports = 0
-            return
-        self._queued_reports += 1
-        if (
-            self._queued_reports < QUEUE_DELAY_REPORTS
-            or now - self.last_decrease < DECREASE_HOLD
-            or sent <= 0
-        ):
-            return
-        logger.debug("%r: a queue of %.0f ms between probes", self, delay * 1000)
-        self._queued_reports = 0
-        self._last_queue_decrease = now
-        self._decrease(sent * QUEUE_DECREASE, now, f"queue {delay * 1000:.0f} ms")
 
     def carried(self, bitrate: float) -> None:
         """The link carried ``bitrate`` without complaint: the estimate rises to it."""
@@ -303,7 +254,7 @@ class DownlinkEstimator:
         ``replaces_guess``: ``bitrate`` never exceeds what was sent, so it may
         replace the start value even upwards (not so a failed probe's rate).
         """
-        bitrate = max(MIN_ESTIMATE, bitrate)
+        bitrate = max(TUNING.min_estimate, bitrate)
         self._validated = False
         if bitrate < self.estimate or (self._guessed and replaces_guess):
             # the first measurement replaces the start value even when it is
@@ -329,11 +280,12 @@ class DownlinkEstimator:
         its video back within seconds.
         """
         self._paused = paused
-        state = self.probe_state
+        probe = self._probe
+        state = probe.state
         if state is ProbeState.PROBING:
-            if now < self._probe_until:
-                return self.probe_target
-            self.probe_state = ProbeState.SETTLING
+            if now < probe.until:
+                return probe.target
+            probe.state = ProbeState.SETTLING
             return 0.0
         if state is ProbeState.SETTLING:
             self._judge(now)
@@ -341,83 +293,56 @@ class DownlinkEstimator:
         if (
             desired > self.estimate
             and self.estimate < self.max_bps
-            and now >= self._next_probe
-            and now - self.last_decrease >= DECREASE_HOLD
+            and now >= self._search.next_at
+            and now - self.last_decrease >= TUNING.decrease_hold
             and self.looks_clean
         ):
             # from the estimate if a probe proved it, else from what is being sent
             base = self.estimate if self._validated else sent
-            base = max(base, MIN_ESTIMATE)
-            factor = max(self._factor, PROBE_FACTOR_PAUSED) if paused else self._factor
-            target = min(max(base * factor, base + PROBE_MIN_STEP), self.max_bps)
-            target = min(target, desired * 1.1)
-            hold = CEILING_HOLD_PAUSED if paused else CEILING_HOLD
-            if now < self._ceiling_at + hold:
-                # a probe failed around here lately: search half-way to it
-                target = min(target, (base + self._ceiling) / 2)
-            if target < base + PROBE_MIN_STEP / 2:
-                self._next_probe = now + PROBE_BACKOFF_MIN
-                return 0.0
-            self.probe_target = target
-            self.probe_state = ProbeState.PROBING
-            self._probe_started = now
-            self._probe_until = now + PROBE_DURATION
-            self._probe_reported = False
-            self._probe_remb = False
-            self._probe_loss = 0.0
-            self._probe_decreased = False
-            return self.probe_target
+            base = max(base, TUNING.min_estimate)
+            target = self._search.target(base, desired, self.max_bps, paused, now)
+            if target:
+                probe.start(target, now)
+            return target
         return 0.0
 
     def _judge(self, now: float) -> None:
         """Finish a settling probe once its feedback is in (or overdue)."""
-        waited = now - self._probe_until
         # while video is paused its receiver's REMB is not used (sfu/downlink.py)
-        remb_seen = self._probe_remb or self._paused or not self._rembs or waited >= PROBE_REMB_WAIT
-        if (self._probe_reported and remb_seen) or waited >= PROBE_FEEDBACK_WAIT:
+        if self._probe.ready(now, remb_expected=self._rembs.seen and not self._paused):
             self._finish_probe(now)
 
     def _finish_probe(self, now: float) -> None:
-        self.probe_state = ProbeState.IDLE
-        clean = (
-            self._probe_reported
-            and not self._probe_decreased
-            and self._probe_loss < self.clean_loss
-        )
+        probe = self._probe
+        probe.state = ProbeState.IDLE
+        clean = probe.clean(self._loss_floor.clean)
         logger.debug(
             "%r: probe to %d %s (report %s, remb %s, decrease %s, loss %.2f, floor %.2f)",
             self,
-            self.probe_target,
+            probe.target,
             "clean" if clean else "failed",
-            self._probe_reported,
-            self._probe_remb,
-            self._probe_decreased,
-            self._probe_loss,
+            probe.reported,
+            probe.remb,
+            probe.decreased,
+            probe.loss,
             self.loss_floor,
         )
         if clean:
             self.probes_ok += 1
             # an untested estimate (the start value) gives way to a proven one
-            proven = max(self.estimate, self.probe_target) if self._validated else self.probe_target
+            proven = max(self.estimate, probe.target) if self._validated else probe.target
             self.estimate = proven
             self._validated = True
             self._guessed = False
-            if self.probe_target >= self._ceiling * 0.9:
-                self._ceiling_at = -1e9  # the search reached the failed rate: look past it
-            self._backoff = PROBE_BACKOFF_MIN
-            self._factor = PROBE_FACTOR
-        else:
-            self.probes_failed += 1
-            self._ceiling = self.probe_target
-            if self._probe_loss >= self.clean_loss:
-                # what got through during the probe is what the link carries
-                # (the link's own random loss aside: it is not the probe's)
-                lost = max(0.0, self._probe_loss - self.loss_floor)
-                delivered = self.probe_target * (1 - lost) * 0.95
-                self._decrease(delivered, now, "probe", replaces_guess=False)
-                self._ceiling = delivered
-            self._ceiling_at = now
-            limit = PROBE_BACKOFF_MAX_PAUSED if self._paused else PROBE_BACKOFF_MAX
-            self._backoff = min(limit, self._backoff * 2)
-            self._factor = PROBE_FACTOR_CAREFUL
-        self._next_probe = now + self._backoff
+            self._search.passed(probe.target, now)
+            return
+        self.probes_failed += 1
+        ceiling = probe.target
+        if probe.loss >= self._loss_floor.clean:
+            # what got through during the probe is what the link carries
+            # (the link's own random loss aside: it is not the probe's)
+            lost = max(0.0, probe.loss - self.loss_floor)
+            delivered = probe.target * (1 - lost) * 0.95
+            self._decrease(delivered, now, "probe", replaces_guess=False)
+            ceiling = delivered
+        self._search.failed(ceiling, now, self._paused)

@@ -9,6 +9,8 @@ with reason "bandwidth" that the subscriber is told about. While the
 estimator probes, it pads the link with RTX padding packets. Every
 ``quality_interval`` the subscriber gets a "quality" event (estimate,
 link loss, jitter and round trip, layers, pauses) for its quality indicator.
+The tracks it paused are remembered by sfu/bandwidth_pauses.py; its tuning
+constants are in ``AdaptationTuning`` (sfu/tuning.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from sfu.allocation import (
     with_hysteresis,
 )
 from sfu.audio_cap import ThinLinkAudio
-from sfu.bandwidth import DECREASE_HOLD, DownlinkEstimator
+from sfu.bandwidth import DownlinkEstimator
+from sfu.bandwidth_pauses import BandwidthPauses
 from sfu.consumer import Consumer, ConsumerState
 from sfu.delivery import DeliveryCheck
 from sfu.layers import Layer
@@ -41,28 +44,15 @@ from sfu.peer import MediaSettings
 from sfu.probe_padding import PADDING_TICK, TICK, ProbePadding
 from sfu.quality import track_quality
 from sfu.red_choice import RedChoice
-from sfu.resume_backoff import ResumeBackoff
 from sfu.rtcp import ReportBlock
 from sfu.send_rates import RATE_SMOOTHING, SendRates
 from sfu.speaker import ActiveSpeaker
 from sfu.transport_sender import TransportSender
+from sfu.tuning import TUNING
 from sfu.twcc import TransportFeedback
 from sfu.twcc_estimator import TwccEstimator
 
 logger = logging.getLogger(__name__)
-
-UPGRADE_HOLD = 3.0  # seconds after a step down before the same track steps up
-HEADROOM = 0.85  # a step up must fit in this share of the estimate
-TOLERANCE = 1.15  # a step down happens once prices exceed the estimate by this much
-# (prices are measured and jump with keyframes; congestion shows as a lower estimate)
-PAUSE_TOLERANCE = 2.0  # a track is paused only once its lowest option exceeds this much
-# (a REMB decrease asks for 15 % less than what arrives, and random loss lowers
-# the loss-based estimate a little: neither should turn a picture off)
-QUIET_RATE = 1000.0  # bit/s: a report only about streams carrying less says nothing of loss
-LAYER_STALE_MS = 2000  # a layer silent this long is not offered
-SIZE_SLACK = 0.9  # a layer this close to the rendered size is big enough
-REMB_GRACE = 2.0  # seconds after a resume before the track's REMB counts again
-PACING_FACTOR = 1.5  # packets leave at up to this times the estimate (or probe's rate)
 
 Notify = Callable[[dict[str, Any]], None]
 
@@ -85,13 +75,10 @@ class DownlinkController:
         )
         self._sender: TransportSender | None = None
         self._rates = SendRates()
-        self.pauses = 0
         self._consumers = consumers
         self._notify = notify
-        self._stepped_down: dict[Consumer, float] = {}
-        self._paused: set[Consumer] = set()
-        self._resumed: dict[Consumer, float] = {}
-        self._retry: ResumeBackoff[Consumer] = ResumeBackoff()  # failed resumes wait
+        # tracks paused for bandwidth, their steps and resumes (sfu/bandwidth_pauses.py)
+        self._pauses: BandwidthPauses[Consumer] = BandwidthPauses()
         self._speaker = ActiveSpeaker()
         self._last_tick = now
         self._last_quality = now
@@ -104,6 +91,11 @@ class DownlinkController:
         )  # RED audio where the link has room (sfu/red_choice.py)
         self._thin_audio = ThinLinkAudio(settings.thin_link_opus_kbps * 1000)
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pauses(self) -> int:
+        """Video tracks paused for bandwidth so far."""
+        return self._pauses.count
 
     @property
     def audio_rate(self) -> float:
@@ -166,8 +158,10 @@ class DownlinkController:
 
     def on_remb(self, consumers: list[Consumer], bitrate: int) -> None:
         now = time.monotonic()
+        pauses = self._pauses
+        grace = TUNING.remb_grace
         if not consumers or all(
-            c in self._paused or now - self._resumed.get(c, -1e9) < REMB_GRACE for c in consumers
+            c in pauses.paused or pauses.since_resume(c, now) < grace for c in consumers
         ):
             # streams that only carry probe padding, or only just got their
             # video back: a receiver's REMB is bounded by the little it saw
@@ -223,7 +217,7 @@ class DownlinkController:
                 lost = max(block.fraction_lost / 256.0, unreported)
             weight += rate
             total += rate * lost
-        if carried >= QUIET_RATE:
+        if carried >= TUNING.quiet_rate:
             # (aiortc sends one report per receiver: a paused video's says nothing)
             self.estimator.on_loss(total / weight, self._rates.total, now, covers)
 
@@ -243,6 +237,8 @@ class DownlinkController:
         self._delivery.sample(live, now)
         self._speaker.update(live)
         estimator = self.estimator
+        pauses = self._pauses
+        t = TUNING
         self._red.choose(live, estimator.estimate, self._rates.of, estimator.may_pause)
         cap = self._thin_audio.update(
             estimator.estimate, self._rates.audio, estimator.decreases > 0, now
@@ -252,8 +248,8 @@ class DownlinkController:
                 consumer.audio_cap_bps = cap
         if (
             estimator.looks_clean
-            and not self._paused
-            and now - estimator.last_decrease >= DECREASE_HOLD
+            and not pauses.paused
+            and now - estimator.last_decrease >= t.decrease_hold
             and self._rates.total > estimator.estimate
         ):
             # what went through without complaint is carried by the link
@@ -264,9 +260,9 @@ class DownlinkController:
         options = {c: self._options(c) for c in video}
         demands = [Demand(c, self._priority(c), options[c]) for c in video]
         budget = estimator.estimate - self._rates.audio
-        eager = allocate(budget * TOLERANCE, demands)
-        cautious = allocate(budget * HEADROOM, demands)
-        lenient = allocate(budget * PAUSE_TOLERANCE, demands)
+        eager = allocate(budget * t.tolerance, demands)
+        cautious = allocate(budget * t.headroom, demands)
+        lenient = allocate(budget * t.pause_tolerance, demands)
         # before any sign of congestion, a low start estimate chooses small
         # layers but never pauses a track (nor does one that is low only
         # because little is sent)
@@ -276,8 +272,8 @@ class DownlinkController:
             opts = options[consumer]
             if not opts:
                 continue
-            current = None if consumer in self._paused else _index_of(consumer, opts)
-            may_raise = now - self._stepped_down.get(consumer, -1e9) >= UPGRADE_HOLD
+            current = None if consumer in pauses.paused else _index_of(consumer, opts)
+            may_raise = pauses.since_step_down(consumer, now) >= t.upgrade_hold
             choice = with_hysteresis(
                 current, cautious.choice[consumer], eager.choice[consumer], may_raise
             )
@@ -288,26 +284,28 @@ class DownlinkController:
             ):
                 choice = 0  # no sign of congestion yet, or not far enough below
                 # (a paused track comes back only when the allocation has room for it)
-            if choice is None and consumer not in self._paused:
+            if choice is None and consumer not in pauses.paused:
                 paused_now = True
             self._apply(consumer, opts, current, choice, now)
         if paused_now:
             # what is left is what the link has shown it carries: probe up from there
-            estimator.cap(self._rates.audio + eager.total / TOLERANCE, now, "pause")
+            estimator.cap(self._rates.audio + eager.total / t.tolerance, now, "pause")
         # probe for what the best options need *with* headroom, or a step up
         # would never pass the cautious allocation
-        wanted = self._rates.audio + eager.wanted / HEADROOM
-        if any(now - self._resumed.get(c, -1e9) < TICK / 2 for c in video):
+        wanted = self._rates.audio + eager.wanted / t.headroom
+        if any(pauses.since_resume(c, now) < TICK / 2 for c in video):
             wanted = 0.0  # a track just came back: that is this tick's step up
-        target = estimator.padding_target(wanted, now, self._rates.total, paused=bool(self._paused))
+        target = estimator.padding_target(
+            wanted, now, self._rates.total, paused=bool(pauses.paused)
+        )
         self._padding.set_rate(max(0.0, target - self._rates.audio - self._rates.video))
         if self._sender is not None:
             # a REMB estimate (aiortc peers) is not trusted for pacing: such peers are unpaced
             paced = isinstance(estimator, TwccEstimator)
-            self._sender.set_rate(max(estimator.estimate, target) * PACING_FACTOR * paced)
+            self._sender.set_rate(max(estimator.estimate, target) * t.pacing_factor * paced)
             # a link too thin for any video: its feedback for the audio is thinned too
             self._sender.sparse_audio_feedback = bool(video) and all(
-                c in self._paused for c in video
+                c in pauses.paused for c in video
             )
         if now - self._last_quality >= self.settings.quality_interval:
             self._last_quality = now
@@ -319,10 +317,7 @@ class DownlinkController:
 
     def _measure(self, live: list[Consumer], elapsed: float) -> None:
         for consumer in self._rates.measure(live, elapsed):
-            self._retry.forget(consumer)
-            self._stepped_down.pop(consumer, None)
-            self._resumed.pop(consumer, None)
-            self._paused.discard(consumer)
+            self._pauses.forget(consumer)
 
     def _priority(self, consumer: Consumer) -> int:
         if consumer.pinned:
@@ -340,7 +335,7 @@ class DownlinkController:
         usable = [
             layer
             for layer in layers
-            if (layer.stream is not None and now_ms - layer.last_arrival_ms < LAYER_STALE_MS)
+            if (layer.stream is not None and now_ms - layer.last_arrival_ms < TUNING.layer_stale_ms)
             or not layer.active
         ] or layers[:1]
         usable = usable[: _size_limit(usable, consumer.render_size) + 1]
@@ -362,13 +357,10 @@ class DownlinkController:
         choice: int | None,
         now: float,
     ) -> None:
+        pauses = self._pauses
         if choice is None:
-            if consumer not in self._paused:
-                self._paused.add(consumer)
-                self.pauses += 1
-                self._stepped_down[consumer] = now
+            if pauses.pause(consumer, now):
                 consumer.pause("bandwidth")
-                self._retry.paused(consumer, now)
                 logger.info(
                     "%r paused: not enough bandwidth (%r, audio %d, video %d, lowest %d)",
                     consumer,
@@ -380,7 +372,7 @@ class DownlinkController:
                 self._notify_paused(consumer, True)
             return
         estimate = self.estimator.estimate
-        if consumer in self._paused and not self._retry.may_resume(consumer, now, estimate):
+        if pauses.held(consumer, now, estimate):
             return  # it came back and was paused again: it waits (sfu/resume_backoff.py)
         option = options[choice]
         if choice != current:
@@ -394,12 +386,9 @@ class DownlinkController:
                 self.estimator,
             )
         if current is not None and choice < current:
-            self._stepped_down[consumer] = now
+            pauses.stepped_down(consumer, now)
         consumer.set_target(option.spatial, option.temporal)
-        if consumer in self._paused:
-            self._paused.discard(consumer)
-            self._resumed[consumer] = now
-            self._retry.resumed(consumer, now, estimate)
+        if pauses.resume(consumer, now, estimate):
             consumer.resume("bandwidth")
             logger.info("%r resumed", consumer)
             self._notify_paused(consumer, False)
@@ -483,9 +472,10 @@ def _size_limit(layers: list[Layer], size: tuple[int, int] | None) -> int:
     width, height = size
     if not width or not height:
         return 0
+    slack = TUNING.size_slack
     for i, layer in enumerate(layers):
         if not layer.width:
             return len(layers) - 1  # sizes not known yet: no limit
-        if layer.width >= width * SIZE_SLACK and layer.height >= height * SIZE_SLACK:
+        if layer.width >= width * slack and layer.height >= height * slack:
             return i
     return len(layers) - 1

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sfu.bandwidth import ProbeState
+from sfu.probe_round import ProbeState
 
 
 class LinkEstimator(Protocol):
     decreases: int  # congestion signals seen
     last_decrease: float  # when the latest one was seen (monotonic s)
-    probe_state: ProbeState
+
+    @property
+    def probe_state(self) -> ProbeState: ...
 
     @property
     def estimate(self) -> float: ...  # bit/s, in RTP bits

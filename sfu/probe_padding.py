@@ -24,10 +24,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sfu.bandwidth import ProbeState
 from sfu.consumer import Consumer, ConsumerState
 from sfu.link_estimate import LinkEstimator
 from sfu.media import MediaKind
+from sfu.probe_round import ProbeState
 from sfu.rtcp import ReportBlock
 
 TICK = 0.5  # the controller's allocation tick: RTX sender reports outside probes

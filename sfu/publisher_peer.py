@@ -9,7 +9,8 @@ needs: transport-wide feedback (the arrival time of every packet, every
 50-100 ms; sfu/twcc.py) when the client offered transport-cc, as browsers
 do, so that its own send-side estimator adapts its encoder and simulcast
 layers to its real uplink; otherwise REMB from a receive-side estimate fed
-with every packet (all layers, RTX and padding included).
+with every packet (all layers, RTX and padding included). Both are kept by
+sfu/uplink_feedback.py.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from sfu.rtcp import (
     SenderReport,
     build_nack,
     build_pli,
-    build_remb,
     build_rr,
     build_sdes_cname,
     ntp_middle,
@@ -59,7 +59,7 @@ from sfu.rtp import (
     RtpError,
     parse_rtp,
 )
-from sfu.twcc import TwccRecorder, feedback_interval
+from sfu.uplink_feedback import RembFeedback, TwccFeedback
 
 logger = logging.getLogger(__name__)
 
@@ -121,17 +121,19 @@ class PublisherPeer(Peer):
         self._mid_ext: int | None = None
         self._abs_ext: int | None = None
         self._rtcp_ssrc = random.getrandbits(32)
-        self._estimator = aiortc_hooks.UplinkEstimator()
-        self._remb_sent = 0
-        self.rembs_sent = 0
-        # transport-wide congestion control, when the client offered it
-        self._twcc_ext: int | None = None
-        self._twcc = TwccRecorder()
-        self._twcc_ssrc = 0  # the media SSRC feedback names (any of the transport's)
-        self._twcc_bytes = 0  # received since the last feedback, for its interval
-        self._arrivals: dict[bytes, int] = {}  # (seq, SSRC) -> when it came off the socket, us
-        self.twcc_feedbacks_sent = 0
+        # what the publisher's congestion control is told (sfu/uplink_feedback.py):
+        # transport-wide feedback when the client offered it, else REMB
+        self._twcc = TwccFeedback()
+        self._remb = RembFeedback()
         self._lock = asyncio.Lock()
+
+    @property
+    def rembs_sent(self) -> int:
+        return self._remb.sent
+
+    @property
+    def twcc_feedbacks_sent(self) -> int:
+        return self._twcc.sent
 
     def _entered(self, state: PeerState) -> None:
         if state is PeerState.CONNECTED and self._task is None:
@@ -177,8 +179,8 @@ class PublisherPeer(Peer):
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         edited, red_pts = self._edit_answer(self.pc.localDescription.sdp, offer, rids)
-        if self._twcc_ext is not None:
-            aiortc_hooks.stamp_arrivals(self.pc, self._arrivals)
+        if self._twcc.ext is not None:
+            aiortc_hooks.stamp_arrivals(self.pc, self._twcc.arrivals)
         added, removed = self._update_producers(parsed, tracks, rids)
         for producer in added:
             producer.red_payload_type = red_pts.get(producer.mid)
@@ -254,7 +256,7 @@ class PublisherPeer(Peer):
                 answer = sdp_edits.set_fmtp(answer, codec, start)
         answer, twcc_ext = sdp_edits.answer_transport_cc(answer, offer)
         if twcc_ext is not None:
-            self._twcc_ext = twcc_ext
+            self._twcc.ext = twcc_ext
         if not self.settings.opus_red:
             return answer, {}
         return sdp_edits.answer_red(answer, offer)
@@ -340,22 +342,25 @@ class PublisherPeer(Peer):
             producer = self._latch(packet.ssrc, packet.payload_type, packet.extensions)
             if producer is None:
                 return
-        if self._twcc_ext is not None:
-            twcc = packet.extensions.get(self._twcc_ext)
-            if twcc is not None and len(twcc) == 2:
-                arrival = self._arrivals.pop(data[2:4] + data[8:12], None)
+        twcc = self._twcc
+        if twcc.ext is not None:
+            seq = packet.extensions.get(twcc.ext)
+            if seq is not None and len(seq) == 2:
+                arrival = twcc.arrivals.pop(data[2:4] + data[8:12], None)
                 if arrival is None:
                     arrival = time.monotonic_ns() // 1000
-                self._twcc.on_packet(int.from_bytes(twcc, "big"), arrival)
-                self._twcc_ssrc = packet.ssrc
-                self._twcc_bytes += len(data)
+                twcc.recorder.on_packet(int.from_bytes(seq, "big"), arrival)
+                twcc.media_ssrc = packet.ssrc
+                twcc.bytes_since += len(data)
         elif self._abs_ext is not None and producer.kind is MediaKind.VIDEO:
             ast = packet.extensions.get(self._abs_ext)
             if ast is not None and len(ast) == 3:
                 ast_value = int.from_bytes(ast, "big")
+                remb = self._remb
+                estimator = remb.estimator
                 if (
-                    self._estimator.add(arrival_ms, ast_value, len(data), packet.ssrc)
-                    and self._estimator.bitrate < self._remb_sent * 0.9
+                    estimator.add(arrival_ms, ast_value, len(data), packet.ssrc)
+                    and estimator.bitrate < remb.sent_bitrate * 0.9
                 ):
                     self._send_remb()
         producer.receive_rtp(packet, arrival_ms, len(data))
@@ -409,17 +414,9 @@ class PublisherPeer(Peer):
     def _send_pli(self, media_ssrc: int) -> None:
         self._send_rtcp(build_pli(self._rtcp_ssrc, media_ssrc))
 
-    def _send_transport_feedback(self, now: float) -> None:
-        for feedback in self._twcc.build_feedback(
-            self._rtcp_ssrc, self._twcc_ssrc, int(now * 1_000_000)
-        ):
-            self._send_rtcp(feedback)
-            self.twcc_feedbacks_sent += 1
-
     def _send_remb(self) -> None:
-        if self._twcc_ext is not None:
+        if self._twcc.ext is not None:
             return  # the client estimates its uplink itself, from transport feedback
-        bitrate = self._estimator.bitrate
         ssrcs = [
             layer.ssrc
             for p in self.producers.values()
@@ -427,16 +424,14 @@ class PublisherPeer(Peer):
             for layer in p.layers
             if layer.ssrc is not None
         ]
-        if bitrate <= 0 or not ssrcs:
-            return
-        self._remb_sent = bitrate
-        self.rembs_sent += 1
-        self._send_rtcp(build_remb(self._rtcp_ssrc, bitrate, ssrcs))
+        remb = self._remb.build(self._rtcp_ssrc, ssrcs)
+        if remb is not None:
+            self._send_rtcp(remb)
 
     @property
     def uplink_estimate(self) -> int:
         """The publisher's uplink bandwidth estimate (bit/s) sent in REMB; 0 before one exists."""
-        return self._estimator.bitrate
+        return self._remb.estimator.bitrate
 
     def _send_reports(self) -> None:
         now = time.monotonic()
@@ -461,17 +456,15 @@ class PublisherPeer(Peer):
     async def _feedback_loop(self) -> None:
         now = time.monotonic()
         next_report = now + REPORT_INTERVAL
-        last_rates = last_twcc = now
+        last_rates = now
+        twcc = self._twcc
+        twcc.start(now)
         while True:
             await asyncio.sleep(FEEDBACK_TICK)
             now = time.monotonic()
             now_ms = int(now * 1000)
-            if self._twcc.has_pending:
-                elapsed = now - last_twcc
-                if elapsed >= feedback_interval(self._twcc_bytes * 8 / max(elapsed, 1e-3)):
-                    self._send_transport_feedback(now)
-                    self._twcc_bytes = 0
-                    last_twcc = now
+            for feedback in twcc.due(self._rtcp_ssrc, now):
+                self._send_rtcp(feedback)
             for producer in self.producers.values():
                 for layer in producer.layers:
                     stream = layer.stream

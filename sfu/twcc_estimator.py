@@ -12,9 +12,9 @@ controller's allocation, pause and probing code is shared) and decides
 probes:
 
 - **When**: the allocation wants more than the estimate, no congestion was
-  seen in the last ``DECREASE_HOLD`` seconds, the feedback does not show a
-  full link (loss over ``PROBE_MAX_LOSS``, 10 % while video is paused,
-  above the link's own random loss), and the back-off allows it.
+  seen in the last ``decrease_hold`` seconds (sfu/tuning.py), the feedback
+  does not show a full link (loss over ``PROBE_MAX_LOSS``, 10 % while video
+  is paused, above the link's own random loss), and the back-off allows it.
 - **How much**: 1.5x the estimate (2x after a probe that succeeded, and
   while video is paused), never more than wanted; for ``PROBE_DURATION``
   seconds, or longer at a low rate so that the padding makes a measurable
@@ -48,8 +48,9 @@ import itertools
 import logging
 from collections.abc import Sequence
 
-from sfu.bandwidth import DECREASE_HOLD, MIN_ESTIMATE, ProbeState
 from sfu.gcc import PacketFeedback, ProbeOutcome, SendSideEstimator
+from sfu.probe_round import ProbeState
+from sfu.tuning import TUNING
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class TwccEstimator:
     """Estimate, congestion and probes of one subscriber link from transport feedback."""
 
     def __init__(self, start_bps: float, max_bps: float, now: float) -> None:
-        self._gcc = SendSideEstimator(start_bps, MIN_ESTIMATE, max_bps)
+        self._gcc = SendSideEstimator(start_bps, TUNING.min_estimate, max_bps)
         self._clusters = itertools.count(1)
         self._cluster: int | None = None  # the probe cluster running or being judged
         self._cluster_target = 0.0
@@ -226,7 +227,7 @@ class TwccEstimator:
         if (
             wanted < estimate * PROBE_MIN_STEP
             or now < self._next_probe
-            or now - self.last_decrease < DECREASE_HOLD
+            or now - self.last_decrease < TUNING.decrease_hold
             or self._gcc.overusing_now
             or (self._gcc.congested and not paused)
             # a full link (not a radio link's own random loss): a probe would only cost audio

@@ -7,16 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.bandwidth import (
-    CLEAN_LOSS,
-    DECREASE_HOLD,
-    MIN_ESTIMATE,
-    PROBE_BACKOFF_MIN,
-    PROBE_FACTOR_CAREFUL,
-    PROBE_MIN_STEP,
-    REMB_TTL,
-    ProbeState,
-)
+from sfu.bandwidth import ProbeState
+from sfu.tuning import TUNING
 from tests.unit.estimator_support import (
     FIRST_PROBE,
     MAX,
@@ -101,7 +93,7 @@ def test_a_stale_receiver_is_left_out_of_the_sum() -> None:
     est = estimator(2_000_000)
     est.on_remb(("a",), 600_000, 600_000, 0, T0)
     est.on_remb(("b",), 500_000, 500_000, 0, T0 + 1)
-    now = T0 + REMB_TTL + 0.5  # "a" has said nothing for longer than REMB_TTL
+    now = T0 + TUNING.remb_ttl + 0.5  # "a" has said nothing for longer than TUNING.remb_ttl
     est.on_remb(("b",), 300_000, 500_000, 0, now)
     assert est.estimate == 300_000
 
@@ -109,7 +101,7 @@ def test_a_stale_receiver_is_left_out_of_the_sum() -> None:
 def test_remb_decrease_is_bounded_below() -> None:
     est = estimator()
     est.on_remb(("c1",), 1000, 300_000, 0, T0)
-    assert est.estimate == MIN_ESTIMATE
+    assert est.estimate == TUNING.min_estimate
 
 
 def test_a_decrease_above_the_estimate_leaves_it_but_counts() -> None:
@@ -148,7 +140,7 @@ def test_loss_up_to_ten_percent_holds(loss: float) -> None:
 def test_loss_is_bounded_below() -> None:
     est = estimator()
     est.on_loss(0.9, 50_000, T0)
-    assert est.estimate == MIN_ESTIMATE
+    assert est.estimate == TUNING.min_estimate
 
 
 def test_high_loss_with_nothing_sent_is_ignored() -> None:
@@ -199,7 +191,7 @@ def test_no_probe_in_the_first_second() -> None:
 def test_first_probe_steps_carefully_from_what_is_sent() -> None:
     est = estimator()
     target = est.padding_target(WANT, FIRST_PROBE, START)
-    assert target == START * PROBE_FACTOR_CAREFUL
+    assert target == START * TUNING.probe_factor_careful
     assert probe_state(est) is ProbeState.PROBING
     assert est.probing
     assert est.probe_target == target
@@ -207,18 +199,21 @@ def test_first_probe_steps_carefully_from_what_is_sent() -> None:
 
 def test_probe_steps_from_what_is_sent_when_that_is_below_the_estimate() -> None:
     est = estimator(1_000_000)
-    assert est.padding_target(WANT, FIRST_PROBE, 200_000) == 200_000 * PROBE_FACTOR_CAREFUL
+    assert est.padding_target(WANT, FIRST_PROBE, 200_000) == 200_000 * TUNING.probe_factor_careful
 
 
 def test_an_untested_estimate_is_not_probed_from_even_when_more_is_sent() -> None:
     est = estimator(200_000)
-    assert est.padding_target(WANT, FIRST_PROBE, 400_000) == 400_000 * PROBE_FACTOR_CAREFUL
+    assert est.padding_target(WANT, FIRST_PROBE, 400_000) == 400_000 * TUNING.probe_factor_careful
 
 
 def test_probe_from_nothing_steps_from_the_minimum() -> None:
     est = estimator()
     target = est.padding_target(WANT, FIRST_PROBE, 0)
-    assert target == max(MIN_ESTIMATE * PROBE_FACTOR_CAREFUL, MIN_ESTIMATE + PROBE_MIN_STEP)
+    assert target == max(
+        TUNING.min_estimate * TUNING.probe_factor_careful,
+        TUNING.min_estimate + TUNING.probe_min_step,
+    )
 
 
 def test_probe_is_limited_by_what_is_wanted() -> None:
@@ -253,7 +248,7 @@ def test_no_probe_at_max_bps() -> None:
 
 def test_no_probe_on_a_lossy_link() -> None:
     est = estimator()
-    est.on_loss(CLEAN_LOSS, START, T0)
+    est.on_loss(TUNING.clean_loss, START, T0)
     assert est.padding_target(WANT, FIRST_PROBE, START) == 0
     est.on_loss(0.0, START, T0 + 0.5)
     assert est.padding_target(WANT, FIRST_PROBE, START) > 0
@@ -263,8 +258,8 @@ def test_no_probe_soon_after_a_decrease() -> None:
     est = estimator()
     est.cap(200_000, T0 + 0.8, "pause")
     assert est.estimate == 200_000
-    assert est.padding_target(WANT, T0 + 0.8 + DECREASE_HOLD - 0.01, 200_000) == 0
-    assert est.padding_target(WANT, T0 + 0.8 + DECREASE_HOLD, 200_000) > 0
+    assert est.padding_target(WANT, T0 + 0.8 + TUNING.decrease_hold - 0.01, 200_000) == 0
+    assert est.padding_target(WANT, T0 + 0.8 + TUNING.decrease_hold, 200_000) > 0
 
 
 def test_a_step_too_small_to_measure_is_not_probed() -> None:
@@ -272,7 +267,7 @@ def test_a_step_too_small_to_measure_is_not_probed() -> None:
     assert est.padding_target(WANT, FIRST_PROBE, START) == 0
     assert probe_state(est) is ProbeState.IDLE
     # ...and it is not asked again at every tick
-    assert est.padding_target(WANT, FIRST_PROBE + PROBE_BACKOFF_MIN - 0.01, START) == 0
+    assert est.padding_target(WANT, FIRST_PROBE + TUNING.probe_backoff_min - 0.01, START) == 0
 
 
 def test_the_first_measurement_replaces_the_start_guess_even_when_higher() -> None:

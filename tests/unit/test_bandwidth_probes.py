@@ -7,26 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.bandwidth import (
-    CEILING_HOLD,
-    CEILING_HOLD_PAUSED,
-    DECREASE_HOLD,
-    MIN_ESTIMATE,
-    PROBE_BACKOFF_MAX,
-    PROBE_BACKOFF_MAX_PAUSED,
-    PROBE_BACKOFF_MIN,
-    PROBE_DELAY_LIMIT,
-    PROBE_DURATION,
-    PROBE_FACTOR,
-    PROBE_FACTOR_CAREFUL,
-    PROBE_FACTOR_PAUSED,
-    PROBE_FEEDBACK_WAIT,
-    PROBE_MIN_STEP,
-    PROBE_REMB_WAIT,
-    PROBE_SETTLE,
-    DownlinkEstimator,
-    ProbeState,
-)
+from sfu.bandwidth import DownlinkEstimator, ProbeState
+from sfu.tuning import TUNING
 from tests.unit.estimator_support import (
     EPS,
     FIRST_PROBE,
@@ -47,15 +29,15 @@ def probe(est: DownlinkEstimator, now: float, sent: float) -> float:
     """Start a probe at ``now`` and run its padding window; returns the target."""
     target = est.padding_target(WANT, now, sent)
     assert target > 0
-    assert est.padding_target(WANT, now + PROBE_DURATION / 2, sent) == target
-    assert est.padding_target(WANT, now + PROBE_DURATION, sent) == 0
+    assert est.padding_target(WANT, now + TUNING.probe_duration / 2, sent) == target
+    assert est.padding_target(WANT, now + TUNING.probe_duration, sent) == 0
     assert probe_state(est) is ProbeState.SETTLING
     return target
 
 
 def covering_report(est: DownlinkEstimator, end: float, loss: float = 0.0) -> float:
     """A receiver report that covers a probe whose padding stopped at ``end``; returns its time."""
-    at = end + PROBE_SETTLE + EPS
+    at = end + TUNING.probe_settle + EPS
     est.on_loss(loss, START, at)
     return at
 
@@ -63,32 +45,34 @@ def covering_report(est: DownlinkEstimator, end: float, loss: float = 0.0) -> fl
 def test_clean_probe_raises_the_estimate_and_doubles_the_next_step() -> None:
     est = estimator()
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
-    est.on_loss(0.0, START, end + PROBE_SETTLE - 0.01)  # too soon after the padding to cover it
+    end = FIRST_PROBE + TUNING.probe_duration
+    est.on_loss(
+        0.0, START, end + TUNING.probe_settle - 0.01
+    )  # too soon after the padding to cover it
     assert probe_state(est) is ProbeState.SETTLING
-    assert est.padding_target(WANT, end + PROBE_SETTLE - 0.01, START) == 0
+    assert est.padding_target(WANT, end + TUNING.probe_settle - 0.01, START) == 0
     assert probe_state(est) is ProbeState.SETTLING
     judged = covering_report(est, end)  # judged at once: no REMB to wait for
     assert probe_state(est) is ProbeState.IDLE
     assert est.probes_ok == 1 and est.probes_failed == 0
     assert est.estimate == target
-    next_start = judged + PROBE_BACKOFF_MIN
+    next_start = judged + TUNING.probe_backoff_min
     assert est.padding_target(WANT, next_start - 0.01, target) == 0
-    assert est.padding_target(WANT, next_start, target) == target * PROBE_FACTOR
+    assert est.padding_target(WANT, next_start, target) == target * TUNING.probe_factor
 
 
 def test_clean_probe_with_remb_waits_for_a_remb_after_the_padding() -> None:
     est = estimator()
     est.on_remb(("c1",), 400_000, START, 0, T0)
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     est.on_remb(("c1",), 410_000, START, 0, end + 0.1)  # too soon: does not cover the probe
     covering_report(est, end)
     assert probe_state(est) is ProbeState.SETTLING  # a report, but no REMB yet
-    assert est.padding_target(WANT, end + PROBE_REMB_WAIT / 2, START) == 0
+    assert est.padding_target(WANT, end + TUNING.probe_remb_wait / 2, START) == 0
     assert probe_state(est) is ProbeState.SETTLING
-    est.on_remb(("c1",), 420_000, START, 0, end + PROBE_REMB_WAIT / 2)
-    assert est.padding_target(WANT, end + PROBE_REMB_WAIT / 2 + EPS, START) == 0
+    est.on_remb(("c1",), 420_000, START, 0, end + TUNING.probe_remb_wait / 2)
+    assert est.padding_target(WANT, end + TUNING.probe_remb_wait / 2 + EPS, START) == 0
     assert probe_state(est) is ProbeState.IDLE
     assert est.probes_ok == 1
     assert est.estimate == target
@@ -98,11 +82,11 @@ def test_clean_probe_with_remb_is_judged_without_one_after_the_remb_wait() -> No
     est = estimator()
     est.on_remb(("c1",), 400_000, START, 0, T0)
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     covering_report(est, end)
-    assert est.padding_target(WANT, end + PROBE_REMB_WAIT - 0.01, START) == 0
+    assert est.padding_target(WANT, end + TUNING.probe_remb_wait - 0.01, START) == 0
     assert probe_state(est) is ProbeState.SETTLING
-    assert est.padding_target(WANT, end + PROBE_REMB_WAIT + EPS, START) == 0
+    assert est.padding_target(WANT, end + TUNING.probe_remb_wait + EPS, START) == 0
     assert probe_state(est) is ProbeState.IDLE
     assert est.probes_ok == 1 and est.probes_failed == 0
     assert est.estimate == target
@@ -112,7 +96,7 @@ def test_while_paused_a_clean_probe_does_not_wait_for_a_remb() -> None:
     est = estimator()
     est.on_remb(("c1",), 400_000, START, 0, T0)
     target = est.padding_target(WANT, FIRST_PROBE, START, paused=True)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     assert est.padding_target(WANT, end, START, paused=True) == 0
     covering_report(est, end)
     assert probe_state(est) is ProbeState.IDLE
@@ -123,35 +107,35 @@ def test_while_paused_a_clean_probe_does_not_wait_for_a_remb() -> None:
 def test_probe_without_feedback_fails_after_the_feedback_wait() -> None:
     est = estimator()
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
-    assert est.padding_target(WANT, end + PROBE_FEEDBACK_WAIT - 0.01, START) == 0
+    end = FIRST_PROBE + TUNING.probe_duration
+    assert est.padding_target(WANT, end + TUNING.probe_feedback_wait - 0.01, START) == 0
     assert probe_state(est) is ProbeState.SETTLING
-    assert est.padding_target(WANT, end + PROBE_FEEDBACK_WAIT, START) == 0
+    assert est.padding_target(WANT, end + TUNING.probe_feedback_wait, START) == 0
     assert probe_state(est) is ProbeState.IDLE
     assert est.probes_failed == 1 and est.probes_ok == 0
     assert est.estimate == START  # nothing says the link is worse
     # back-off doubled; the next probe is careful and goes at most half-way to the failed one
-    fail = end + PROBE_FEEDBACK_WAIT
-    assert est.padding_target(WANT, fail + 2 * PROBE_BACKOFF_MIN - 0.01, START) == 0
-    again = est.padding_target(WANT, fail + 2 * PROBE_BACKOFF_MIN, START)
-    assert (START + target) / 2 < START * PROBE_FACTOR_CAREFUL
+    fail = end + TUNING.probe_feedback_wait
+    assert est.padding_target(WANT, fail + 2 * TUNING.probe_backoff_min - 0.01, START) == 0
+    again = est.padding_target(WANT, fail + 2 * TUNING.probe_backoff_min, START)
+    assert (START + target) / 2 < START * TUNING.probe_factor_careful
     assert again == pytest.approx((START + target) / 2)
 
 
 def test_report_early_in_the_probe_does_not_cover_it() -> None:
     est = estimator()
     est.padding_target(WANT, FIRST_PROBE, START)
-    est.on_loss(0.0, START, FIRST_PROBE + PROBE_SETTLE - 0.1)  # sent before the probe told
-    est.padding_target(WANT, FIRST_PROBE + PROBE_DURATION, START)
-    end = FIRST_PROBE + PROBE_DURATION
-    assert est.padding_target(WANT, end + PROBE_SETTLE + EPS, START) == 0
+    est.on_loss(0.0, START, FIRST_PROBE + TUNING.probe_settle - 0.1)  # sent before the probe told
+    est.padding_target(WANT, FIRST_PROBE + TUNING.probe_duration, START)
+    end = FIRST_PROBE + TUNING.probe_duration
+    assert est.padding_target(WANT, end + TUNING.probe_settle + EPS, START) == 0
     assert probe_state(est) is ProbeState.SETTLING
 
 
 def test_a_report_that_does_not_cover_the_probe_does_not_finish_it() -> None:
     est = estimator()
     est.padding_target(WANT, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     # "covers" before the padding stopped: there is more to come
     est.on_loss(0.0, START, end - 0.1, covers_probe=True)
     assert probe_state(est) is ProbeState.PROBING
@@ -170,8 +154,8 @@ def test_a_report_that_does_not_cover_the_probe_does_not_finish_it() -> None:
 def test_a_covering_report_soon_after_the_padding_finishes_the_probe_at_once() -> None:
     est = estimator()
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
-    est.on_loss(0.0, START, end + 0.05, covers_probe=True)  # sooner than PROBE_SETTLE
+    end = FIRST_PROBE + TUNING.probe_duration
+    est.on_loss(0.0, START, end + 0.05, covers_probe=True)  # sooner than TUNING.probe_settle
     assert probe_state(est) is ProbeState.IDLE
     assert est.probes_ok == 1
     assert est.estimate == target
@@ -180,7 +164,7 @@ def test_a_covering_report_soon_after_the_padding_finishes_the_probe_at_once() -
 def test_lossy_probe_drops_to_what_got_through() -> None:
     est = estimator()
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     fail = covering_report(est, end, loss=0.2)  # judged at once
     assert probe_state(est) is ProbeState.IDLE
     assert est.probes_failed == 1
@@ -195,17 +179,17 @@ def test_lossy_probe_drops_to_what_got_through() -> None:
 def test_lossy_probe_never_drops_below_the_minimum() -> None:
     est = estimator()
     probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     covering_report(est, end, loss=0.95)
     assert probe_state(est) is ProbeState.IDLE
-    assert est.estimate == MIN_ESTIMATE
+    assert est.estimate == TUNING.min_estimate
 
 
 def lossy_probe_failed() -> tuple[DownlinkEstimator, float, float]:
     """A first probe that lost 10 %; returns the estimator, when it failed, and what got through."""
     est = estimator()
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     fail = covering_report(est, end, loss=0.1)
     assert est.probes_failed == 1
     delivered = target * 0.9 * 0.95  # above the estimate: it is not raised to it
@@ -219,43 +203,46 @@ def lossy_probe_failed() -> tuple[DownlinkEstimator, float, float]:
 def test_after_a_lossy_probe_the_next_one_searches_half_way_to_what_got_through() -> None:
     est, fail, delivered = lossy_probe_failed()
     # held back by the "decrease", longer than the doubled back-off
-    assert est.padding_target(WANT, fail + DECREASE_HOLD - 0.01, START) == 0
+    assert est.padding_target(WANT, fail + TUNING.decrease_hold - 0.01, START) == 0
     # then half-way from what is sent to what got through, not a careful step past it
     half_way = (START + delivered) / 2
-    assert half_way < START * PROBE_FACTOR_CAREFUL
-    assert est.padding_target(WANT, fail + DECREASE_HOLD, START) == pytest.approx(half_way)
+    assert half_way < START * TUNING.probe_factor_careful
+    assert est.padding_target(WANT, fail + TUNING.decrease_hold, START) == pytest.approx(half_way)
 
 
 def test_once_the_ceiling_expires_a_careful_step_again() -> None:
     est, fail, _ = lossy_probe_failed()
-    assert est.padding_target(WANT, fail + CEILING_HOLD + EPS, START) == (
-        START * PROBE_FACTOR_CAREFUL
+    assert est.padding_target(WANT, fail + TUNING.ceiling_hold + EPS, START) == (
+        START * TUNING.probe_factor_careful
     )
 
 
 def test_a_search_step_too_small_to_measure_is_not_probed() -> None:
     est = estimator()
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     # a little was lost: what got through is barely above what is sent now
     sent = 290_000
-    loss = 1 - (sent + PROBE_MIN_STEP / 2) / (target * 0.95)
+    loss = 1 - (sent + TUNING.probe_min_step / 2) / (target * 0.95)
     fail = covering_report(est, end, loss=loss)
     est.on_loss(0.0, sent, fail + 0.5)
     ceiling = target * (1 - loss) * 0.95
-    assert (sent + ceiling) / 2 < sent + PROBE_MIN_STEP / 2
-    assert est.padding_target(WANT, fail + DECREASE_HOLD + EPS, sent) == 0
+    assert (sent + ceiling) / 2 < sent + TUNING.probe_min_step / 2
+    assert est.padding_target(WANT, fail + TUNING.decrease_hold + EPS, sent) == 0
     assert probe_state(est) is ProbeState.IDLE
-    assert est.padding_target(WANT, fail + CEILING_HOLD + EPS, sent) == sent * PROBE_FACTOR_CAREFUL
+    assert (
+        est.padding_target(WANT, fail + TUNING.ceiling_hold + EPS, sent)
+        == sent * TUNING.probe_factor_careful
+    )
 
 
 def test_a_lossy_report_during_a_probe_stops_it_and_fails_it() -> None:
     est = estimator()
     target = est.padding_target(WANT, FIRST_PROBE, START)
     # sent before the probe could tell: its loss is not the probe's
-    est.on_loss(0.5, START, FIRST_PROBE + PROBE_SETTLE - 0.01)
-    assert est.padding_now(FIRST_PROBE + PROBE_SETTLE - 0.01)
-    stop = FIRST_PROBE + PROBE_SETTLE + EPS
+    est.on_loss(0.5, START, FIRST_PROBE + TUNING.probe_settle - 0.01)
+    assert est.padding_now(FIRST_PROBE + TUNING.probe_settle - 0.01)
+    stop = FIRST_PROBE + TUNING.probe_settle + EPS
     est.on_loss(0.05, START, stop)
     assert not est.padding_now(stop)
     assert est.padding_target(WANT, stop + 0.01, START) == 0
@@ -272,14 +259,14 @@ def test_remb_decrease_during_a_probe_fails_it() -> None:
     est = estimator()
     est.on_remb(("c1",), 500_000, START, 0, T0)
     est.padding_target(WANT, FIRST_PROBE, START)
-    stop = FIRST_PROBE + PROBE_DURATION / 2
+    stop = FIRST_PROBE + TUNING.probe_duration / 2
     est.on_remb(("c1",), 260_000, START, 20_000, stop)
     assert est.estimate == 280_000  # lowered at once (REMB plus audio)
     est.padding_target(WANT, stop + 0.01, START)
     assert probe_state(est) is ProbeState.SETTLING
     covering_report(est, stop)
-    est.on_remb(("c1",), 260_000, START, 20_000, stop + PROBE_SETTLE + 0.1)
-    est.padding_target(WANT, stop + PROBE_SETTLE + 0.2, START)
+    est.on_remb(("c1",), 260_000, START, 20_000, stop + TUNING.probe_settle + 0.1)
+    est.padding_target(WANT, stop + TUNING.probe_settle + 0.2, START)
     assert probe_state(est) is ProbeState.IDLE
     assert est.probes_failed == 1 and est.probes_ok == 0
     assert est.estimate == 280_000
@@ -311,16 +298,16 @@ def test_padding_now_only_within_the_probe_window() -> None:
     assert not est.padding_now(FIRST_PROBE)
     est.padding_target(WANT, FIRST_PROBE, START)
     assert est.padding_now(FIRST_PROBE)
-    assert est.padding_now(FIRST_PROBE + PROBE_DURATION - 0.01)
-    assert not est.padding_now(FIRST_PROBE + PROBE_DURATION)
+    assert est.padding_now(FIRST_PROBE + TUNING.probe_duration - 0.01)
+    assert not est.padding_now(FIRST_PROBE + TUNING.probe_duration)
 
 
 @pytest.mark.parametrize(
     ("delay", "clean"),
     [
-        (PROBE_DELAY_LIMIT + 0.01, False),
-        (PROBE_DELAY_LIMIT, True),
-        (PROBE_DELAY_LIMIT - 0.01, True),
+        (TUNING.probe_delay_limit + 0.01, False),
+        (TUNING.probe_delay_limit, True),
+        (TUNING.probe_delay_limit - 0.01, True),
     ],
 )
 def test_a_probe_that_queues_its_reports_fails(delay: float, clean: bool) -> None:
@@ -329,7 +316,7 @@ def test_a_probe_that_queues_its_reports_fails(delay: float, clean: bool) -> Non
     at = FIRST_PROBE + 0.3
     est.on_queue_delay(delay, FIRST_PROBE + 0.1, at)
     assert est.padding_now(at) is clean
-    end = FIRST_PROBE + PROBE_DURATION if clean else at
+    end = FIRST_PROBE + TUNING.probe_duration if clean else at
     est.padding_target(WANT, end, START)
     covering_report(est, end)
     assert probe_state(est) is ProbeState.IDLE
@@ -342,7 +329,7 @@ def test_a_queue_delay_measured_by_a_report_sent_before_the_probe_is_ignored() -
     target = est.padding_target(WANT, FIRST_PROBE, START)
     est.on_queue_delay(1.0, FIRST_PROBE - 0.01, FIRST_PROBE + 0.3)
     assert est.padding_now(FIRST_PROBE + 0.3)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     est.padding_target(WANT, end, START)
     covering_report(est, end)
     assert est.probes_ok == 1
@@ -353,25 +340,25 @@ def test_a_queue_delay_outside_a_probe_is_ignored() -> None:
     est = estimator()
     est.on_queue_delay(1.0, T0, T0 + 0.5)
     assert est.decreases == 0
-    assert est.padding_target(WANT, FIRST_PROBE, START) == START * PROBE_FACTOR_CAREFUL
+    assert est.padding_target(WANT, FIRST_PROBE, START) == START * TUNING.probe_factor_careful
 
 
 def test_careful_factor_after_a_failure_that_follows_a_success() -> None:
     est = estimator()
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     judged = covering_report(est, end)
     assert est.estimate == target  # 375 000
-    start2 = judged + PROBE_BACKOFF_MIN
+    start2 = judged + TUNING.probe_backoff_min
     target2 = probe(est, start2, target)
-    assert target2 == target * PROBE_FACTOR
-    end2 = start2 + PROBE_DURATION
-    fail = end2 + PROBE_FEEDBACK_WAIT  # no report: failed
+    assert target2 == target * TUNING.probe_factor
+    end2 = start2 + TUNING.probe_duration
+    fail = end2 + TUNING.probe_feedback_wait  # no report: failed
     est.padding_target(WANT, fail, target)
     assert est.probes_failed == 1
-    target3 = est.padding_target(WANT, fail + 2 * PROBE_BACKOFF_MIN, target)
+    target3 = est.padding_target(WANT, fail + 2 * TUNING.probe_backoff_min, target)
     assert target3 < (target + target2) / 2  # the careful step is below half-way
-    assert target3 == target * PROBE_FACTOR_CAREFUL
+    assert target3 == target * TUNING.probe_factor_careful
 
 
 def run_probe(
@@ -383,35 +370,35 @@ def run_probe(
     """
     target = est.padding_target(WANT, now, sent, paused=paused)
     assert target > 0
-    end = now + PROBE_DURATION
+    end = now + TUNING.probe_duration
     assert est.padding_target(WANT, end, sent, paused=paused) == 0
     if clean:
         judged = covering_report(est, end)
         assert probe_state(est) is ProbeState.IDLE
-        return target, judged + PROBE_BACKOFF_MIN
-    failed = end + PROBE_FEEDBACK_WAIT + EPS
+        return target, judged + TUNING.probe_backoff_min
+    failed = end + TUNING.probe_feedback_wait + EPS
     est.padding_target(WANT, failed, sent, paused=paused)
     assert probe_state(est) is ProbeState.IDLE
-    return target, failed + 2 * PROBE_BACKOFF_MIN
+    return target, failed + 2 * TUNING.probe_backoff_min
 
 
 def test_under_a_ceiling_clean_probes_search_half_way_to_it() -> None:
     est = estimator()
     validated, now = run_probe(est, FIRST_PROBE, START)  # 375 000
     ceiling, now = run_probe(est, now, START, clean=False)  # 750 000
-    assert ceiling == validated * PROBE_FACTOR
+    assert ceiling == validated * TUNING.probe_factor
     assert est.estimate == validated
     careful, now = run_probe(est, now, START)  # a careful step is below half-way
-    assert careful == validated * PROBE_FACTOR_CAREFUL
+    assert careful == validated * TUNING.probe_factor_careful
     assert careful < ceiling * 0.9
     # a doubled step would pass the ceiling: half-way to it instead
     half_way, now = run_probe(est, now, START)
-    assert careful * PROBE_FACTOR > ceiling
+    assert careful * TUNING.probe_factor > ceiling
     assert half_way == pytest.approx((careful + ceiling) / 2)
     assert half_way < ceiling * 0.9  # the ceiling still holds
     assert est.estimate == half_way
     assert est.padding_target(WANT, now, START) == pytest.approx((half_way + ceiling) / 2)
-    assert now < FIRST_PROBE + CEILING_HOLD
+    assert now < FIRST_PROBE + TUNING.ceiling_hold
 
 
 def test_a_clean_probe_at_90_percent_of_the_ceiling_drops_it() -> None:
@@ -424,26 +411,26 @@ def test_a_clean_probe_at_90_percent_of_the_ceiling_drops_it() -> None:
     assert (est.probes_ok, est.probes_failed) == (4, 1)
     assert reached == pytest.approx((half_way + ceiling) / 2)
     assert ceiling * 0.9 <= reached < ceiling
-    assert now < FIRST_PROBE + CEILING_HOLD
+    assert now < FIRST_PROBE + TUNING.ceiling_hold
     # past the failed rate now: a full step
-    assert est.padding_target(WANT, now, START) == pytest.approx(reached * PROBE_FACTOR)
+    assert est.padding_target(WANT, now, START) == pytest.approx(reached * TUNING.probe_factor)
 
 
 def failed_first_probe() -> tuple[DownlinkEstimator, float, float]:
     """A first probe with no feedback at all; returns the estimator, its target, when it failed."""
     est = estimator()
     target, _ = run_probe(est, FIRST_PROBE, START, clean=False)
-    return est, target, FIRST_PROBE + PROBE_DURATION + PROBE_FEEDBACK_WAIT + EPS
+    return est, target, FIRST_PROBE + TUNING.probe_duration + TUNING.probe_feedback_wait + EPS
 
 
 def test_while_paused_the_ceiling_holds_for_a_shorter_time() -> None:
-    assert CEILING_HOLD_PAUSED < CEILING_HOLD
+    assert TUNING.ceiling_hold_paused < TUNING.ceiling_hold
     est, target, fail = failed_first_probe()
-    at = fail + CEILING_HOLD_PAUSED - 0.01
+    at = fail + TUNING.ceiling_hold_paused - 0.01
     assert est.padding_target(WANT, at, START, paused=True) == pytest.approx((START + target) / 2)
     est, target, fail = failed_first_probe()
-    at = fail + CEILING_HOLD_PAUSED + EPS
-    assert est.padding_target(WANT, at, START, paused=True) == START * PROBE_FACTOR_PAUSED
+    at = fail + TUNING.ceiling_hold_paused + EPS
+    assert est.padding_target(WANT, at, START, paused=True) == START * TUNING.probe_factor_paused
     est, target, fail = failed_first_probe()
     assert est.padding_target(WANT, at, START) == pytest.approx((START + target) / 2)
 
@@ -457,12 +444,12 @@ def test_successful_probes_climb_to_max_bps_and_stop() -> None:
         if target == 0:
             break
         assert target <= est.max_bps
-        now += PROBE_DURATION
+        now += TUNING.probe_duration
         est.padding_target(WANT, now, sent)
-        now += PROBE_SETTLE + EPS
+        now += TUNING.probe_settle + EPS
         est.on_loss(0.0, sent, now)  # covers the probe: judged at once
         assert probe_state(est) is ProbeState.IDLE
-        now += PROBE_BACKOFF_MIN
+        now += TUNING.probe_backoff_min
     assert est.estimate == 1_000_000
     assert est.padding_target(WANT, now + 10, est.estimate) == 0
 
@@ -489,54 +476,58 @@ STEP = 0.01
 
 
 @pytest.mark.parametrize(
-    ("paused", "bound"), [(False, PROBE_BACKOFF_MAX), (True, PROBE_BACKOFF_MAX_PAUSED)]
+    ("paused", "bound"),
+    [(False, TUNING.probe_backoff_max), (True, TUNING.probe_backoff_max_paused)],
 )
 def test_failed_probes_back_off_exponentially_up_to_the_bound(paused: bool, bound: float) -> None:
     waits = probe_waits(paused, 8)
-    assert waits[0] == pytest.approx(2 * PROBE_BACKOFF_MIN)
-    assert waits[1] == pytest.approx(4 * PROBE_BACKOFF_MIN)
-    # later: the back-off, or the end of CEILING_HOLD if that is later (a step
-    # capped under a failed probe is too small, and is retried every PROBE_BACKOFF_MIN)
-    slack = PROBE_BACKOFF_MIN + STEP
-    assert all(w <= max(bound, CEILING_HOLD) + slack for w in waits)
+    assert waits[0] == pytest.approx(2 * TUNING.probe_backoff_min)
+    assert waits[1] == pytest.approx(4 * TUNING.probe_backoff_min)
+    # later: the back-off, or the end of TUNING.ceiling_hold if that is later (a step
+    # capped under a failed probe is too small, and is retried every TUNING.probe_backoff_min)
+    slack = TUNING.probe_backoff_min + STEP
+    assert all(w <= max(bound, TUNING.ceiling_hold) + slack for w in waits)
     assert waits[-1] == pytest.approx(bound, abs=slack)
 
 
 def test_while_video_is_paused_probes_step_by_at_least_half() -> None:
     est = estimator()
     target = est.padding_target(WANT, FIRST_PROBE, START, paused=True)
-    assert target == START * max(PROBE_FACTOR_CAREFUL, PROBE_FACTOR_PAUSED)
+    assert target == START * max(TUNING.probe_factor_careful, TUNING.probe_factor_paused)
 
 
 def test_a_validated_estimate_is_probed_from_even_when_less_is_sent() -> None:
     est = estimator()
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     judged = covering_report(est, end)
     assert est.estimate == target
-    later = judged + PROBE_BACKOFF_MIN
+    later = judged + TUNING.probe_backoff_min
     # only 100 kbit/s sent, but the link proved 375 kbit/s
-    assert est.padding_target(WANT, later, 100_000) == target * PROBE_FACTOR
+    assert est.padding_target(WANT, later, 100_000) == target * TUNING.probe_factor
 
 
 def test_an_untested_start_estimate_gives_way_to_a_lower_clean_probe() -> None:
     est = estimator(1_000_000)
     target = probe(est, FIRST_PROBE, 200_000)
-    assert target == 200_000 * PROBE_FACTOR_CAREFUL
-    end = FIRST_PROBE + PROBE_DURATION
+    assert target == 200_000 * TUNING.probe_factor_careful
+    end = FIRST_PROBE + TUNING.probe_duration
     judged = covering_report(est, end)
     assert est.probes_ok == 1
     assert est.estimate == target  # lower than the start value: proven, not guessed
     # ...and validated: probed from, whatever is sent
-    assert est.padding_target(WANT, judged + PROBE_BACKOFF_MIN, 100_000) == target * PROBE_FACTOR
+    assert (
+        est.padding_target(WANT, judged + TUNING.probe_backoff_min, 100_000)
+        == target * TUNING.probe_factor
+    )
 
 
 def test_a_decrease_unvalidates_the_estimate() -> None:
     est = estimator()
     target = probe(est, FIRST_PROBE, START)
-    end = FIRST_PROBE + PROBE_DURATION
+    end = FIRST_PROBE + TUNING.probe_duration
     covering_report(est, end)
     est.cap(10 * MAX, end + 1, "pause")  # lowers nothing, but is a decrease
     assert est.estimate == target
-    later = end + 1 + DECREASE_HOLD
-    assert est.padding_target(WANT, later, 100_000) == 100_000 * PROBE_FACTOR
+    later = end + 1 + TUNING.decrease_hold
+    assert est.padding_target(WANT, later, 100_000) == 100_000 * TUNING.probe_factor

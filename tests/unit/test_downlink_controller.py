@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from sfu.bandwidth import MIN_ESTIMATE
 from sfu.consumer import Consumer, ConsumerState, OutboundParams
-from sfu.downlink import LAYER_STALE_MS, PAUSE_TOLERANCE, UPGRADE_HOLD, DownlinkController
+from sfu.downlink import DownlinkController
 from sfu.layers import NOMINAL_BITRATES
 from sfu.media import CodecInfo, MediaKind, Source
 from sfu.peer import MediaSettings
 from sfu.producer import Producer
 from sfu.rtcp import ReportBlock
 from sfu.rtp import build_header, parse_rtp
+from sfu.tuning import TUNING
 from tests.unit.consumer_support import Sink
 
 VP8 = CodecInfo("video/VP8", 90_000, 96, rtx_payload_type=97, nack=True)
@@ -57,7 +57,9 @@ class Subscriber:
     def congestion(self, estimate: float, at: float = 0.0) -> None:
         """A loss report that brings the estimate down to ``estimate``."""
         self.controller.estimator.on_loss(0.5, estimate / 0.75, self.t0 + at)
-        assert self.controller.estimator.estimate == pytest.approx(max(estimate, MIN_ESTIMATE))
+        assert self.controller.estimator.estimate == pytest.approx(
+            max(estimate, TUNING.min_estimate)
+        )
 
 
 def ignore(ssrc: int) -> None:
@@ -172,7 +174,7 @@ async def test_paused_after_congestion_when_the_lowest_layer_does_not_fit() -> N
         {"type": "track_paused", "track_id": "video-alice", "paused": True, "reason": "bandwidth"}
     ]
     # what is left (audio, nothing else) is all the estimate assumes now
-    assert sub.controller.estimator.estimate == MIN_ESTIMATE
+    assert sub.controller.estimator.estimate == TUNING.min_estimate
     sub.tick(1.5)
     assert sub.controller.pauses == 1
     assert len(sub.paused_events()) == 1
@@ -181,7 +183,7 @@ async def test_paused_after_congestion_when_the_lowest_layer_does_not_fit() -> N
 async def test_not_paused_while_the_lowest_layer_is_within_the_pause_tolerance() -> None:
     sub = subscriber(video_producer("alice"))
     sub.tick(0.5)
-    estimate = LOWEST / PAUSE_TOLERANCE + 5_000
+    estimate = LOWEST / TUNING.pause_tolerance + 5_000
     sub.congestion(estimate, at=0.6)
     sub.tick(1.0)
     assert not sub.consumers[0].pause_reasons
@@ -197,7 +199,7 @@ async def test_resumed_when_the_estimate_recovers() -> None:
     consumer = sub.consumers[0]
     assert state(consumer) is ConsumerState.PAUSED
     sub.controller.estimator.estimate = 5_000_000
-    sub.tick(1.0 + UPGRADE_HOLD)
+    sub.tick(1.0 + TUNING.upgrade_hold)
     assert not consumer.pause_reasons
     assert state(consumer) is ConsumerState.WAITING_KEYFRAME
     assert consumer.target_layer == 2
@@ -234,9 +236,9 @@ async def test_step_down_at_once_and_up_only_after_the_hold() -> None:
     sub.tick(1.0)
     assert targets(sub) == [1]
     estimator.estimate = 5_000_000
-    sub.tick(1.0 + UPGRADE_HOLD - 0.5)
+    sub.tick(1.0 + TUNING.upgrade_hold - 0.5)
     assert targets(sub) == [1]
-    sub.tick(1.0 + UPGRADE_HOLD)
+    sub.tick(1.0 + TUNING.upgrade_hold)
     assert targets(sub) == [2]
 
 
@@ -301,7 +303,7 @@ async def test_a_silent_layer_is_not_offered_unless_the_publisher_was_told_to_st
     producer = video_producer("alice")
     sub = subscriber(producer)
     sub.controller.estimator.estimate = 5_000_000
-    producer.layers[2].last_arrival_ms -= LAYER_STALE_MS + 100
+    producer.layers[2].last_arrival_ms -= TUNING.layer_stale_ms + 100
     sub.tick(0.5)
     assert targets(sub) == [1]
     producer.layers[2].active = False  # stopped on purpose: can be asked for again
@@ -354,7 +356,7 @@ async def test_the_active_speaker_beats_the_others_after_two_ticks() -> None:
     sub.tick(0.5)
     assert targets(sub) == [1, 0]  # one loud tick is not a speaker yet
     sub.tick(1.0)
-    sub.tick(1.0 + UPGRADE_HOLD)  # alice's video stepped down at 1.0
+    sub.tick(1.0 + TUNING.upgrade_hold)  # alice's video stepped down at 1.0
     assert targets(sub) == [0, 1]
 
 
@@ -362,7 +364,7 @@ async def test_the_pinned_track_is_the_last_paused() -> None:
     sub = two_cameras()
     sub.consumers[1].pinned = True
     sub.tick(0.5)
-    sub.congestion(LOWEST / PAUSE_TOLERANCE + 25_000, at=0.6)  # one lowest layer, not two
+    sub.congestion(LOWEST / TUNING.pause_tolerance + 25_000, at=0.6)  # one lowest layer, not two
     sub.tick(1.0)
     assert [bool(c.pause_reasons) for c in sub.consumers] == [True, False]
     assert [e["track_id"] for e in sub.paused_events()] == ["video-alice"]
