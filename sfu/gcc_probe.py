@@ -165,9 +165,4 @@ class ProbeTracker:
         cluster.saturated = receive_rate < c.probe_saturated_ratio * send_rate
         if cluster.saturated:
             return c.probe_saturated_fraction * receive_rate
-        # a probe proves at most the rate it was sent to test: padding sent faster than
-        # that is the pacer's burst, and a shaper's burst allowance lets such a burst
-        # through at its sending rate (real Chromium behind 60 kbit/s: a 65 kbit/s probe
-        # measured 94 kbit/s, the video resumed into the 60 kbit/s link and was paused
-        # again 4 s later, its audio lost meanwhile)
-        return min(send_rate, receive_rate, cluster.target)
+        return min(send_rate, receive_rate)
