@@ -25,8 +25,9 @@ def markdown(scenario: Scenario, result: SoakResult, interrupted: bool) -> str:
         "",
         f"{scenario.description}. {result.rooms} rooms, {minutes:.1f} min"
         f"{' (interrupted)' if interrupted else ''}; {result.arrivals} arrivals planned, "
-        f"{rate:.2f} joins/s completed; every {scenario.publish_every or '-'}th arrival "
-        f"publishes, every {scenario.reconnect_every or '-'}th drops and rejoins. Machine: "
+        f"{rate:.2f} joins/s completed (rejoins included); 1 arrival in "
+        f"{scenario.publish_every or '-'} publishes, 1 in {scenario.reconnect_every or '-'} "
+        f"drops its connection and rejoins. Machine: "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}.",
         "",
         f"Slopes are least squares over the samples after {scenario.warmup:g} s, per hour.",
