@@ -38,6 +38,8 @@ class _Cluster:
     started: float
     ended: bool = False
     sent: int = 0  # packets registered
+    last_seq: int = -1  # the highest transport-wide number among them
+    passed: bool = False  # feedback has reported a packet sent after the cluster's last
     reported: int = 0
     received: int = 0
     first_send: float = 0.0
@@ -60,6 +62,7 @@ class ProbeTracker:
         self._c = config
         self._clusters: OrderedDict[int, _Cluster] = OrderedDict()
         self._seqs: OrderedDict[int, int] = OrderedDict()  # seq -> cluster id
+        self._awaiting: list[_Cluster] = []  # ended, feedback not yet past their last packet
 
     def start(self, cluster_id: int, target_bps: float, now: float) -> None:
         self._clusters[cluster_id] = _Cluster(target=target_bps, started=now)
@@ -72,6 +75,7 @@ class ProbeTracker:
         if cluster is None or cluster.outcome is not ProbeOutcome.PENDING:
             return
         cluster.sent += 1
+        cluster.last_seq = max(cluster.last_seq, seq)
         self._seqs[seq] = cluster_id
         while len(self._seqs) > self._c.probe_seq_memory:
             self._seqs.popitem(last=False)
@@ -80,12 +84,24 @@ class ProbeTracker:
         cluster = self._clusters.get(cluster_id)
         if cluster is not None:
             cluster.ended = True
+            if cluster.last_seq >= 0:
+                self._awaiting.append(cluster)
+
+    @staticmethod
+    def _passed_by(cluster: _Cluster, seq: int) -> bool:
+        """Feedback for ``seq``, sent after the cluster: what it has not reported never will."""
+        if seq > cluster.last_seq or cluster.outcome is not ProbeOutcome.PENDING:
+            cluster.passed = True
+            return True
+        return False
 
     @property
     def active(self) -> bool:
         return any(c.outcome is ProbeOutcome.PENDING for c in self._clusters.values())
 
     def on_result(self, r: PacketFeedback) -> None:
+        if self._awaiting:  # ended clusters: has the feedback gone past one?
+            self._awaiting = [c for c in self._awaiting if not self._passed_by(c, r.seq)]
         cluster_id = self._seqs.pop(r.seq, None)
         cluster = None if cluster_id is None else self._clusters.get(cluster_id)
         if cluster is None or cluster.outcome is not ProbeOutcome.PENDING:
@@ -127,7 +143,10 @@ class ProbeTracker:
         for cluster_id, cluster in self._clusters.items():
             if cluster.outcome is not ProbeOutcome.PENDING:
                 continue
-            complete = cluster.ended and cluster.reported >= cluster.sent
+            # every packet reported, or feedback has gone past the cluster: a feedback
+            # lost on the way (a capped link just lifted) must not leave it undecided
+            # until the timeout, and the next probe waiting behind it
+            complete = cluster.ended and (cluster.reported >= cluster.sent or cluster.passed)
             timed_out = not 0 <= now - cluster.started < self._c.probe_timeout
             if not (complete or timed_out or cluster.overuse):
                 continue

@@ -27,7 +27,10 @@ probes:
   grows (``overusing_now``): within one feedback interval, before audio
   behind it suffers.
 - **Judged** by sfu/gcc.py (the receive rate of the cluster's packets against
-  its send rate). A success raises the estimate to the probed rate in one
+  its send rate), once every packet of it is reported or feedback has
+  reported a packet sent after it (a feedback lost as a cap is lifted must
+  not leave the probe undecided until its timeout, the next probe waiting
+  behind it). A success raises the estimate to the probed rate in one
   step, and the next probe may double; a failure doubles the back-off
   (``PROBE_BACKOFF_MIN`` .. ``PROBE_BACKOFF_MAX``).
 
