@@ -107,6 +107,11 @@ class Reconnection:
         """Tracks the client publishes: republish them after reconnecting."""
         self._publishing.extend(tracks)
 
+    @property
+    def tracks(self) -> Tracks:
+        """The tracks republished after a reconnection."""
+        return list(self._publishing)
+
     def suggest(self, url: str | None) -> None:
         """The node the server suggested (``reconnect`` event) for the next attempt."""
         self._hint = url
@@ -144,6 +149,8 @@ class Reconnection:
                 if host.state != "active":
                     raise ClientError(host.state, "not admitted after reconnecting")
                 if republish:
+                    # (a failed attempt's publish may have remembered them already)
+                    self._publishing.clear()
                     await host.publish(republish)
             except (ClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 code = getattr(exc, "code", type(exc).__name__)

@@ -148,3 +148,27 @@ async def test_close_cancels_a_reconnection_under_way() -> None:
     assert host.calls == ["drop"]
     await made.close()
     assert not made.armed and host.calls == ["drop"] and not host.done.is_set()
+
+
+async def test_a_failed_republish_does_not_publish_the_tracks_twice_later() -> None:
+    """The client remembers tracks as it publishes them; before, an attempt whose
+    republish failed left them remembered and the next attempt added them again."""
+    host = Host(["active", "active"])
+    made = reconnection(host)
+    track = object()
+    made.published([(track, "microphone")])  # type: ignore[list-item]
+    failures = [ClientError("publish_failed", "no answer")]
+
+    async def publish(tracks: Tracks, video_codec: str | None = None) -> dict[str, str]:
+        made.published(tracks)  # what ConsultClient.publish does first
+        host.republished.append(list(tracks))
+        if failures:
+            raise failures.pop()
+        return {}
+
+    host.publish = publish  # type: ignore[method-assign]
+    made.start("disconnected")
+    await finished(host)
+    assert made.reconnections == 1
+    assert len(host.republished) == 2
+    assert made.tracks == [(track, "microphone")]  # once, not twice
