@@ -114,7 +114,7 @@ async def test_candidates_are_capped_and_validated_and_the_victim_sees_only_what
         counts = {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
         assert counts[53] == 0, counts
         assert all(counts[p] == 0 for p in ephemeral[16:]), counts
-        # (the accepted ones get no checks either here: aioice forms pairs for candidates
-        # trickled after the answer, but this server-side connection did not start checking
-        # them within the window; the cap bounds what it could send: 16 x its retransmits)
+        # (the accepted ones get no checks either here: the doctor's own checks completed the
+        # server's ICE before these were trickled, and aioice starts no new checks once its
+        # check list has completed; the cap bounds what it could send: 16 x its retransmits)
         assert sum(counts.values()) <= 16 * 10, counts
