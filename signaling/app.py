@@ -29,6 +29,7 @@ from signaling.origins import OriginPolicy, public_url_origin
 from signaling.recording_service import RecordingService
 from signaling.routing import JoinRouter
 from signaling.session import SessionLimits, SignalingSession
+from signaling.thin_stream import make_thin
 from signaling.tokens import (
     JoinClaims,
     TokenVerifier,
@@ -185,6 +186,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             max_msg_size=config.server.max_message_bytes * 2,
         )
         await ws.prepare(request)
+        if request.transport is not None:  # lost messages sent again soon (thin_stream.py)
+            make_thin(request.transport.get_extra_info("socket"))
         app[METRICS].connections.inc()
         session = SignalingSession(
             ws,

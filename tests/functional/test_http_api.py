@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from sfu.participant import Role
 from signaling.app import SESSIONS
 from signaling.client import ConsultClient
 from signaling.config import Secret
+from signaling.thin_stream import CONGESTION_CONTROL, TCP_THIN_LINEAR_TIMEOUTS
 from signaling.tokens import mint_token
 from tests.conftest import RunningServer
 from tests.helpers.tls import self_signed
@@ -190,3 +192,21 @@ async def test_widget_modules_load_cross_origin_only_for_allowed_portals(
         async with http.get(embed) as resp:
             csp = resp.headers["Content-Security-Policy"]
             assert csp == "frame-ancestors 'self' https://portal.hospital-a.example"
+
+
+async def test_signalling_socket_is_a_thin_tcp_stream(
+    server_factory: Callable[..., object],
+) -> None:
+    """A lost message is sent again at a linear timeout, not after doubling ones (thin_stream)."""
+    server: RunningServer = await server_factory()  # type: ignore[operator]
+    async with aiohttp.ClientSession() as http, http.ws_connect(server.ws_url):
+        for _ in range(50):
+            if server.app[SESSIONS]:
+                break
+            await asyncio.sleep(0.02)
+        (session,) = server.app[SESSIONS]
+        sock = session.ws._req.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        assert sock.getsockopt(socket.IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        algorithm = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
+        assert algorithm.rstrip(b"\0") == CONGESTION_CONTROL
