@@ -22,7 +22,11 @@ away while little is sent. The acknowledged rate is what arrived in the
 last 0.5 s of receiver time.
 
 Loss-based: received and lost packets are counted in windows of at least
-20 packets *and* 0.5 s of sending. Above 10 % loss the loss-based estimate drops to
+20 packets *and* 0.5 s of sending (the reported, smoothed loss also takes
+sparser windows, 5 packets over 1 s: a link whose video is paused numbers
+only a few audio packets a second, and a loss seen during the cap must not
+outlive it by many seconds and hold back the probe that finds the link
+wide again). Above 10 % loss the loss-based estimate drops to
 ``estimate x (1 - loss / 2)`` (at most once per 300 ms + RTT); between 2 and
 10 % it holds; below 2 % it grows back by 8 %/s until it reaches the
 delay-based one, and from then on limits nothing (it reads ``max_bps``)
@@ -138,6 +142,10 @@ class GccConfig:
     # -- loss-based --
     loss_window_packets: int = 20  # a loss window has at least this many packets...
     loss_window_duration: float = 0.5  # ...sent over at least this long
+    # sparse feedback (a paused link numbers 5 audio packets a second): a window of this
+    # many packets over this long updates the reported `loss` (never a decrease or the floor)
+    loss_sparse_packets: int = 5
+    loss_sparse_duration: float = 1.0
     loss_clean: float = 0.02  # below this (plus the floor margin): may increase
     loss_high: float = 0.10  # above this (plus the floor margin): decrease
     loss_increase_per_second: float = 1.08  # the loss-based increase, 8 %/s...
@@ -250,19 +258,21 @@ class LossBasedBwe:
         c = self._c
         total = self._received + self._lost
         start = self._window_start
-        if start is None or total < c.loss_window_packets:
+        if start is None:
             return False
-        if self._window_end - start < c.loss_window_duration:
+        span = self._window_end - start
+        if total < c.loss_window_packets:
+            if total >= c.loss_sparse_packets and span >= c.loss_sparse_duration:
+                self._close_window(self._lost / total)  # the reported loss decays in time
+            return False
+        if span < c.loss_window_duration:
             return False
         loss = self._lost / total
         if not self._window_probe and not after_overuse and loss <= c.loss_floor_overload:
             self._history.append(loss)
             if len(self._history) >= c.loss_floor_min_windows:
                 self._floor = min(statistics.median(self._history), c.loss_floor_max)
-        self._received = self._lost = 0
-        self._window_start = None
-        self._window_probe = False
-        self.loss += c.loss_smoothing * (loss - self.loss)
+        self._close_window(loss)
         last = self._last_update
         dt = 0.0 if last is None else min(max(now - last, 0.0), 1.0)
         self._last_update = now
@@ -282,6 +292,12 @@ class LossBasedBwe:
         self._last_decrease = now
         logger.debug("gcc: loss %.3f (floor %.3f), -> %.0f bit/s", loss, self._floor, self._limit)
         return True
+
+    def _close_window(self, loss: float) -> None:
+        self._received = self._lost = 0
+        self._window_start = None
+        self._window_probe = False
+        self.loss += self._c.loss_smoothing * (loss - self.loss)
 
 
 class _Seen(enum.Enum):

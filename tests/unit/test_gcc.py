@@ -513,3 +513,22 @@ def test_the_floor_is_capped() -> None:
     est = SendSideEstimator(300e3, MIN_BPS, MAX_BPS)
     loss_windows(est, [0.2] * 5)
     assert est.loss_floor == CONFIG.loss_floor_max
+
+
+def test_sparse_feedback_lets_the_reported_loss_decay_without_decreasing() -> None:
+    """A paused link numbers ~5 audio packets a second: a loss seen must not outlive it."""
+    est = SendSideEstimator(300e3, MIN_BPS, MAX_BPS)
+    t = loss_windows(est, [0.4])  # the cap's storm
+    assert est.loss == pytest.approx(0.3 * 0.4)
+    limit = est.loss_estimate
+    seq = 10_000
+    for _ in range(4):  # then clean: 5 packets a second, in one feedback each second
+        batch = [Result(seq + i, t + 0.2 * i, 100, 0, RX_CLOCK + t + 0.2 * i) for i in range(6)]
+        est.on_feedback(batch, t + 1.3)
+        seq += 6
+        t += 1.2
+    assert est.loss < 0.05  # 0.12 x 0.7^4: a probe is no longer held back by it
+    assert est.loss_estimate == limit  # a sparse window neither decreases nor grows the limit
+    lossy = [Result(seq + i, t + 0.2 * i, 100, 0, None) for i in range(6)]
+    est.on_feedback(lossy, t + 1.3)
+    assert est.loss_estimate == limit  # all lost: still no loss-based decrease from 6 packets
