@@ -22,7 +22,13 @@ probes:
   padding on top of the media (the pacer lets it through at the probe's
   rate). A 60 kbit/s link paused its video and, once widened, its
   estimate crept up from 20 to 55 kbit/s in 24 s with every probe too
-  small to judge.
+  small to judge. While video is paused, ``PROBE_PAUSED_DURATION``
+  whatever the rate: such a probe decides a resume, and a quarter-second
+  one at 160 kbit/s (5 kB) passed through a 60 kbit/s ``tbf`` whose bucket
+  (4 kB) had filled while only audio flowed, was judged a success, and
+  resumed video the link could not carry (a failed trial; the resume
+  back-off then held the video for seconds after the cap was lifted).
+  Stopped at the first sign of a queue like any probe, it costs little more.
 - **Stopped early**: at the first feedback whose delay trend says the queue
   grows (``overusing_now``): within one feedback interval, before audio
   behind it suffers.
@@ -60,6 +66,7 @@ logger = logging.getLogger(__name__)
 PROBE_DURATION = 0.25  # seconds of padding per probe...
 PROBE_MIN_PADDING = 6 * 255  # ...at least this many bytes of it (a cluster needs 5 packets)...
 PROBE_MAX_DURATION = 1.0  # ...within this
+PROBE_PAUSED_DURATION = 1.0  # while video is paused for bandwidth: this long, whatever the rate
 PROBE_STEP = 1.5  # first probe, and after a failure: this times the estimate
 PROBE_STEP_AFTER_SUCCESS = 2.0
 PROBE_MIN_STEP = 1.15  # a probe for less than this times the estimate is not worth it
@@ -245,6 +252,8 @@ class TwccEstimator:
         # long enough for the padding to make a measurable cluster at a low rate
         excess = max(target - sent, 1.0)
         duration = min(max(PROBE_DURATION, PROBE_MIN_PADDING * 8 / excess), PROBE_MAX_DURATION)
+        if paused:  # it decides a resume: longer than a shaper's burst allowance can hide
+            duration = PROBE_PAUSED_DURATION
         self._probe_ends = now + duration
         self._gcc.start_probe(self._cluster, target / self.payload_share, now)
         self.probe_state = ProbeState.PROBING

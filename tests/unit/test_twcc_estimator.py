@@ -7,6 +7,7 @@ from sfu.twcc import PacketResult
 from sfu.twcc_estimator import (
     PROBE_BACKOFF_PAUSED,
     PROBE_DURATION,
+    PROBE_PAUSED_DURATION,
     PROBE_STEP,
     TwccEstimator,
 )
@@ -23,6 +24,7 @@ class Link:
         self.free_at = 0.0
         self.pending: list[PacketResult] = []
         self.wanted: float | None = None  # what the allocation wants (None: 4x the media)
+        self.media_packet = 1000  # bytes
 
     def send(self, now: float, size: int, kind: int = 2) -> None:
         self.seq += 1
@@ -32,19 +34,24 @@ class Link:
         self.pending.append(PacketResult(self.seq, now, size, kind, self.free_at + self.delay))
 
     def run(
-        self, start: float, seconds: float, media_bps: float, padding_bps: float = 0.0
+        self,
+        start: float,
+        seconds: float,
+        media_bps: float,
+        padding_bps: float = 0.0,
+        paused: bool = False,
     ) -> float:
-        """Send ``media_bps`` in 1000-byte packets every 10 ms, plus padding; return the end."""
+        """Send ``media_bps`` in ``media_packet`` bytes every 10 ms, and padding; return the end."""
         t = start
         next_feedback = start + 0.05
         media_due = padding_due = 0.0
         while t < start + seconds:
             media_due += media_bps * 0.01 / 8
-            while media_due >= 1000:
-                self.send(t, 1000)
-                media_due -= 1000
+            while media_due >= self.media_packet:
+                self.send(t, self.media_packet)
+                media_due -= self.media_packet
             wanted = media_bps * 4 if self.wanted is None else self.wanted
-            pad = self.estimator.padding_target(wanted, t, media_bps, False)
+            pad = self.estimator.padding_target(wanted, t, media_bps, paused)
             padding_due += max(0.0, pad - media_bps) * 0.01 / 8 if pad else 0.0
             while padding_due >= 250:
                 self.send(t, 250, kind=3)
@@ -140,3 +147,52 @@ def test_both_estimators_show_the_controller_one_face() -> None:
     ]
     for estimator in faces:
         assert estimator.estimate > 0 and not estimator.may_pause
+
+
+class ShapedLink(Link):
+    """``tbf``: a bucket of ``burst`` bytes lets a burst through at once; ``latency`` of queue."""
+
+    def __init__(self, estimator: TwccEstimator, rate_bps: float, burst: int) -> None:
+        super().__init__(estimator, rate_bps)
+        self.latency = 0.3
+        self.media_packet = 100  # audio: 25 packets a second at 20 kbit/s
+        self.burst = burst
+        self.tokens = float(burst)
+        self.filled_at = 0.0
+
+    def send(self, now: float, size: int, kind: int = 2) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.filled_at) * self.rate / 8)
+        self.filled_at = now
+        if self.free_at <= now and self.tokens >= size:
+            self.tokens -= size  # through at once, on the bucket's credit
+            self.seq += 1
+            self.estimator.on_sent(self.seq)
+            self.pending.append(PacketResult(self.seq, now, size, kind, now + self.delay))
+            return
+        if self.free_at - now > self.latency:  # tbf's queue is full: dropped
+            self.seq += 1
+            self.estimator.on_sent(self.seq)
+            self.pending.append(PacketResult(self.seq, now, size, kind, None))
+            return
+        super().send(now, size, kind)
+
+
+def test_while_paused_a_probe_outlasts_the_shapers_burst_allowance() -> None:
+    """60 kbit/s behind a 4 kB bucket, 20 kbit/s of audio: no probe may claim 90 kbit/s."""
+    estimator = TwccEstimator(40_000, 5_000_000, 0.0)
+    estimator.payload_share = 1.0
+    link = ShapedLink(estimator, 60_000, burst=4_000)
+    link.wanted = 400_000
+    highest = 0.0
+    t = 0.0
+    while t < 40.0:
+        t = link.run(t, 0.5, 20_000, paused=True)
+        highest = max(highest, estimator.estimate)
+    assert estimator.probes >= 5
+    assert highest < 90_000  # what would have resumed a video the link cannot carry
+    link.rate = 5_000_000  # the cap is lifted: found within seconds
+    lifted = t
+    while t < lifted + 6.0 and estimator.estimate < 300_000:
+        t = link.run(t, 0.25, 20_000, paused=True)
+    assert estimator.estimate >= 300_000, estimator
+    assert PROBE_PAUSED_DURATION > PROBE_DURATION
