@@ -90,9 +90,7 @@ class TwccEstimator:
         self._cluster: int | None = None  # the probe cluster running or being judged
         self._cluster_target = 0.0
         self._probe_ends = 0.0
-        self._next_probe = now
-        self._backoff = PROBE_BACKOFF_MIN
-        self._step = PROBE_STEP
+        self._schedule = ProbeSchedule(now)  # when the next probe may go, and its step
         self._seen_congestion: float | None = None
         self.probe_state = ProbeState.IDLE
         self.decreases = 0  # congestion signals seen (overuse or loss-based decrease)
@@ -102,7 +100,6 @@ class TwccEstimator:
         # RTP bits per bit on the wire of what was sent lately: the estimate is
         # in wire bits, prices and rates are in RTP bits (TransportSender.payload_share)
         self.payload_share = 0.9
-        self._paused = False  # some video is paused for bandwidth (shorter back-off)
         self._cluster_result: float | None = None
         self._proven = 0.0  # bit/s (wire) the latest successful probe measured...
         self._proven_at = -1e9  # ...and when
@@ -221,11 +218,9 @@ class TwccEstimator:
 
     def padding_target(self, wanted: float, now: float, sent: float, paused: bool) -> float:
         """The total rate to send now (media + padding): above ``sent`` while probing, else 0."""
-        self._paused = paused
+        schedule = self._schedule
+        schedule.set_paused(paused, now)
         self._now = now
-        if paused:  # a link that widens must give the video back within seconds
-            self._backoff = min(self._backoff, PROBE_BACKOFF_PAUSED)
-            self._next_probe = min(self._next_probe, now + PROBE_BACKOFF_PAUSED)
         if self.probe_state is ProbeState.PROBING:
             if now < self._probe_ends:
                 return self._cluster_target
@@ -236,7 +231,7 @@ class TwccEstimator:
         estimate = self.estimate
         if (
             wanted < estimate * PROBE_MIN_STEP
-            or now < self._next_probe
+            or now < schedule.next_probe
             or now - self.last_decrease < TUNING.decrease_hold
             or self._gcc.overusing_now
             or (self._gcc.congested and not paused)
@@ -245,7 +240,7 @@ class TwccEstimator:
             > (PROBE_MAX_LOSS_PAUSED if paused else PROBE_MAX_LOSS) + 2 * self._gcc.loss_floor
         ):
             return 0.0  # (while paused, a link that was congested seconds ago is probed again)
-        step = PROBE_STEP_AFTER_SUCCESS if paused else self._step
+        step = PROBE_STEP_AFTER_SUCCESS if paused else schedule.step
         target = max(min(wanted, estimate * step), estimate * PROBE_MIN_STEP)
         self._cluster = next(self._clusters)
         self._cluster_target = target
@@ -284,13 +279,43 @@ class TwccEstimator:
         if outcome is ProbeOutcome.SUCCEEDED:
             if self._cluster_result is not None:
                 self._proven, self._proven_at = self._cluster_result, now
-            self._step = PROBE_STEP_AFTER_SUCCESS
-            self._backoff = PROBE_BACKOFF_MIN
-            self._next_probe = now
+            self._schedule.succeeded(now)
         else:
             self.probes_failed += 1
-            self._step = PROBE_STEP
-            limit = PROBE_BACKOFF_PAUSED if self._paused else PROBE_BACKOFF_MAX
-            self._backoff = min(self._backoff, limit)
-            self._next_probe = now + self._backoff
-            self._backoff = min(self._backoff * 2, limit)
+            self._schedule.failed(now)
+
+
+class ProbeSchedule:
+    """When the next probe may go and how far it steps: back-off after failures.
+
+    A failure doubles the back-off (``PROBE_BACKOFF_MIN`` .. ``PROBE_BACKOFF_MAX``,
+    or at most ``PROBE_BACKOFF_PAUSED`` while video is paused: a link that
+    widens must give the video back within seconds); a success clears it
+    and lets the next probe step ``PROBE_STEP_AFTER_SUCCESS``.
+    """
+
+    __slots__ = ("_backoff", "_paused", "next_probe", "step")
+
+    def __init__(self, now: float) -> None:
+        self.next_probe = now
+        self.step = PROBE_STEP
+        self._backoff = PROBE_BACKOFF_MIN
+        self._paused = False  # some video is paused for bandwidth (shorter back-off)
+
+    def set_paused(self, paused: bool, now: float) -> None:
+        self._paused = paused
+        if paused:
+            self._backoff = min(self._backoff, PROBE_BACKOFF_PAUSED)
+            self.next_probe = min(self.next_probe, now + PROBE_BACKOFF_PAUSED)
+
+    def succeeded(self, now: float) -> None:
+        self.step = PROBE_STEP_AFTER_SUCCESS
+        self._backoff = PROBE_BACKOFF_MIN
+        self.next_probe = now
+
+    def failed(self, now: float) -> None:
+        self.step = PROBE_STEP
+        limit = PROBE_BACKOFF_PAUSED if self._paused else PROBE_BACKOFF_MAX
+        self._backoff = min(self._backoff, limit)
+        self.next_probe = now + self._backoff
+        self._backoff = min(self._backoff * 2, limit)
