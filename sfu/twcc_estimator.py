@@ -15,8 +15,10 @@ probes:
   seen in the last ``decrease_hold`` seconds (sfu/tuning.py), the feedback
   does not show a full link (loss over ``PROBE_MAX_LOSS``, 10 % while video
   is paused, above the link's own random loss), and the back-off allows it.
-- **How much**: 1.5x the estimate (2x after a probe that succeeded, and
-  while video is paused), never more than wanted; for ``PROBE_DURATION``
+- **How much**: 1.5x the estimate (2x after a probe that succeeded, 3x
+  while video is paused: from thin-link audio, 25-45 kbit/s, one step
+  reaches the lowest layer's resume, instead of a small probe and a
+  second one after it once a cap is lifted), never more than wanted; for ``PROBE_DURATION``
   seconds, or longer at a low rate so that the padding makes a measurable
   cluster (``PROBE_MIN_PADDING`` bytes, at most ``PROBE_MAX_DURATION``):
   padding on top of the media (the pacer lets it through at the probe's
@@ -69,6 +71,7 @@ PROBE_MAX_DURATION = 1.0  # ...within this
 PROBE_PAUSED_DURATION = 1.0  # while video is paused for bandwidth: this long, whatever the rate
 PROBE_STEP = 1.5  # first probe, and after a failure: this times the estimate
 PROBE_STEP_AFTER_SUCCESS = 2.0
+PROBE_STEP_PAUSED = 3.0  # while video is paused: one step from thin audio to the lowest layer
 PROBE_MIN_STEP = 1.15  # a probe for less than this times the estimate is not worth it
 PROBE_SETTLE_MAX = 2.0  # seconds after a probe ends: given up on if still undecided
 PROBE_MAX_LOSS = 0.05  # no probe while recent feedback shows more loss than this (smoothed;
@@ -240,7 +243,7 @@ class TwccEstimator:
             > (PROBE_MAX_LOSS_PAUSED if paused else PROBE_MAX_LOSS) + 2 * self._gcc.loss_floor
         ):
             return 0.0  # (while paused, a link that was congested seconds ago is probed again)
-        step = PROBE_STEP_AFTER_SUCCESS if paused else schedule.step
+        step = PROBE_STEP_PAUSED if paused else schedule.step
         target = max(min(wanted, estimate * step), estimate * PROBE_MIN_STEP)
         self._cluster = next(self._clusters)
         self._cluster_target = target
