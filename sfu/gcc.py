@@ -26,7 +26,9 @@ Loss-based: received and lost packets are counted in windows of at least
 sparser windows, 5 packets over 1 s: a link whose video is paused numbers
 only a few audio packets a second, and a loss seen during the cap must not
 outlive it by many seconds and hold back the probe that finds the link
-wide again). Above 10 % loss the loss-based estimate drops to
+wide again; nor does a window that overlapped a probe: that loss is the
+probe's own, judged with it, and a probe failed into a 60 kbit/s cap just
+before it was lifted held the next one back 2 s). Above 10 % loss the loss-based estimate drops to
 ``estimate x (1 - loss / 2)`` (at most once per 300 ms + RTT); between 2 and
 10 % it holds; below 2 % it grows back by 8 %/s until it reaches the
 delay-based one, and from then on limits nothing (it reads ``max_bps``)
@@ -294,10 +296,11 @@ class LossBasedBwe:
         return True
 
     def _close_window(self, loss: float) -> None:
+        if not self._window_probe:  # a probe's own loss is judged with the probe
+            self.loss += self._c.loss_smoothing * (loss - self.loss)
         self._received = self._lost = 0
         self._window_start = None
         self._window_probe = False
-        self.loss += self._c.loss_smoothing * (loss - self.loss)
 
 
 class _Seen(enum.Enum):

@@ -532,3 +532,12 @@ def test_sparse_feedback_lets_the_reported_loss_decay_without_decreasing() -> No
     lossy = [Result(seq + i, t + 0.2 * i, 100, 0, None) for i in range(6)]
     est.on_feedback(lossy, t + 1.3)
     assert est.loss_estimate == limit  # all lost: still no loss-based decrease from 6 packets
+
+
+def test_a_probes_own_loss_is_not_the_links_reported_loss() -> None:
+    """A probe into a full link loses packets: judged with it, not held against the next one."""
+    est = SendSideEstimator(300e3, MIN_BPS, MAX_BPS)
+    t = loss_windows(est, [0.0])
+    est.start_probe(1, 600e3, t)
+    loss_windows(est, [0.4], t)
+    assert est.loss == 0.0
