@@ -26,9 +26,10 @@ Loss-based: received and lost packets are counted in windows of at least
 sparser windows, 5 packets over 1 s: a link whose video is paused numbers
 only a few audio packets a second, and a loss seen during the cap must not
 outlive it by many seconds and hold back the probe that finds the link
-wide again; nor does a window that overlapped a probe: that loss is the
-probe's own, judged with it, and a probe failed into a 60 kbit/s cap just
-before it was lifted held the next one back 2 s). Above 10 % loss the loss-based estimate drops to
+wide again). ``loss_outside_probes`` leaves out the windows that
+overlapped a probe: that loss is the probe's own, judged with it (while
+video is paused, a probe failed into a 60 kbit/s cap just before it was
+lifted held the next one back 2 s). Above 10 % loss the loss-based estimate drops to
 ``estimate x (1 - loss / 2)`` (at most once per 300 ms + RTT); between 2 and
 10 % it holds; below 2 % it grows back by 8 %/s until it reaches the
 delay-based one, and from then on limits nothing (it reads ``max_bps``)
@@ -214,6 +215,7 @@ class LossBasedBwe:
         self._history: deque[float] = deque(maxlen=config.loss_floor_windows)
         self._floor = 0.0
         self.loss = 0.0  # smoothed over windows
+        self.loss_outside_probes = 0.0  # ...over those that overlapped no probe
         self._last_update: float | None = None
         self._last_decrease: float | None = None
 
@@ -296,8 +298,10 @@ class LossBasedBwe:
         return True
 
     def _close_window(self, loss: float) -> None:
+        smoothing = self._c.loss_smoothing
+        self.loss += smoothing * (loss - self.loss)
         if not self._window_probe:  # a probe's own loss is judged with the probe
-            self.loss += self._c.loss_smoothing * (loss - self.loss)
+            self.loss_outside_probes += smoothing * (loss - self.loss_outside_probes)
         self._received = self._lost = 0
         self._window_start = None
         self._window_probe = False
@@ -468,6 +472,11 @@ class SendSideEstimator:
     @property
     def loss(self) -> float:
         return self._loss.loss
+
+    @property
+    def loss_outside_probes(self) -> float:
+        """Smoothed loss of the windows that overlapped no probe (a probe's own is its own)."""
+        return self._loss.loss_outside_probes
 
     @property
     def loss_floor(self) -> float:

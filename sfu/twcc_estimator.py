@@ -239,8 +239,7 @@ class TwccEstimator:
             or self._gcc.overusing_now
             or (self._gcc.congested and not paused)
             # a full link (not a radio link's own random loss): a probe would only cost audio
-            or self._gcc.loss
-            > (PROBE_MAX_LOSS_PAUSED if paused else PROBE_MAX_LOSS) + 2 * self._gcc.loss_floor
+            or self._recent_loss(paused) > self._loss_bar(paused)
         ):
             return 0.0  # (while paused, a link that was congested seconds ago is probed again)
         step = PROBE_STEP_PAUSED if paused else schedule.step
@@ -258,6 +257,19 @@ class TwccEstimator:
         self.probes += 1
         logger.debug("%r: probing at %d bit/s (sending %d)", self, target, sent)
         return target
+
+    def _recent_loss(self, paused: bool) -> float:
+        """The loss that gates a probe; while paused, not the failed probes' own.
+
+        (With it, a probe failed into a cap just before the cap was lifted held
+        the next one back 2 s. A link carrying video keeps the stricter gate:
+        there a failed probe's loss is the media's too.)
+        """
+        return self._gcc.loss_outside_probes if paused else self._gcc.loss
+
+    def _loss_bar(self, paused: bool) -> float:
+        limit = PROBE_MAX_LOSS_PAUSED if paused else PROBE_MAX_LOSS
+        return limit + 2 * self._gcc.loss_floor
 
     def _end_probe(self, now: float) -> None:
         if self._cluster is not None:

@@ -540,4 +540,5 @@ def test_a_probes_own_loss_is_not_the_links_reported_loss() -> None:
     t = loss_windows(est, [0.0])
     est.start_probe(1, 600e3, t)
     loss_windows(est, [0.4], t)
-    assert est.loss == 0.0
+    assert est.loss_outside_probes == 0.0
+    assert est.loss == pytest.approx(0.3 * 0.4)  # the link's, all windows
