@@ -33,7 +33,7 @@ from sfu.rtcp import SenderReport
 from sfu.rtp import RtpPacket, abs_send_time, is_keyframe_start, rtx_unwrap
 from sfu.stream_stats import ReceiveStream
 from sfu.track_audio import TrackAudio
-from sfu.uplink_health import UplinkState
+from sfu.uplink_health import DownlinkHint, UplinkState
 from sfu.uplink_watch import UplinkWatch
 from sfu.vp8 import keyframe_size, parse_descriptor
 
@@ -286,17 +286,19 @@ class Producer:
         """The publisher's camera arrives at a crawl, lossy or not at all (uplink_health)."""
         return self._uplink is not None and self._uplink.weak
 
-    def check_uplink(self, now: float, hint_bps: float | None = None, judged: bool = True) -> bool:
+    def check_uplink(
+        self, now: float, hint: DownlinkHint | None = None, judged: bool = True
+    ) -> bool:
         """Judge what arrived of the camera (twice a second); True when ``uplink_weak`` changed.
 
-        ``hint_bps``: the same participant's downlink estimate (a link that
+        ``hint``: what the same participant's downlink says (a link that
         widens usually widens both ways: the camera is then tried again).
         ``judged``: False while nothing of the publisher arrives at all (on
         hold, as the console's other rooms are): not judged, never weak.
         """
         if self._uplink is None:
             return False
-        return self._uplink.check(self._layers.layers, self.muted or not judged, now, hint_bps)
+        return self._uplink.check(self._layers.layers, self.muted or not judged, now, hint)
 
     def wanted_audio_cap(self) -> int | None:
         """The smallest Opus bitrate a subscriber's thin link wishes (None: no wish)."""

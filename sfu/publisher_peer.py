@@ -60,6 +60,7 @@ from sfu.rtp import (
     parse_rtp,
 )
 from sfu.uplink_feedback import RembFeedback, TwccFeedback
+from sfu.uplink_health import DownlinkHint
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +112,9 @@ class PublisherPeer(Peer):
         self._on_layers = on_layers
         self._on_audio_cap = on_audio_cap
         self._on_uplink = on_uplink
-        # the same participant's downlink estimate (bit/s), set by the room: a hint
+        # what the same participant's downlink says, set by the room: a hint
         # that a weak uplink widened too (sfu/uplink_health.py)
-        self.downlink_estimate: Callable[[], float | None] | None = None
+        self.downlink_hint: Callable[[], DownlinkHint | None] | None = None
         self._rid_ext: int | None = None
         self._repaired_rid_ext: int | None = None
         self.rtp_errors = 0
@@ -486,10 +487,10 @@ class PublisherPeer(Peer):
 
         A camera arriving at a crawl (sfu/uplink_health.py) is asked off and the
         publisher's audio down to the thin-link bitrate: audio first on its own
-        uplink. ``downlink_estimate`` (the same participant's) hints when to try
-        the camera again.
+        uplink. ``downlink_hint`` (the same participant's downlink) hints when to
+        try the camera again.
         """
-        hint = self.downlink_estimate() if self.downlink_estimate is not None else None
+        hint = self.downlink_hint() if self.downlink_hint is not None else None
         producers = list(self.producers.values())
         for producer in producers:
             producer.sample_rates(elapsed)

@@ -24,6 +24,7 @@ from sfu.peer import MediaSettings, PeerState
 from sfu.producer import Producer
 from sfu.publisher_peer import PublisherPeer
 from sfu.subscriber_peer import OfferedTrack, SubscriberPeer
+from sfu.uplink_health import DownlinkHint
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +203,8 @@ class Room:
                 max_media_sections=self.settings.max_media_sections,
                 max_tracks=self.settings.max_published_tracks,
             )
-            participant.publisher.downlink_estimate = functools.partial(
-                self._downlink_estimate, participant
+            participant.publisher.downlink_hint = functools.partial(
+                self._downlink_hint, participant
             )
         publisher = participant.publisher
         try:
@@ -397,9 +398,12 @@ class Room:
         )
 
     @staticmethod
-    def _downlink_estimate(participant: Participant) -> float | None:
+    def _downlink_hint(participant: Participant) -> DownlinkHint | None:
         subscriber = participant.subscriber
-        return None if subscriber is None else subscriber.downlink.estimator.estimate
+        if subscriber is None:
+            return None
+        downlink = subscriber.downlink
+        return DownlinkHint(downlink.estimator.estimate, downlink.resumed_at)
 
     def _publisher_uplink(self, participant: Participant, producer: Producer, weak: bool) -> None:
         """Tell everyone else that this camera arrives (or no longer arrives) at a crawl."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sfu.layers import Layer
-from sfu.uplink_health import UplinkHealth, UplinkState
+from sfu.uplink_health import DownlinkHint, UplinkHealth, UplinkState
 
 
 class UplinkWatch:
@@ -36,7 +36,7 @@ class UplinkWatch:
         return self.health.state
 
     def check(
-        self, layers: Sequence[Layer], unjudged: bool, now: float, hint_bps: float | None = None
+        self, layers: Sequence[Layer], unjudged: bool, now: float, hint: DownlinkHint | None = None
     ) -> bool:
         """Fold in what arrived since the last check; True when ``weak`` changed.
 
@@ -50,4 +50,4 @@ class UplinkWatch:
         delta = expected - before_expected
         loss = max(0, delta - (received - before_received)) / delta if delta > 0 else 0.0
         fps = max(layer.rates.fps for layer in layers)
-        return self.health.update(fps, loss, unjudged, now, hint_bps)
+        return self.health.update(fps, loss, unjudged, now, hint)

@@ -23,6 +23,7 @@ from sfu.producer import Producer
 from sfu.rtcp import ReportBlock
 from sfu.rtp import build_header, parse_rtp
 from sfu.tuning import TUNING
+from sfu.uplink_health import UplinkState
 from tests.unit.consumer_support import Sink
 
 VP8 = CodecInfo("video/VP8", 90_000, 96, rtx_payload_type=97, nack=True)
@@ -309,6 +310,24 @@ async def test_a_silent_layer_is_not_offered_unless_the_publisher_was_told_to_st
     producer.layers[2].active = False  # stopped on purpose: can be asked for again
     sub.tick(1.0)
     assert targets(sub) == [2]
+
+
+async def test_a_camera_on_trial_is_received_on_what_arrives() -> None:
+    """A weak uplink's camera comes back on its lowest layer only: that is what is sent on."""
+    producer = video_producer("alice")
+    sub = subscriber(producer)
+    sub.controller.estimator.estimate = 5_000_000
+    sub.tick(0.5)
+    assert targets(sub) == [2]
+    for layer in producer.layers[1:]:
+        layer.active = False  # asked off for the trial
+        layer.last_arrival_ms -= TUNING.layer_stale_ms + 100
+    producer._uplink.health.state = UplinkState.TRIAL  # type: ignore[union-attr]
+    sub.tick(1.0)
+    assert targets(sub) == [0]
+    producer._uplink.health.state = UplinkState.WELL  # type: ignore[union-attr]
+    sub.tick(1.5)
+    assert targets(sub) == [2]  # well again: asked back
 
 
 # --------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from sfu.uplink_health import (
+    HINT_FLOOR,
     OK_AFTER,
     OK_FPS,
+    OK_LOSS,
     RECOVERY_HINT,
     STARTUP_GRACE,
     TRIAL_BACKOFF_MIN,
@@ -13,6 +15,7 @@ from sfu.uplink_health import (
     WEAK_AFTER,
     WEAK_FPS,
     WEAK_LOSS,
+    DownlinkHint,
     UplinkHealth,
     UplinkState,
 )
@@ -25,12 +28,18 @@ def run(
     fps: float = 20.0,
     loss: float = 0.0,
     hint: float | None = None,
+    resumed_at: float | None = None,
 ) -> list[float]:
-    """Samples twice a second; the times at which ``weak`` changed."""
+    """Samples twice a second; the times at which ``weak`` changed.
+
+    ``hint``: the same participant's downlink estimate; ``resumed_at``: when
+    that downlink last resumed video paused for bandwidth.
+    """
     changes = []
     t = start
+    downlink = None if hint is None else DownlinkHint(hint, resumed_at)
     while t < start + seconds - 1e-9:
-        if health.update(fps, loss, False, t, hint):
+        if health.update(fps, loss, False, t, downlink):
             changes.append(t)
         t += 0.5
     return changes
@@ -99,6 +108,80 @@ def test_a_widened_downlink_tries_the_camera_at_once() -> None:
     assert health.state is UplinkState.WEAK
     run(health, 8, 1, fps=0, hint=50_000 * RECOVERY_HINT)
     assert health.state is UplinkState.TRIAL
+
+
+def test_an_estimate_of_what_little_was_sent_is_no_widening() -> None:
+    """In a 60 kbit/s cap the patient's downlink carried only audio: its estimate swung 5-40 kbit/s.
+
+    Fourfold the lowest of that was reached again and again, and the camera
+    was tried every 4.6 s through the whole cap (real Chromium, server log).
+    """
+    health = UplinkHealth()
+    run(health, 0, 5, hint=30_000)
+    run(health, 5, WEAK_AFTER + 0.5, fps=0, hint=30_000)
+    assert health.state is UplinkState.WEAK
+    t = 5 + WEAK_AFTER + 0.5
+    for _ in range(int(TRIAL_BACKOFF_MIN) - 2):
+        run(health, t, 0.5, fps=0, hint=5_000)
+        run(health, t + 0.5, 0.5, fps=0, hint=HINT_FLOOR * RECOVERY_HINT * 0.9)
+        t += 1
+    assert health.state is UplinkState.WEAK
+    run(health, t, 0.5, fps=0, hint=HINT_FLOOR * RECOVERY_HINT)  # the cap lifted
+    assert health.state is UplinkState.TRIAL
+
+
+def test_one_widening_gives_one_trial() -> None:
+    """A downlink that widened while the uplink did not (an asymmetric link): no trial storm."""
+    health = UplinkHealth()
+    run(health, 0, 5, hint=50_000)
+    run(health, 5, WEAK_AFTER + 0.5, fps=0, hint=50_000)
+    wide = 50_000 * RECOVERY_HINT
+    run(health, 8, 0.5, fps=0, hint=wide)
+    assert health.state is UplinkState.TRIAL
+    run(health, 8.5, 1, fps=12, loss=0.3, hint=wide)  # the uplink is still thin
+    assert health.state is UplinkState.WEAK
+    failed_at = 9.0
+    run(health, 9.5, 2 * TRIAL_BACKOFF_MIN - 1, fps=0, hint=wide)
+    assert health.state is UplinkState.WEAK  # the same widening: only the back-off tries again
+    run(health, failed_at + 2 * TRIAL_BACKOFF_MIN - 0.5, 0.5, fps=0, hint=wide * RECOVERY_HINT)
+    assert health.state is UplinkState.TRIAL  # a widening past that one does
+
+
+def test_a_downlink_resume_tries_the_camera_once() -> None:
+    """After a 60 kbit/s cap was lifted the downlink's probe resumed video 0.5 s after the lift.
+
+    The estimate took 3.7 s to reach threefold (real Chromium, server log):
+    the resume is the earlier sign that the link widened.
+    """
+    health = UplinkHealth()
+    run(health, 0, 5, hint=50_000)
+    run(health, 5, WEAK_AFTER + 0.5, fps=0, hint=30_000, resumed_at=2.0)
+    assert health.state is UplinkState.WEAK  # a resume from before it turned weak says nothing
+    run(health, 7, 3, fps=0, hint=30_000, resumed_at=2.0)
+    assert health.state is UplinkState.WEAK
+    run(health, 10, 0.5, fps=0, hint=90_000, resumed_at=9.8)
+    assert health.state is UplinkState.TRIAL
+    run(health, 10.5, 1, fps=12, loss=0.3, hint=30_000, resumed_at=9.8)  # it did not hold
+    assert health.state is UplinkState.WEAK
+    run(health, 11.5, 10, fps=0, hint=30_000, resumed_at=9.8)
+    assert health.state is UplinkState.WEAK  # that resume gave its trial
+    run(health, 21.5, 0.5, fps=0, hint=90_000, resumed_at=21.2)
+    assert health.state is UplinkState.TRIAL  # a later one gives another
+
+
+def test_a_camera_that_restarts_slowly_and_makes_it_is_not_cut_off() -> None:
+    """Real Chromium after a lift: 0.8, 3.6, 8.3, then 14-22 fps; good for 2 s just at 4.1 s."""
+    health = UplinkHealth()
+    run(health, 0, 5)
+    run(health, 5, WEAK_AFTER + 0.5, fps=0)
+    t = 5 + WEAK_AFTER + TRIAL_BACKOFF_MIN
+    run(health, t, 0.5, fps=0)
+    assert health.state is UplinkState.TRIAL
+    changes = []
+    for fps in (0.8, 3.6, 8.3, 14.3, 22.5, 21.4, 21.4, 20.6, 20.6, 20.6):
+        t += 0.5
+        changes += run(health, t, 0.5, fps=fps, loss=OK_LOSS / 2)
+    assert changes and health.state is UplinkState.WELL
 
 
 def test_nothing_before_the_first_frame_and_muted_is_never_weak() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sfu.layers import Layer
-from sfu.uplink_health import UplinkHealth, UplinkState
+from sfu.uplink_health import DownlinkHint, UplinkHealth, UplinkState
 from sfu.uplink_watch import UplinkWatch
 
 
@@ -14,13 +14,13 @@ class RecordingHealth(UplinkHealth):
 
     def __init__(self) -> None:
         super().__init__()
-        self.samples: list[tuple[float, float, bool, float | None]] = []
+        self.samples: list[tuple[float, float, bool, DownlinkHint | None]] = []
 
     def update(
-        self, fps: float, loss: float, muted: bool, now: float, hint_bps: float | None = None
+        self, fps: float, loss: float, muted: bool, now: float, hint: DownlinkHint | None = None
     ) -> bool:
-        self.samples.append((fps, loss, muted, hint_bps))
-        return super().update(fps, loss, muted, now, hint_bps)
+        self.samples.append((fps, loss, muted, hint))
+        return super().update(fps, loss, muted, now, hint)
 
 
 def camera(ssrcs: tuple[int, ...] = (1000, 2000)) -> list[Layer]:
@@ -43,9 +43,9 @@ def test_loss_since_the_last_look_over_all_layers_and_the_best_frame_rate() -> N
     arrive(low, [0, 1, 2, 4, 5])  # 6 expected, 5 received
     arrive(high, [0, 1, 3])  # 4 expected, 3 received
     low.rates.fps, high.rates.fps = 15.0, 12.0
-    assert not watch.check([low, high], False, 1.0, 300_000.0)
+    assert not watch.check([low, high], False, 1.0, DownlinkHint(300_000.0))
     fps, loss, muted, hint = health.samples[-1]
-    assert (fps, muted, hint) == (15.0, False, 300_000.0)
+    assert (fps, muted, hint) == (15.0, False, DownlinkHint(300_000.0))
     assert loss == 2 / 10
     # nothing new since: no loss, whatever was lost before
     watch.check([low, high], False, 1.5)
