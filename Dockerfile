@@ -1,7 +1,7 @@
 # digiclinic production image.
 #
 #   docker build -t digiclinic .
-#   docker run -p 8080:8080 -p 40000-40199:40000-40199/udp \
+#   docker run -p 8080:8080 -p 40000:40000/udp \
 #     -e DIGICLINIC_MEDIA__ICE_ADDRESSES=0.0.0.0 \
 #     -e DIGICLINIC_MEDIA__ANNOUNCE__0.0.0.0=<host address> digiclinic
 #
@@ -16,10 +16,14 @@
 # builder: a venv at /opt/digiclinic with the project's wheel and its
 # dependencies. Every dependency is taken as a binary wheel (--only-binary):
 # aiortc, av (PyAV, with its own FFmpeg), pylibsrtp, cryptography, numpy and
-# uvloop ship manylinux wheels that bundle their native libraries, so nothing
-# is compiled and the final image needs neither compilers nor apt packages.
+# uvloop ship manylinux wheels that bundle their native libraries. The one
+# thing compiled is the project's own small C extension (sfu/_sendmmsg.c,
+# batched UDP egress; it needs only libc): the builder is the full
+# python:3.11 image, which has gcc and the Python headers, and the build
+# fails if the extension did not build. The final image needs neither
+# compilers nor apt packages.
 # ---------------------------------------------------------------------------
-FROM python:3.11-slim AS builder
+FROM python:3.11 AS builder
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -41,7 +45,8 @@ RUN python -m venv "$VIRTUAL_ENV" \
  && "$VIRTUAL_ENV/bin/python" -m pip install --upgrade pip \
  && "$VIRTUAL_ENV/bin/python" -m pip wheel --no-deps --wheel-dir dist . \
  && "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: \
-      -c deploy/constraints.txt dist/digiclinic-*.whl
+      -c deploy/constraints.txt dist/digiclinic-*.whl \
+ && "$VIRTUAL_ENV/bin/python" -I -c "import sfu._sendmmsg"
 
 # ---------------------------------------------------------------------------
 # final image: the same base (the venv's python is /usr/local/bin/python3.11
@@ -78,11 +83,13 @@ USER 10001:10001
 # Signalling: HTTP/WebSocket (server.port). Terminate TLS in front of it, or
 # mount a certificate and set server.tls_cert / server.tls_key.
 EXPOSE 8080/tcp
-# Media (ICE/SRTP) UDP ports. This range must equal media.udp_port_min ..
-# media.udp_port_max of the config (deploy/config.production.yaml: 40000-40199,
-# 200 ports) and be published 1:1, the same numbers outside as inside:
-#     -p 40000-40199:40000-40199/udp
-# because the SFU puts the port it bound into its ICE candidates.
+# Media (ICE/SRTP): one UDP port for every participant of every room,
+# media.udp_port (deploy/config.production.yaml: 40000), published 1:1, the
+# same number outside as inside:
+#     -p 40000:40000/udp
+# because the SFU puts the port it bound into its ICE candidates. (With
+# `serve --workers N`, worker i uses 40000 + i: publish 40000-4000<N-1>. With
+# media.udp_mode "port_range", publish udp_port_min..udp_port_max instead.)
 # media.ice_addresses (DIGICLINIC_MEDIA__ICE_ADDRESSES, required: the
 # production config leaves it empty and the server refuses to start without
 # it) and media.announce must make the candidates name the host's address that
@@ -93,7 +100,7 @@ EXPOSE 8080/tcp
 # or run with --network host (no -p needed) and
 #     -e DIGICLINIC_MEDIA__ICE_ADDRESSES=<host address>
 # (plus media.announce <host address> -> <public address> behind a 1:1 NAT).
-EXPOSE 40000-40199/udp
+EXPOSE 40000/udp
 
 # Python stdlib only (no curl in the slim image). Follows a port set with
 # DIGICLINIC_SERVER__PORT; server.host must include 127.0.0.1 (0.0.0.0 does).

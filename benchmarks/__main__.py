@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     browsers.add_argument("--cases", help="comma-separated: 250k, 60k, uncapped")
     browsers.add_argument("--repeat", type=int, default=1, help="runs of each case")
     run.add_argument(
+        "--compare-udp",
+        action="store_true",
+        help="each size against one media UDP port (the default) and a port per connection",
+    )
+    run.add_argument(
         "--compare-workers",
         help="e.g. 1,2: each size against `serve --workers N` for each N (a Redis is started)",
     )
@@ -112,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 compare_workers=[int(w) for w in args.compare_workers.split(",")]
                 if args.compare_workers
                 else None,
+                compare_udp=args.compare_udp,
             )
         )
     except KeyboardInterrupt:

@@ -223,6 +223,8 @@ class BrowserConsult:
             namespace = stack.enter_context(loopback_namespace())
             self.patient = Side("patient", namespace, "127.0.0.1")
             low = 46000 + os.getpid() % 40 * 100
+            # the bridge relays a known range of ports: a socket per connection
+            media["udp_mode"] = "port_range"
             media["udp_port_min"], media["udp_port_max"] = low, low + SATELLITE_PORTS - 1
         for link in links:
             # no IPv6 link-local address appearing a second later: Chromium aborts

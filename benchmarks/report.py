@@ -87,10 +87,44 @@ def markdown(scenario: Scenario, results: list[StepResult]) -> str:
             "packets are not the publisher's. Latency is not measured on the baseline (it decodes,",
             "so the load generator sends its VP8 without the timestamp trailer).",
         ]
+    lines += _one_port_vs_ports(results)
     notes = [f"- {r.server} size {r.size}: {n}" for r in results for n in r.notes]
     if notes:
         lines += ["", "## Notes", "", *notes]
     return "\n".join(lines) + "\n"
+
+
+UDP_COLUMNS = ("digiclinic", "digiclinic-unbatched", "digiclinic-ports")
+
+
+def _one_port_vs_ports(results: list[StepResult]) -> list[str]:
+    """``--compare-udp``: the one media port (batched, unbatched) against a port per connection."""
+    by = {(r.server, r.size): r for r in results}
+    sizes = sorted({r.size for r in results if r.server == "digiclinic-ports"})
+    if not sizes:
+        return []
+    lines = [
+        "",
+        "## One media UDP port vs a port per connection (same run)",
+        "",
+        "µs of server CPU per forwarded packet; ratios against a port per connection "
+        "(below 1: cheaper).",
+        "",
+        "| size | one port, sendmmsg | one port, sendto | port per connection | "
+        "ratio sendmmsg | ratio sendto | loss max (same order) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        runs = [by.get((name, size)) for name in UDP_COLUMNS]
+        cost = [None if r is None else r.us_per_forwarded_packet for r in runs]
+        base = cost[2]
+        ratio = [round(c / base, 3) if c and base else None for c in cost[:2]]
+        loss = " / ".join("-" if r is None else _fmt(r.loss_max, ".2%") for r in runs)
+        lines.append(
+            f"| {size} | {_fmt(cost[0])} | {_fmt(cost[1])} | {_fmt(base)} | "
+            f"{_fmt(ratio[0])} | {_fmt(ratio[1])} | {loss} |"
+        )
+    return lines
 
 
 def plots(scenario: Scenario, results: list[StepResult], directory: Path) -> list[Path]:

@@ -400,10 +400,18 @@ class BaselineProcess(ServerProcess):
         ]
 
 
+# --compare-udp: the one media port without batched egress, and a port per connection
+UDP_VARIANTS: dict[str, dict[str, object]] = {
+    "digiclinic-unbatched": {"batched_egress": False},
+    "digiclinic-ports": {"udp_mode": "port_range", "udp_port_min": 45000, "udp_port_max": 49999},
+}
+
+
 async def start_target(
     name: str, remote_url: str | None, secret: Secret | None, max_participants: int
 ) -> Target:
-    """``digiclinic``, ``baseline`` or ``digiclinic-<N>w`` (N worker processes on Redis)."""
+    """``digiclinic``, ``baseline``, ``digiclinic-<N>w`` (N worker processes on Redis), or
+    one of ``UDP_VARIANTS``."""
     if remote_url is not None:
         assert secret is not None
         base = remote_url.rstrip("/")
@@ -413,6 +421,8 @@ async def start_target(
     rooms = {"rooms": {"max_participants": max_participants}}
     if name == "baseline":
         process = BaselineProcess()
+    elif name in UDP_VARIANTS:
+        process = ServerProcess(config={**rooms, "media": UDP_VARIANTS[name]})
     elif name.startswith("digiclinic-") and name.endswith("w"):
         process = WorkersProcess(int(name.removeprefix("digiclinic-")[:-1]), config=rooms)
     else:
@@ -434,19 +444,26 @@ async def run_scenario(
     baseline: bool = True,
     results: list[StepResult] | None = None,
     compare_workers: list[int] | None = None,
+    compare_udp: bool = False,
 ) -> list[StepResult]:
     """Every size against digiclinic, and the baseline sizes against MediaRelay.
 
     ``compare_workers`` (e.g. [1, 2]): instead, every size against one plain
     process (1) and ``serve --workers N`` for each other N (on a Redis started
-    for it), side by side.
+    for it), side by side. ``compare_udp``: every size against the one media
+    UDP port (batched egress), the one port without batching, and a port per
+    connection, side by side.
     """
     results = [] if results is None else results
     progress = Progress()
     vp8_clip(bitrate=scenario.video_bitrate)  # encode once before the workers need it
     opus_clip()
     with_baseline = (
-        baseline and remote_url is None and bool(scenario.baseline_sizes) and not compare_workers
+        baseline
+        and remote_url is None
+        and bool(scenario.baseline_sizes)
+        and not compare_workers
+        and not compare_udp
     )
     if with_baseline:  # the ratio needs digiclinic at the baseline's sizes too
         sizes = sorted(set(sizes) | set(scenario.baseline_sizes))
@@ -454,6 +471,8 @@ async def run_scenario(
     if compare_workers:
         names = ["digiclinic" if w == 1 else f"digiclinic-{w}w" for w in compare_workers]
         plan = [(name, n) for n in sizes for name in names]
+    if compare_udp:
+        plan = [(name, n) for n in sizes for name in ("digiclinic", *UDP_VARIANTS)]
     if with_baseline:
         plan += [("baseline", n) for n in scenario.baseline_sizes]
     for name, size in plan:

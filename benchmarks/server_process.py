@@ -80,7 +80,8 @@ class ServerProcess:
         base: dict[str, Any] = {
             "server": {"host": "127.0.0.1", "port": self.port},
             "auth": {"dev_secret_file": str(Path(self._dir.name) / "dev-secret")},
-            "media": {"ice_addresses": ["127.0.0.1"], "udp_port_min": 45000, "udp_port_max": 49999},
+            # all media on one UDP port (the default mode), one the OS chooses
+            "media": {"ice_addresses": ["127.0.0.1"], "udp_port": 0},
             "logging": {"level": "WARNING"},
         }
         for section, values in (config or {}).items():

@@ -3,8 +3,9 @@
 # machines, so `docker build` cannot be used):
 #
 #   a) static invariants: final stage FROM python:3.11-slim, a non-root USER,
-#      HEALTHCHECK, CMD, STOPSIGNAL, EXPOSE 8080/tcp and a UDP range equal to
-#      media.udp_port_min..udp_port_max of deploy/config.production.yaml, ...
+#      HEALTHCHECK, CMD, STOPSIGNAL, EXPOSE 8080/tcp and the UDP port(s) of
+#      deploy/config.production.yaml (media.udp_port with udp_mode one_port,
+#      else the udp_port_min..udp_port_max range), ...
 #   b) replay the build: the build context filtered by .dockerignore, then the
 #      builder stage's WORKDIR/ENV/COPY and its RUN commands, unchanged (same
 #      pip commands), into a temporary "image root" with a fresh venv of
@@ -435,13 +436,19 @@ def cmd_check(dockerfile: str, config: str) -> int:
     check(port == "8080", f"config server.port {port} = exposed 8080",
           f"config server.port {port} is not the exposed 8080")
     udp = [t[: -len("/udp")] for t in exposed if t.endswith("/udp")]
-    lo, hi = cfg.get("media.udp_port_min"), cfg.get("media.udp_port_max")
-    want = f"{lo}-{hi}"
-    check(udp == [want],
-          f"EXPOSE {want}/udp = media.udp_port_min..udp_port_max of the production config "
-          f"({int(hi) - int(lo) + 1} ports)" if lo and hi else "",
-          f"EXPOSE udp {udp} must be exactly one range equal to the config's "
-          f"media.udp_port_min..udp_port_max ({want})")
+    if cfg.get("media.udp_mode", "one_port") == "one_port":
+        want = cfg.get("media.udp_port", "40000")
+        check(udp == [want],
+              f"EXPOSE {want}/udp = media.udp_port of the production config (one media port)",
+              f"EXPOSE udp {udp} must be exactly the config's media.udp_port ({want})")
+    else:
+        lo, hi = cfg.get("media.udp_port_min"), cfg.get("media.udp_port_max")
+        want = f"{lo}-{hi}"
+        check(udp == [want],
+              f"EXPOSE {want}/udp = media.udp_port_min..udp_port_max of the production config "
+              f"({int(hi) - int(lo) + 1} ports)" if lo and hi else "",
+              f"EXPOSE udp {udp} must be exactly one range equal to the config's "
+              f"media.udp_port_min..udp_port_max ({want})")
 
     if problems:
         print(f"    {len(problems)} invariant(s) violated", flush=True)
@@ -768,6 +775,7 @@ except ConfigError as exc:
 c = load_config(path, environ={"DIGICLINIC_MEDIA__ICE_ADDRESSES": "192.0.2.10"})
 out.update(host=c.server.host, port=c.server.port,
            udp=[c.media.udp_port_min, c.media.udp_port_max], ice=c.media.ice_addresses,
+           udp_mode=c.media.udp_mode, udp_port=c.media.udp_port,
            secret=c.auth.dev_secret_file, level=c.logging.level, issuers=len(c.auth.issuers))
 print(json.dumps(out))
 """
@@ -797,13 +805,16 @@ def cmd_config(runtime_path: str, dockerfile: str) -> int:
                         f"(got: {c['without_ice']})")
     exposed = [t for line in open(dockerfile) if line.strip().upper().startswith("EXPOSE")
                for t in line.split()[1:] if t.endswith("/udp")]
-    if exposed != [f"{c['udp'][0]}-{c['udp'][1]}/udp"]:
-        problems.append(f"EXPOSE {exposed} != media.udp_port_min..max {c['udp']}")
+    media_ports = (
+        f"{c['udp_port']}" if c["udp_mode"] == "one_port" else f"{c['udp'][0]}-{c['udp'][1]}"
+    )
+    if exposed != [f"{media_ports}/udp"]:
+        problems.append(f"EXPOSE {exposed} != the media port(s) {media_ports} ({c['udp_mode']})")
     if problems:
         for p in problems:
             print(f"    FAIL: {p}", flush=True)
         raise Failure("production config")
-    ok(f"production config: 0.0.0.0:8080, UDP {c['udp'][0]}-{c['udp'][1]} "
+    ok(f"production config: 0.0.0.0:8080, UDP {media_ports} ({c['udp_mode']}) "
        f"= EXPOSE, ice_addresses required ({c['without_ice']})")
     return 0
 

@@ -17,7 +17,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice
@@ -30,6 +30,10 @@ from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+
+from sfu.udp_batch import BatchedSocket
+from sfu.udp_mux import UdpMux
+from sfu.udp_sockets import DEFAULT_SOCKET_BUFFER, bind_udp, set_socket_buffers
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +51,6 @@ RtpHandler = Callable[[bytes, int], None]
 """Called with decrypted RTP bytes and the arrival time (monotonic clock, ms)."""
 RtcpHandler = Callable[[bytes], None]
 """Called with one decrypted (possibly compound) RTCP datagram."""
-
-DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
-
 
 # --------------------------------------------------------------------------
 # Transceivers: keep aiortc's encoders/decoders out of the media path
@@ -235,17 +236,19 @@ class SrtpEgress:
     ``sendto``; per forwarded packet that is a coroutine and two awaits. Here
     the packet is protected with the transport's SRTP session and written
     straight to the nominated ICE pair's socket (the one we bound in
-    :func:`configure_host_candidates`; a TURN relay pair goes through its
-    datagram transport instead). A full socket buffer drops the packet, as
+    :func:`configure_host_candidates`; on the one media port it is queued for
+    the port's batched flush, sfu/udp_batch.py; a TURN relay pair goes
+    through its datagram transport instead). A full socket buffer drops the packet, as
     the network would.
     """
 
-    __slots__ = ("_addr", "_dtls", "_pair", "_sock", "_transport", "dropped")
+    __slots__ = ("_addr", "_dtls", "_out", "_pair", "_sock", "_transport", "dropped")
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
         self._pair: Any = None
         self._sock: socket.socket | None = None
+        self._out: BatchedSocket | None = None  # the one media port's batched egress
         self._transport: Any = None
         self._addr: tuple[str, int] | None = None
         self.dropped = 0
@@ -263,10 +266,15 @@ class SrtpEgress:
             self._pair = pair
             self._addr = pair.remote_addr
             self._sock = getattr(pair.protocol, "_digiclinic_sock", None)
+            self._out = getattr(pair.protocol, "_digiclinic_out", None)
             self._transport = pair.protocol.transport
         return True
 
     def _send(self, data: bytes) -> bool:
+        out = self._out
+        if out is not None:
+            out.send(data, self._addr)  # type: ignore[arg-type]
+            return True
         sock = self._sock
         try:
             if sock is not None:
@@ -305,43 +313,13 @@ class SrtpEgress:
 # --------------------------------------------------------------------------
 
 
-def _bind_udp(address: str, port_range: tuple[int, int] | None) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    if port_range is None:
-        candidates: Iterable[int] = [0]
-    else:
-        low, high = port_range
-        ports = list(range(low, high + 1))
-        random.shuffle(ports)
-        candidates = ports[:64] + sorted(ports[64:])
-    last_error: OSError | None = None
-    for port in candidates:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.bind((address, port))
-        except OSError as exc:
-            sock.close()
-            last_error = exc
-            continue
-        sock.setblocking(False)
-        return sock
-    raise OSError(f"no free UDP port for {address} in {port_range}: {last_error}")
-
-
-def set_socket_buffers(sock: socket.socket, size: int) -> None:
-    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, opt, size)
-        except OSError:  # pragma: no cover - capped by the kernel, not fatal
-            logger.debug("could not set socket buffer to %d", size)
-
-
 def configure_host_candidates(
     pc: RTCPeerConnection,
     addresses: list[str],
     port_range: tuple[int, int] | None = None,
     announce: dict[str, str] | None = None,
     socket_buffer: int = DEFAULT_SOCKET_BUFFER,
+    mux: UdpMux | None = None,
 ) -> None:
     """Offer host candidates on exactly ``addresses`` (e.g. 127.0.0.1).
 
@@ -349,8 +327,10 @@ def configure_host_candidates(
     interface. This replaces the per-instance ``get_component_candidates`` of
     every ICE connection of ``pc`` (call it after the transceivers exist and
     before setLocalDescription): host sockets are bound to the given addresses
-    within ``port_range``, announced under the mapped public address when
-    ``announce`` has one (1:1 NAT), and STUN/TURN gathering still runs.
+    within ``port_range`` (or, with ``mux``, the process's one shared socket
+    per address carries them: sfu/udp_mux.py), announced under the mapped
+    public address when ``announce`` has one (1:1 NAT), and STUN/TURN
+    gathering still runs.
     """
     announce = announce or {}
     wanted = list(addresses)
@@ -375,15 +355,29 @@ def configure_host_candidates(
             # relay-only (RFC 9429 3.5.3): no host candidates at all
             relay_only = _connection._transport_policy == TransportPolicy.RELAY
             for address in [] if relay_only else wanted:
-                try:
-                    sock = _bind_udp(address, port_range)
-                except OSError as exc:
-                    logger.warning("ICE host candidate not bound: %s", exc)
-                    continue
-                set_socket_buffers(sock, socket_buffer)
-                _transport, protocol = await loop.create_datagram_endpoint(
-                    lambda: StunProtocol(_connection), sock=sock
-                )
+                shared = None if mux is None else mux.socket_for(address)
+                if shared is not None and mux is not None:
+                    sock = shared
+                    protocol = StunProtocol(_connection)
+                    setattr(protocol, "_digiclinic_out", mux.batch_for(address))  # noqa: B010
+                    protocol.connection_made(
+                        mux.attach(  # type: ignore[arg-type]
+                            address,
+                            _connection.local_username,
+                            _connection.local_password,
+                            protocol,
+                        )
+                    )
+                else:
+                    try:
+                        sock = bind_udp(address, port_range)
+                    except OSError as exc:
+                        logger.warning("ICE host candidate not bound: %s", exc)
+                        continue
+                    set_socket_buffers(sock, socket_buffer)
+                    _transport, protocol = await loop.create_datagram_endpoint(
+                        lambda: StunProtocol(_connection), sock=sock
+                    )
                 host, port = sock.getsockname()[:2]
                 public = announce.get(host, host)
                 protocol.local_candidate = Candidate(

@@ -30,6 +30,8 @@ from sfu import aiortc_hooks
 from sfu.faults import FAULTS, supervise
 from sfu.media import CodecInfo
 from sfu.remote_candidates import RemoteCandidatePolicy
+from sfu.udp_mux import UdpMux
+from sfu.udp_sockets import DEFAULT_SOCKET_BUFFER
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +62,11 @@ class MediaSettings:
     ice_addresses: tuple[str, ...] = ("127.0.0.1",)
     announce: dict[str, str] = field(default_factory=dict)
     port_range: tuple[int, int] | None = None
+    # one UDP port for all media (sfu/udp_mux.py), opened by the app; None: per-connection ports
+    udp_mux: UdpMux | None = None
     ice_servers: tuple[IceServer, ...] = ()
     relay_only: bool = False
-    socket_buffer: int = aiortc_hooks.DEFAULT_SOCKET_BUFFER
+    socket_buffer: int = DEFAULT_SOCKET_BUFFER
     keyframe_interval: float = 0.25
     cname: str = "digiclinic"
     # adaptation (see sfu/bandwidth.py)
@@ -109,6 +113,7 @@ def configure_candidates(pc: RTCPeerConnection, settings: MediaSettings) -> None
         port_range=settings.port_range,
         announce=settings.announce,
         socket_buffer=settings.socket_buffer,
+        mux=settings.udp_mux,
     )
 
 

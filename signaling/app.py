@@ -19,6 +19,7 @@ from sfu.participant import LeaveReason, ParticipantState, Role
 from sfu.peer import IceServer, MediaSettings
 from sfu.room import RoomSettings
 from sfu.room_manager import RoomManager
+from sfu.udp_mux import UdpMux
 from signaling import protocol
 from signaling.admin_api import add_admin_routes
 from signaling.cluster import PLACEMENT, create_recordings, node_identity, setup_cluster
@@ -56,12 +57,13 @@ ORIGINS = web.AppKey("origins", OriginPolicy)
 UNJOINED = web.AppKey("unjoined", UnjoinedConnections)
 
 
-def media_settings(config: Config) -> MediaSettings:
+def media_settings(config: Config, udp_mux: UdpMux | None = None) -> MediaSettings:
     media = config.media
     return MediaSettings(
         ice_addresses=tuple(media.ice_addresses),
         announce=dict(media.announce),
         port_range=(media.udp_port_min, media.udp_port_max),
+        udp_mux=udp_mux,
         ice_servers=tuple(
             IceServer(
                 urls=tuple(s.urls),
@@ -300,6 +302,29 @@ async def create_room(request: web.Request) -> web.Response:
     return web.json_response(body, status=201)
 
 
+async def _media_port_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The one UDP port of all media (media.udp_mode one_port): bound before anyone joins."""
+    mux = app[ROOMS].media.udp_mux
+    if mux is None:
+        yield
+        return
+    addresses = app[CONFIG].media.ice_addresses
+    try:
+        await mux.open(addresses)
+    except OSError as exc:
+        raise MediaPortError(
+            f"media.udp_port {mux.port} cannot be bound on {', '.join(addresses)}: {exc}"
+        ) from exc
+    for address, port in mux.ports().items():
+        logger.info("media: one UDP port, %s:%d", address, port)
+    yield
+    mux.close()
+
+
+class MediaPortError(OSError):
+    """The one media UDP port is taken (or not bindable): said as such at start-up."""
+
+
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[RECORDINGS].close()  # final chunks written before rooms go away
@@ -324,7 +349,13 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(
         middlewares=[origin_middleware], client_max_size=config.server.max_message_bytes
     )
-    rooms = RoomManager(room_settings(config), media_settings(config), config.rooms.max_rooms)
+    media = config.media
+    mux = (
+        UdpMux(media.udp_port, media.socket_buffer_bytes, media.batched_egress)
+        if media.udp_mode == "one_port"
+        else None
+    )
+    rooms = RoomManager(room_settings(config), media_settings(config, mux), config.rooms.max_rooms)
     node = node_identity(config)
     app[CONFIG] = config
     app[ORIGINS] = origin_policy(config)
@@ -337,6 +368,7 @@ def create_app(config: Config) -> web.Application:
     )
     app[TURN] = TurnCredentials(config.turn)
     app[RECORDINGS], reaper = create_recordings(config, node)
+    app.cleanup_ctx.append(_media_port_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
     collectors: list[Collector] = []
     app[ROUTER] = setup_cluster(

@@ -16,12 +16,12 @@ except ImportError:  # pragma: no cover - not on every platform
     uvloop = None  # type: ignore[assignment]
 
 from sfu.participant import Role
-from signaling.app import create_app
+from signaling.app import MediaPortError, create_app
 from signaling.config import Config, ConfigError, load_config
 from signaling.node import Listen, serve_node
 from signaling.tokens import DEV_ISSUER, dev_secret, mint_token
 from signaling.turn_config import render_coturn_config, write_coturn_config
-from signaling.workers import run_workers
+from signaling.workers import run_workers, use_worker_media_port
 
 
 def _config_from(args: argparse.Namespace) -> Config:
@@ -58,6 +58,8 @@ def serve(args: argparse.Namespace) -> int:
     workers = (os.cpu_count() or 1) if args.workers == 0 else args.workers
     if workers > 1 and args.worker_index is None:
         return run_workers(args, config, workers)
+    if args.worker_index is not None:
+        use_worker_media_port(config, args.worker_index)  # docs/cluster.md says why
     if uvloop is not None:
         uvloop.install()
     ssl_context = None
@@ -85,6 +87,9 @@ def serve(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     try:
         asyncio.run(serve_node(app, config, listens, ssl_context))
+    except MediaPortError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"error: cannot listen on {config.server.host}:{config.server.port}: "

@@ -127,6 +127,12 @@ class IceServerConfig:
 class MediaConfig:
     ice_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
     announce: dict[str, str] = field(default_factory=dict)
+    # "one_port": all media of the process on udp_port (sfu/udp_mux.py); "port_range":
+    # a socket per connection within udp_port_min..udp_port_max
+    udp_mode: str = "one_port"
+    udp_port: int = 40000  # 0: a port the OS chooses (logged at start-up)
+    # one_port: a packet's copies leave together with sendmmsg (sfu/udp_batch.py)
+    batched_egress: bool = True
     udp_port_min: int = 40000
     udp_port_max: int = 49999
     ice_servers: list[IceServerConfig] = field(default_factory=list)
@@ -254,6 +260,10 @@ class Config:
                     raise ConfigError(
                         f"server.{name}: {value!r} is not an origin (scheme://host[:port])"
                     )
+        if self.media.udp_mode not in ("one_port", "port_range"):
+            raise ConfigError("media.udp_mode must be 'one_port' or 'port_range'")
+        if not 0 <= self.media.udp_port <= 65535:
+            raise ConfigError("media.udp_port must be 0..65535 (0: any free port)")
         if not 0 < self.media.udp_port_min <= self.media.udp_port_max <= 65535:
             raise ConfigError("media.udp_port_min/udp_port_max must be a valid range")
         if self.media.ice_transport_policy not in ("all", "relay"):

@@ -63,6 +63,19 @@ class SfuCollector(Collector):
         for part in PARTS:
             faults.add_metric([part], FAULTS.counts[part])
         yield faults
+        mux = self._rooms.media.udp_mux
+        if mux is not None:  # media.udp_mode one_port (sfu/udp_mux.py)
+            udp = CounterMetricFamily(
+                "digiclinic_media_udp_datagrams",
+                "Datagrams at the one media UDP port, by fate: delivered, unknown (no "
+                "connection holds the address), bad_check (a STUN check that did not verify)",
+                labels=["fate"],
+            )
+            c = mux.counters
+            udp.add_metric(["delivered"], c.datagrams - c.unknown)
+            udp.add_metric(["unknown"], c.unknown)
+            udp.add_metric(["bad_check"], c.bad_checks)
+            yield udp
 
 
 class RuntimeCollector(Collector):

@@ -9,7 +9,9 @@ A Python process uses one core, so the supervisor starts N worker processes
   ``server.port`` + 1 + index), which is the URL redirects send a client to
   when its room lives on that worker (``cluster.public_url`` may name it
   with ``{port}``),
-- media: each worker binds its own UDP sockets inside the shared
+- media: with ``media.udp_mode: one_port``, worker i carries all its media on
+  ``media.udp_port + i`` (docs/cluster.md says why not SO_REUSEPORT); with
+  ``port_range``, each worker binds its own UDP sockets inside the shared
   ``media.udp_port_min..max`` range (a port already taken is skipped).
 
 The supervisor forwards SIGTERM (drain then exit), SIGINT (stop) and SIGUSR1
@@ -44,6 +46,12 @@ def worker_url(config: Config, port: int) -> str:
         return template.replace("{port}", str(port))
     scheme = "wss" if config.server.tls_cert else "ws"
     return f"{scheme}://{config.server.host}:{port}/ws"
+
+
+def use_worker_media_port(config: Config, index: int) -> None:
+    """Worker ``index`` carries its media on ``media.udp_port + index`` (one_port; 0 stays 0)."""
+    if config.media.udp_mode == "one_port" and config.media.udp_port:
+        config.media.udp_port += index
 
 
 def worker_command(args: argparse.Namespace, index: int, port: int) -> list[str]:

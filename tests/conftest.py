@@ -55,7 +55,8 @@ class RunningServer:
 def make_config(tmp_path: Path, **sections: dict[str, object]) -> Config:
     base: dict[str, dict[str, object]] = {
         "auth": {"dev_secret_file": str(tmp_path / "dev-secret")},
-        "media": {"ice_addresses": ["127.0.0.1"], "udp_port_min": 42000, "udp_port_max": 42999},
+        # one UDP port for all media (the default mode), one the OS chooses per server
+        "media": {"ice_addresses": ["127.0.0.1"], "udp_port": 0},
         "rooms": {"empty_timeout": 1.0},
     }
     for name, values in sections.items():

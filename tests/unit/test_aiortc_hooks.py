@@ -12,6 +12,7 @@ import time
 
 import aioice
 import aiortc
+import pytest
 from aioice.ice import Connection, StunProtocol
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rate import RemoteBitrateEstimator
@@ -22,6 +23,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 
 from sfu import aiortc_hooks
 from sfu.rtp import build_header, parse_rtp
+from sfu.udp_mux import UdpMux
 
 
 def _source(obj: object) -> str:
@@ -68,6 +70,17 @@ def test_aioice_gathering_goes_through_get_component_candidates() -> None:
     assert "_nominated" in _source(Connection.sendto)
     assert "self._transport_policy = transport_policy" in _source(Connection.__init__)
     assert list(inspect.signature(StunProtocol.__init__).parameters) == ["self", "receiver"]
+
+
+def test_a_stun_protocol_runs_on_any_datagram_transport() -> None:
+    """The one-port mode hands aioice's StunProtocol a transport of its own (sfu/udp_mux.py)."""
+    assert "self.transport = " in _source(StunProtocol.connection_made)
+    close = _source(StunProtocol.close)
+    assert "self.transport.close()" in close and "await self.__closed" in close
+    assert "self.__closed.set_result(True)" in _source(StunProtocol.connection_lost)
+    assert "self.transport.sendto(" in _source(StunProtocol.send_stun)
+    assert isinstance(Connection.local_username, property)
+    assert isinstance(Connection.local_password, property)
 
 
 def test_aioice_consent_is_a_replaceable_method_started_by_connect() -> None:
@@ -144,8 +157,15 @@ def test_remote_bitrate_estimator_signature() -> None:
     assert params == ["self", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
 
 
-async def test_hooks_carry_srtp_packets_between_two_real_peers() -> None:
-    """End to end over loopback: SrtpEgress out of one peer, take_over_transport into the other."""
+@pytest.mark.parametrize("one_port", [False, True], ids=["port_range", "one_port"])
+async def test_hooks_carry_srtp_packets_between_two_real_peers(one_port: bool) -> None:
+    """End to end over loopback: SrtpEgress out of one peer, take_over_transport into the other.
+
+    ``one_port``: the receiving peer's ICE runs on a shared socket (sfu/udp_mux.py).
+    """
+    mux = UdpMux(0, 1 << 20) if one_port else None
+    if mux is not None:
+        await mux.open(["127.0.0.1"])
     sender_pc, receiver_pc = RTCPeerConnection(), RTCPeerConnection()
     received: list[bytes] = []
     got_one = asyncio.Event()
@@ -170,8 +190,11 @@ async def test_hooks_carry_srtp_packets_between_two_real_peers() -> None:
         aiortc_hooks.take_over_transport(
             aiortc_hooks.dtls_transport(remote), on_rtp, lambda d: None
         )
-        aiortc_hooks.configure_host_candidates(receiver_pc, ["127.0.0.1"])
+        aiortc_hooks.configure_host_candidates(receiver_pc, ["127.0.0.1"], mux=mux)
         await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        if mux is not None:
+            ports = {port for _, port in aiortc_hooks.local_candidate_addresses(receiver_pc)}
+            assert ports == {mux.ports()["127.0.0.1"]}
         arrivals: dict[bytes, int] = {}
         aiortc_hooks.stamp_arrivals(receiver_pc, arrivals)
         await sender_pc.setRemoteDescription(receiver_pc.localDescription)
@@ -203,9 +226,14 @@ async def test_hooks_carry_srtp_packets_between_two_real_peers() -> None:
         # the arrival was noted as the datagram came off the socket, keyed as decrypted
         key = received[0][2:4] + received[0][8:12]
         assert key in arrivals and arrivals[key] <= time.monotonic_ns() // 1000
+        if mux is not None:
+            assert mux.counters.datagrams > 0 and mux.counters.unknown == 0
     finally:
         await sender_pc.close()
         await receiver_pc.close()
+        if mux is not None:
+            assert not mux._by_ufrag  # the connection's closing let go of the shared socket
+            mux.close()
 
 
 def test_receiver_is_never_started_once_disabled() -> None:

@@ -13,7 +13,7 @@ from sfu.peer import MediaSettings
 from sfu.room import RoomSettings
 from sfu.room_manager import RoomManager
 from signaling.cluster import node_identity, node_scoped_recording
-from signaling.config import ConfigError, RecordingConfig, Secret, load_config
+from signaling.config import Config, ConfigError, RecordingConfig, Secret, load_config
 from signaling.placement import (
     InProcessPlacement,
     NodeIdentity,
@@ -24,7 +24,7 @@ from signaling.placement import (
 from signaling.redis_placement import choose_node, node_from_hash
 from signaling.tickets import TicketSigner
 from signaling.tokens import JoinClaims
-from signaling.workers import worker_url
+from signaling.workers import use_worker_media_port, worker_url
 
 CLAIMS = JoinClaims(
     issuer="dev",
@@ -182,3 +182,17 @@ def test_recordings_are_scoped_per_node() -> None:
         RecordingConfig(directory="rec", audit_log="rec/audit.log"), "w1"
     )
     assert scoped.directory == "rec/w1" and scoped.audit_log == "rec/w1/audit.log"
+
+
+def test_each_worker_has_its_own_media_port() -> None:
+    """SO_REUSEPORT would hash a client's datagrams to any worker: udp_port + index instead."""
+    for mode, port, index, expected in [
+        ("one_port", 40000, 0, 40000),
+        ("one_port", 40000, 3, 40003),
+        ("one_port", 0, 3, 0),  # any free port, each worker its own
+        ("port_range", 40000, 3, 40000),  # unused in that mode
+    ]:
+        config = Config()
+        config.media.udp_mode, config.media.udp_port = mode, port
+        use_worker_media_port(config, index)
+        assert config.media.udp_port == expected
