@@ -181,18 +181,27 @@ class Peer:
         configure_candidates(self.pc, self.settings)
 
     # a packet that trips a bug is dropped: raised into aiortc's receive loop, it would
-    # close this transport (sfu/faults.py)
+    # close this transport (sfu/faults.py). What a packet set off (its copies for every
+    # subscriber, retransmissions a NACK asked for) leaves with it, batched (sfu/udp_batch.py):
+    # left for the loop's next callback, a packet's copies waited for the fan-out of every
+    # other packet read in the same iteration (a keyframe's: +2.5 ms median latency at N=100)
     def _guarded_rtp(self, data: bytes, arrival_ms: int) -> None:
         try:
             self.on_rtp(data, arrival_ms)
         except Exception as exc:
             FAULTS.record("packet", self, exc)
+        mux = self.settings.udp_mux
+        if mux is not None:
+            mux.flush()
 
     def _guarded_rtcp(self, data: bytes) -> None:
         try:
             self.on_rtcp(data)
         except Exception as exc:
             FAULTS.record("packet", self, exc)
+        mux = self.settings.udp_mux
+        if mux is not None:
+            mux.flush()
 
     def _supervise(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
         """A background task of this connection: if it dies, the connection fails, visibly."""

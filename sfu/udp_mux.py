@@ -175,6 +175,11 @@ class UdpMux:
         shared = self._sockets.get(address)
         return None if shared is None else shared.sock
 
+    def flush(self) -> None:
+        """Send what is queued on every shared socket now (the end of one packet's fan-out)."""
+        for batch in self._batches.values():
+            batch.flush_queue()
+
     def batch_for(self, address: str) -> BatchedSocket | None:
         """Where a connection's SRTP on ``address`` is queued, or None (sent at once)."""
         return self._batches.get(address)

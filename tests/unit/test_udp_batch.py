@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from sfu import udp_batch
-from sfu.udp_batch import BatchedSocket, SendBatch, send_each, send_mmsg
+from sfu.udp_batch import FLUSH_AT, BatchedSocket, SendBatch, send_each, send_mmsg
 
 SENDERS = {"sendmmsg": send_mmsg, "python": send_each}
 
@@ -93,7 +93,7 @@ def test_a_bad_address_is_an_error_not_a_crash() -> None:
     sender.close()
 
 
-async def test_copies_queued_in_one_callback_leave_in_one_flush(
+async def test_copies_leave_a_few_dozen_at_a_time_and_the_rest_with_the_next_callback(
     send: SendBatch, pair: tuple[socket.socket, socket.socket]
 ) -> None:
     sender, receiver = pair
@@ -101,7 +101,25 @@ async def test_copies_queued_in_one_callback_leave_in_one_flush(
     addr = receiver.getsockname()
     for i in range(100):  # one packet's copies for 100 subscribers
         batch.send(b"copy %d" % i, addr)
-    assert batch.counters.datagrams == 0  # nothing left yet: the flush is the next callback
-    await asyncio.sleep(0)
-    assert (batch.counters.batches, batch.counters.datagrams, batch.counters.dropped) == (1, 100, 0)
+    # FLUSH_AT at a time, so that the first copies need not wait for the whole fan-out
+    assert batch.counters.datagrams == 3 * FLUSH_AT
+    await asyncio.sleep(0)  # the rest with the loop's next callback
+    assert (batch.counters.batches, batch.counters.datagrams, batch.counters.dropped) == (4, 100, 0)
     assert receive(receiver, 100) == [b"copy %d" % i for i in range(100)]
+
+
+async def test_a_flush_now_sends_at_once_and_leaves_the_scheduled_one_nothing(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """The end of one packet's fan-out (sfu/peer.py): its copies need not wait for the loop."""
+    sender, receiver = pair
+    batch = BatchedSocket(sender)
+    addr = receiver.getsockname()
+    batch.send(b"one", addr)
+    batch.send(b"two", addr)
+    batch.flush_queue()
+    assert batch.counters.datagrams == 2
+    batch.send(b"three", addr)  # the scheduled flush is still pending: it takes this one
+    await asyncio.sleep(0)
+    assert (batch.counters.batches, batch.counters.datagrams) == (2, 3)
+    assert receive(receiver, 3) == [b"one", b"two", b"three"]
