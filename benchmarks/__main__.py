@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         help="each size against one media UDP port (the default) and a port per connection",
     )
     run.add_argument(
+        "--compare-joins",
+        action="store_true",
+        help="each size against arrivals announced in batches (the default) and one by one",
+    )
+    run.add_argument(
         "--compare-workers",
         help="e.g. 1,2: each size against `serve --workers N` for each N (a Redis is started)",
     )
@@ -118,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.compare_workers
                 else None,
                 compare_udp=args.compare_udp,
+                compare_joins=args.compare_joins,
             )
         )
     except KeyboardInterrupt:

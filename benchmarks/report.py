@@ -50,9 +50,9 @@ def markdown(scenario: Scenario, results: list[StepResult]) -> str:
         f"{platform.python_implementation()} {platform.python_version()}.",
         "",
         "| server | size | participants | server CPU | µs/fwd pkt | pkt/s in | pkt/s out | "
-        "Mbit/s out | loss mean | loss max | latency p50/p95/p99 ms | join→first frame p50/p95 ms "
-        "| RSS MB | KB/participant | loadgen CPU |",
-        "|" + "---|" * 15,
+        "Mbit/s out | loss mean | loss max | latency p50/p95/p99 ms | "
+        "join→first frame p50/p95/max ms | join CPU ms | RSS MB | KB/participant | loadgen CPU |",
+        "|" + "---|" * 16,
     ]
     for r in results:
         lat, jff = r.latency_ms, r.join_to_first_frame_ms
@@ -61,7 +61,8 @@ def markdown(scenario: Scenario, results: list[StepResult]) -> str:
             f"{_fmt(r.us_per_forwarded_packet)} | {r.packets_in_per_s:g} | {r.packets_out_per_s:g} "
             f"| {r.mbps_out:g} | {_fmt(r.loss_mean, '.2%')} | {_fmt(r.loss_max, '.2%')} | "
             f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])} / {_fmt(lat['p99'])} | "
-            f"{_fmt(jff['p50'])} / {_fmt(jff['p95'])} | {_fmt(r.server_rss_mb)} | "
+            f"{_fmt(jff['p50'])} / {_fmt(jff['p95'])} / {_fmt(jff.get('max'))} | "
+            f"{_fmt(r.join_cpu_ms)} | {_fmt(r.server_rss_mb)} | "
             f"{_fmt(r.rss_per_participant_kb)} | {r.loadgen_cpu_share:.0%} |"
         )
     rows = ratios(results)

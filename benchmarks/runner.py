@@ -91,6 +91,9 @@ class StepResult:
     loadgen_max_worker_share: float
     join_errors: int
     keyframe_requests: int
+    # server CPU per participant joining during the ramp (ms), less the forwarding meanwhile
+    # (priced at the window's µs per forwarded packet)
+    join_cpu_ms: float | None = None
     loss_per_subscriber: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -246,10 +249,11 @@ class StepRun:
 async def run_step(run: StepRun, progress: Progress) -> StepResult:
     scenario, target = run.scenario, run.target
     idle = _server_sample(target)
+    before_ramp = await target.scrape()
     if idle is not None:
         target.idle_rss = idle[2]
     else:
-        target.idle_rss = (await target.scrape()).get("process_resident_memory_bytes")
+        target.idle_rss = before_ramp.get("process_resident_memory_bytes")
     started = run.start_workers()
     measure_at = started + scenario.ramp_end(run.specs) + scenario.settle
     try:
@@ -271,6 +275,7 @@ async def run_step(run: StepRun, progress: Progress) -> StepResult:
     finally:
         await run.stop_workers()
     result = summarize(run, elapsed, (m0, m1), (p0, p1), (w0, w1))
+    result.join_cpu_ms = join_cpu(result, (before_ramp, m0), (idle, p0))
     if len(spread) > 1:
         result.notes.append("rooms per worker process: " + " / ".join(map(str, spread)))
     return result
@@ -286,6 +291,22 @@ def _server_sample(target: Target) -> tuple[float, float, int] | None:
         sum(s.system_seconds for s in samples),
         sum(s.rss_bytes for s in samples),
     )
+
+
+def join_cpu(
+    result: StepResult,
+    metrics: tuple[dict[str, float], dict[str, float]],
+    server: tuple[Any, Any],
+) -> float | None:
+    """Server CPU (ms) per participant joining during the ramp, forwarding left out."""
+    if server[0] is None or server[1] is None or result.us_per_forwarded_packet is None:
+        return None
+    ramp_cpu = float(server[1][0] - server[0][0])
+    name = "digiclinic_rtp_packets_out_total"
+    forwarded = metrics[1].get(name, 0.0) - metrics[0].get(name, 0.0)
+    forwarding = forwarded * result.us_per_forwarded_packet / 1e6
+    joins = max(1, result.participants)
+    return round(max(0.0, ramp_cpu - forwarding) / joins * 1e3, 2)
 
 
 def summarize(
@@ -343,6 +364,9 @@ def summarize(
     subscribers = sum(1 for s in run.specs if s.subscribe)
     if len(losses) < subscribers and run.scenario.kind != "churn":
         notes.append(f"{subscribers - len(losses)} subscribers received nothing in the window")
+    if errors:
+        reasons = sorted({r for p in run.progress.values() for r in p.get("error_reasons", [])})
+        notes.append(f"{errors} joins failed: " + "; ".join(reasons))
     participants = len({s.key for s in run.specs})
     return StepResult(
         scenario=run.scenario.name,
@@ -400,18 +424,26 @@ class BaselineProcess(ServerProcess):
         ]
 
 
-# --compare-udp: the one media port without batched egress, and a port per connection
-UDP_VARIANTS: dict[str, dict[str, object]] = {
-    "digiclinic-unbatched": {"batched_egress": False},
-    "digiclinic-ports": {"udp_mode": "port_range", "udp_port_min": 45000, "udp_port_max": 49999},
+# configurations run side by side with the default one (--compare-udp, --compare-joins):
+# name -> config sections merged over the harness's own
+VARIANTS: dict[str, dict[str, dict[str, object]]] = {
+    # the one media port without batched egress, and a socket per connection
+    "digiclinic-unbatched": {"media": {"batched_egress": False}},
+    "digiclinic-ports": {
+        "media": {"udp_mode": "port_range", "udp_port_min": 45000, "udp_port_max": 49999}
+    },
+    # every arrival announced to everyone one by one, whatever the room's size
+    "digiclinic-announce-each": {"rooms": {"announce_batch_from": 1_000_000}},
 }
+UDP_VARIANTS = ("digiclinic-unbatched", "digiclinic-ports")
+JOIN_VARIANTS = ("digiclinic-announce-each",)
 
 
 async def start_target(
     name: str, remote_url: str | None, secret: Secret | None, max_participants: int
 ) -> Target:
     """``digiclinic``, ``baseline``, ``digiclinic-<N>w`` (N worker processes on Redis), or
-    one of ``UDP_VARIANTS``."""
+    one of ``VARIANTS``."""
     if remote_url is not None:
         assert secret is not None
         base = remote_url.rstrip("/")
@@ -421,8 +453,10 @@ async def start_target(
     rooms = {"rooms": {"max_participants": max_participants}}
     if name == "baseline":
         process = BaselineProcess()
-    elif name in UDP_VARIANTS:
-        process = ServerProcess(config={**rooms, "media": UDP_VARIANTS[name]})
+    elif name in VARIANTS:
+        sections = VARIANTS[name]
+        merged = {**sections, "rooms": {**rooms["rooms"], **sections.get("rooms", {})}}
+        process = ServerProcess(config=merged)
     elif name.startswith("digiclinic-") and name.endswith("w"):
         process = WorkersProcess(int(name.removeprefix("digiclinic-")[:-1]), config=rooms)
     else:
@@ -445,6 +479,7 @@ async def run_scenario(
     results: list[StepResult] | None = None,
     compare_workers: list[int] | None = None,
     compare_udp: bool = False,
+    compare_joins: bool = False,
 ) -> list[StepResult]:
     """Every size against digiclinic, and the baseline sizes against MediaRelay.
 
@@ -452,7 +487,8 @@ async def run_scenario(
     process (1) and ``serve --workers N`` for each other N (on a Redis started
     for it), side by side. ``compare_udp``: every size against the one media
     UDP port (batched egress), the one port without batching, and a port per
-    connection, side by side.
+    connection, side by side. ``compare_joins``: every size against the
+    default and against arrivals announced one by one whatever the size.
     """
     results = [] if results is None else results
     progress = Progress()
@@ -464,6 +500,7 @@ async def run_scenario(
         and bool(scenario.baseline_sizes)
         and not compare_workers
         and not compare_udp
+        and not compare_joins
     )
     if with_baseline:  # the ratio needs digiclinic at the baseline's sizes too
         sizes = sorted(set(sizes) | set(scenario.baseline_sizes))
@@ -473,6 +510,8 @@ async def run_scenario(
         plan = [(name, n) for n in sizes for name in names]
     if compare_udp:
         plan = [(name, n) for n in sizes for name in ("digiclinic", *UDP_VARIANTS)]
+    if compare_joins:
+        plan = [(name, n) for n in sizes for name in ("digiclinic", *JOIN_VARIANTS)]
     if with_baseline:
         plan += [("baseline", n) for n in scenario.baseline_sizes]
     for name, size in plan:

@@ -78,7 +78,13 @@ class ServerProcess:
         self.port = free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="digiclinic-")
         base: dict[str, Any] = {
-            "server": {"host": "127.0.0.1", "port": self.port},
+            # the load generator is one address where real clients are many: the
+            # per-address cap on connections not joined yet would refuse a join storm
+            "server": {
+                "host": "127.0.0.1",
+                "port": self.port,
+                "max_unjoined_per_address": 512,
+            },
             "auth": {"dev_secret_file": str(Path(self._dir.name) / "dev-secret")},
             # all media on one UDP port (the default mode), one the OS chooses
             "media": {"ice_addresses": ["127.0.0.1"], "udp_port": 0},

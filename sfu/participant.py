@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,22 @@ logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
+
+
+class SharedEvent(dict[str, Any]):
+    """An event broadcast to a room: encoded to JSON once, not once per recipient.
+
+    Not to be changed once sent (every recipient gets the first encoding).
+    """
+
+    __slots__ = ("_encoded",)
+
+    def encoded(self) -> str:
+        try:
+            return self._encoded
+        except AttributeError:
+            self._encoded: str = json.dumps(self)
+            return self._encoded
 
 
 class Role(enum.StrEnum):

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from sfu.announcements import BATCH_FROM, Announcements
 from sfu.consumer import Consumer
 from sfu.errors import ErrorCode, SfuError
 from sfu.media import MediaKind, Source
-from sfu.participant import LeaveReason, Participant, ParticipantState, Role
+from sfu.participant import LeaveReason, Participant, ParticipantState, Role, SharedEvent
 from sfu.peer import MediaSettings, PeerState
 from sfu.producer import Producer
 from sfu.publisher_peer import PublisherPeer
@@ -38,6 +39,9 @@ class RoomSettings:
     lobby_roles: frozenset[Role] = frozenset({Role.PATIENT})
     max_media_sections: int = 16  # m-lines in one publish offer
     max_published_tracks: int = 8  # tracks one participant publishes at once
+    # active participants from which arrivals and departures are announced in batches
+    # (sfu/announcements.py)
+    announce_batch_from: int = BATCH_FROM
 
 
 class RoomObserver(Protocol):
@@ -73,6 +77,7 @@ class Room:
         self._close_task: asyncio.Task[None] | None = None
         self.retired = RetiredCounters()
         self.observers: list[RoomObserver] = []
+        self._announcements = Announcements(self._send_all, settings.announce_batch_from)
 
     def __repr__(self) -> str:
         return f"Room({self.id})"
@@ -119,9 +124,7 @@ class Room:
         participant.set_state(ParticipantState.ACTIVE)
         for observer in list(self.observers):
             observer.participant_active(participant)
-        self._broadcast(
-            {"type": "participant_joined", "participant": participant.info()}, skip=participant
-        )
+        self._announcements.joined(participant, sum(1 for _ in self.active()))
         if participant.grants.subscribe and participant.auto_subscribe:
             for producer in list(self.producers()):
                 if producer.participant_id != participant.id:
@@ -177,9 +180,7 @@ class Room:
             participant.subscriber = None
         participant.consumers.clear()
         if was_active:
-            self._broadcast(
-                {"type": "participant_left", "participant_id": participant.id, "reason": reason}
-            )
+            self._announcements.left(participant.id, reason, sum(1 for _ in self.active()))
         if was_lobby:
             self._lobby_changed()
         if not self.participants and self.state is RoomState.OPEN:
@@ -489,9 +490,14 @@ class Room:
             raise SfuError(ErrorCode.NOT_JOINED, "not in the room")
 
     def _broadcast(self, event: dict[str, object], skip: Participant | None = None) -> None:
+        self._announcements.flush()  # nothing about someone before their arrival
+        self._send_all(event, skip)
+
+    def _send_all(self, event: dict[str, object], skip: Participant | None = None) -> None:
+        shared = SharedEvent(event)  # one JSON encoding for everyone
         for participant in list(self.active()):
             if participant is not skip:
-                participant.send(event)
+                participant.send(shared)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -519,10 +525,12 @@ class Room:
             return
         self.state = RoomState.CLOSED
         self._cancel_empty_timer()
+        self._announcements.flush()
         logger.info("%r closed (%s)", self, reason)
         for participant in list(self.participants.values()):
             participant.send({"type": "room_closed", "reason": reason})
             await self.leave(participant, LeaveReason.ROOM_CLOSED)
+        self._announcements.close()  # nobody is left to tell
         self._cancel_empty_timer()
         self._on_closed(self)
 

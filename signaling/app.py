@@ -102,6 +102,7 @@ def room_settings(config: Config) -> RoomSettings:
         lobby_roles=lobby,
         max_media_sections=config.rooms.max_media_sections,
         max_published_tracks=config.rooms.max_published_tracks,
+        announce_batch_from=config.rooms.announce_batch_from,
     )
 
 

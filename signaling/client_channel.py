@@ -140,6 +140,9 @@ class RequestChannel:
                 if future is not None and not future.done():
                     future.set_result(event)
                 await self._on_event(event)
+                for single in expand_participants_changed(event):  # a large room's batch
+                    self.events.append(single)
+                    await self._on_event(single)
                 self._changed.set()
         except aiohttp.ClientConnectionError:
             logger.debug("connection closed while handling an event")
@@ -152,3 +155,26 @@ class RequestChannel:
                 if not future.done():
                     future.set_result({"type": "error", "code": "closed", "message": "closed"})
             self._changed.set()
+
+
+def expand_participants_changed(event: Event) -> list[Event]:
+    """A large room's ``participants_changed`` as the one-by-one events a consult gets.
+
+    Joined first, then left (docs/protocol.md); empty for any other event.
+    The caller skips its own arrival if it cares (a test client does not).
+    """
+    if event.get("type") != "participants_changed":
+        return []
+    joined = event.get("joined")
+    left = event.get("left")
+    singles: list[Event] = [
+        {"type": "participant_joined", "participant": info}
+        for info in (joined if isinstance(joined, list) else [])
+        if isinstance(info, dict)
+    ]
+    singles += [
+        {"type": "participant_left", **entry}
+        for entry in (left if isinstance(left, list) else [])
+        if isinstance(entry, dict)
+    ]
+    return singles

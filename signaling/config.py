@@ -114,6 +114,8 @@ class RoomsConfig:
     max_rooms: int = 1000  # rooms this node hosts at once (empty ones included)
     max_media_sections: int = 16  # m-lines in one publish offer
     max_published_tracks: int = 8  # tracks one participant publishes at once
+    # active participants from which arrivals/departures are announced in batches
+    announce_batch_from: int = 10
 
 
 @dataclass(slots=True)
@@ -343,6 +345,8 @@ class Config:
             raise ConfigError("server.join_timeout must be positive")
         if rooms.max_rooms <= 0:
             raise ConfigError("rooms.max_rooms must be positive")
+        if rooms.announce_batch_from < 2:
+            raise ConfigError("rooms.announce_batch_from must be at least 2")
         if not 0 < rooms.max_published_tracks <= rooms.max_media_sections:
             raise ConfigError(
                 "rooms.max_published_tracks must be positive and at most rooms.max_media_sections"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import enum
 import itertools
+import json
 import logging
 import secrets
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from sfu.errors import ErrorCode, SfuError
-from sfu.participant import Event, LeaveReason, Participant, ParticipantState
+from sfu.participant import Event, LeaveReason, Participant, ParticipantState, SharedEvent
 from sfu.peer import SdpError
 from sfu.room import Room
 from sfu.room_manager import RoomManager
@@ -147,8 +148,9 @@ class SignalingSession:
                 else:
                     await self.ws.close()
                 return
+            text = event.encoded() if isinstance(event, SharedEvent) else json.dumps(event)
             try:
-                await self.ws.send_json(event)
+                await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
                 return
             if event.get("type") == "denied":

@@ -241,3 +241,49 @@ async def test_refused_join_and_denial_reach_the_page(
         assert [e["code"] for e in await page.js("digiclinicTest.errors")] == ["denied"]
     finally:
         await admitter.leave()
+
+
+async def test_a_large_rooms_batched_arrivals_reach_the_page_one_by_one(
+    server: RunningServer, open_consult: OpenConsult
+) -> None:
+    """From rooms.announce_batch_from (10) active participants, arrivals come in batches.
+
+    The page's client turns each ``participants_changed`` back into the
+    ``participant-joined`` / ``participant-left`` events the widget and the
+    console listen to, and keeps its roster right.
+    """
+    crowd = [
+        server.client(server.token("browser-lecture", f"o{i}", Role.OBSERVER, name=f"Observer {i}"))
+        for i in range(11)  # with the page: rooms.max_participants (12)
+    ]
+    try:
+        for client in crowd[:9]:
+            await client.connect()
+            await client.join()
+        page = await open_consult("browser-lecture", "dr-lecture", Role.SPECIALIST)
+        await page.participant_id()
+        late = crowd[9:]
+        await asyncio.gather(*(c.connect() for c in late))
+        await asyncio.gather(*(c.join() for c in late))
+        gone = crowd[0]
+        gone_id = gone.participant_id
+        await gone.leave()
+        # 9 + 2 - 1 others in the roster, learnt from batches
+        await page.wait_for(
+            "digiclinicTest.session.participants.size === 10", what="a roster of 10 others"
+        )
+        assert any(m.get("type") == "participants_changed" for m in page.ws_received)
+        assert not any(m.get("type") == "participant_joined" for m in page.ws_received)
+        events = await page.js("digiclinicTest.events")
+        joined = {
+            e["detail"]["participant"]["name"] for e in events if e["type"] == "participant-joined"
+        }
+        assert {"Observer 9", "Observer 10"} <= joined
+        left = [e["detail"]["participant_id"] for e in events if e["type"] == "participant-left"]
+        assert left == [gone_id]
+        names = await page.js(
+            "[...digiclinicTest.session.participants.values()].map(p => p.name).sort()"
+        )
+        assert "Observer 0" not in names and "Observer 10" in names
+    finally:
+        await asyncio.gather(*(c.leave() for c in crowd[1:]), return_exceptions=True)

@@ -98,6 +98,13 @@ export const Signalling = (Base) => class Signalling extends Base {
       else pending.resolve(msg);
       return;
     }
+    if (msg.type === "participants_changed") { // a large room's batch: one event each, here
+      for (const event of expandParticipantsChanged(msg, this.joined?.participant?.id)) {
+        this._updateState(event);
+        this._emit(event.type.replaceAll("_", "-"), event);
+      }
+      return;
+    }
     this._updateState(msg);
     this._emit(msg.type.replaceAll("_", "-"), msg);
     if (msg.type === "admitted") {
@@ -172,3 +179,23 @@ export const Signalling = (Base) => class Signalling extends Base {
     this.participants = new Map(participants.map((p) => [p.id, copyInfo(p)]));
   }
 };
+
+/**
+ * A large room announces arrivals and departures in batches (`participants_changed`,
+ * docs/protocol.md): as the `participant_joined` / `participant_left` events a consult
+ * gets one by one. Joined first, then left; our own arrival is not news to us.
+ */
+export function expandParticipantsChanged(msg, selfId) {
+  const events = [];
+  for (const participant of Array.isArray(msg.joined) ? msg.joined : []) {
+    if (participant?.id && participant.id !== selfId) {
+      events.push({ type: "participant_joined", participant });
+    }
+  }
+  for (const left of Array.isArray(msg.left) ? msg.left : []) {
+    if (left?.participant_id && left.participant_id !== selfId) {
+      events.push({ type: "participant_left", ...left });
+    }
+  }
+  return events;
+}
