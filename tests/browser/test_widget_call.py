@@ -328,10 +328,10 @@ async def test_a_server_gone_silent_is_a_lost_connection(
     await wait_decoding(patient, doctor_id)
     session = _session_of(server, patient_id)
 
-    async def silent(event: Any) -> None:
+    async def silent(text: Any) -> None:
         return None
 
-    session.ws.send_json = silent  # nothing reaches the page any more, not even pongs
+    session.ws.send_str = silent  # nothing reaches the page any more, not even pongs
     silenced = asyncio.get_running_loop().time()
     # the doctor's media still arrives: a stalled WebSocket is given ~3 heartbeats
     # (a thin link's TCP can stall 10 s and more) before the call is torn down
