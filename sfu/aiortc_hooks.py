@@ -31,6 +31,7 @@ from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 
+from sfu.rtp import is_srtp
 from sfu.udp_batch import BatchedSocket
 from sfu.udp_mux import UdpMux
 from sfu.udp_sockets import DEFAULT_SOCKET_BUFFER, bind_udp, set_socket_buffers
@@ -525,10 +526,6 @@ SrtpFilter = Callable[[bytes, Callable[[bytes, tuple[str, int]], None], tuple[st
 """(datagram, aioice's own handler, address): called for each SRTP (not SRTCP) datagram."""
 
 
-def _is_srtp(data: bytes) -> bool:
-    return len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223
-
-
 def _intercept_srtp(pc: RTCPeerConnection, marker: str, on_srtp: SrtpFilter) -> None:
     """Route every incoming SRTP datagram of ``pc``'s sockets through ``on_srtp``.
 
@@ -546,7 +543,7 @@ def _intercept_srtp(pc: RTCPeerConnection, marker: str, on_srtp: SrtpFilter) -> 
             def datagram_received(
                 data: bytes, addr: tuple[str, int], _original: Any = original
             ) -> None:
-                if _is_srtp(data):
+                if is_srtp(data):
                     on_srtp(data, _original, addr)
                 else:
                     _original(data, addr)

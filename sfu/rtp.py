@@ -78,6 +78,11 @@ def is_rtcp(data: bytes) -> bool:
     return len(data) >= 2 and 192 <= data[1] <= 223
 
 
+def is_srtp(data: bytes) -> bool:
+    """An SRTP (not SRTCP) datagram among STUN, DTLS and SRTCP on one socket (RFC 7983)."""
+    return len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223
+
+
 def parse_rtp(data: bytes) -> RtpPacket:
     size = len(data)
     if size < 12:

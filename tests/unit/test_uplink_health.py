@@ -82,13 +82,19 @@ def test_the_camera_is_tried_again_after_the_back_off_and_a_good_trial_ends_it()
     assert changes and health.state is UplinkState.WELL and not health.weak
 
 
-def test_a_failed_trial_goes_back_to_weak_with_a_longer_back_off() -> None:
+def on_trial() -> tuple[UplinkHealth, float]:
+    """A camera that went weak, now on trial after the back-off; when the trial began."""
     health = UplinkHealth()
     run(health, 0, 5)
     run(health, 5, WEAK_AFTER + 0.5, fps=0)
     t = 5 + WEAK_AFTER + TRIAL_BACKOFF_MIN
     run(health, t, 0.5, fps=0)
     assert health.state is UplinkState.TRIAL
+    return health, t
+
+
+def test_a_failed_trial_goes_back_to_weak_with_a_longer_back_off() -> None:
+    health, t = on_trial()
     run(health, t + 0.5, TRIAL_GRACE + 0.5, fps=12, loss=0.3)  # the camera floods the link
     assert health.state is UplinkState.WEAK
     failed_at = t + 0.5 + TRIAL_GRACE
@@ -171,12 +177,7 @@ def test_a_downlink_resume_tries_the_camera_once() -> None:
 
 def test_a_camera_that_restarts_slowly_and_makes_it_is_not_cut_off() -> None:
     """Real Chromium after a lift: 0.8, 3.6, 8.3, then 14-22 fps; good for 2 s just at 4.1 s."""
-    health = UplinkHealth()
-    run(health, 0, 5)
-    run(health, 5, WEAK_AFTER + 0.5, fps=0)
-    t = 5 + WEAK_AFTER + TRIAL_BACKOFF_MIN
-    run(health, t, 0.5, fps=0)
-    assert health.state is UplinkState.TRIAL
+    health, t = on_trial()
     changes = []
     for fps in (0.8, 3.6, 8.3, 14.3, 22.5, 21.4, 21.4, 20.6, 20.6, 20.6):
         t += 0.5
