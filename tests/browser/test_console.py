@@ -152,7 +152,9 @@ def forwarding_to(server: RunningServer, room: str, participant_id: str) -> list
         f"{c!r} {c.state.value} {sorted(c.pause_reasons)} packets in {c.producer.counters.packets}"
         f" out {c.counters.packets}, keyframes in {c.producer.counters.keyframes}, PLIs from the"
         f" subscriber {c.counters.keyframe_requests} and to the publisher"
-        f" {c.producer.counters.keyframe_requests}, muted {c.producer.muted}"
+        f" {c.producer.counters.keyframe_requests}, muted {c.producer.muted}, layers"
+        f" {c.layer_selection.current_layer}->{c.layer_selection.target_layer} of"
+        f" {[(x.rid, x.active, round(x.rates.fps, 1)) for x in c.producer.layers]}"
         for c in participant.consumers.values()
     ]
 
