@@ -8,6 +8,7 @@
     python -m benchmarks run browser_weak_link           # real Chromium at both ends
     python -m benchmarks run soak --duration 1800        # churn soak: leaks (benchmarks/soak.py)
     python -m benchmarks run consult_grid --compare-workers 1,2   # 1 vs 2 processes
+    python -m benchmarks run fanout --sizes 50,100,200 --compare-janus  # vs Janus VideoRoom
     python -m benchmarks list
 
 Ctrl-C stops cleanly: workers leave, the server stops, and the steps
@@ -61,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         "--compare-joins",
         action="store_true",
         help="each size against arrivals announced in batches (the default) and one by one",
+    )
+    run.add_argument(
+        "--compare-janus",
+        action="store_true",
+        help="each size against digiclinic and Janus's VideoRoom (needs the janus package)",
     )
     run.add_argument(
         "--compare-workers",
@@ -124,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 else None,
                 compare_udp=args.compare_udp,
                 compare_joins=args.compare_joins,
+                compare_janus=args.compare_janus,
             )
         )
     except KeyboardInterrupt:

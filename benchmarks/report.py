@@ -89,6 +89,7 @@ def markdown(scenario: Scenario, results: list[StepResult]) -> str:
             "so the load generator sends its VP8 without the timestamp trailer).",
         ]
     lines += _one_port_vs_ports(results)
+    lines += _versus_janus(results)
     notes = [f"- {r.server} size {r.size}: {n}" for r in results for n in r.notes]
     if notes:
         lines += ["", "## Notes", "", *notes]
@@ -197,3 +198,47 @@ def write_report(
     for path in plots(scenario, results, directory):
         out[path.stem] = path
     return out
+
+
+def _ratio(ours: float | None, theirs: float | None) -> float | None:
+    return round(ours / theirs, 2) if ours is not None and theirs else None
+
+
+def _versus_janus(results: list[StepResult]) -> list[str]:
+    """``--compare-janus``: digiclinic against Janus's VideoRoom, size by size (same run)."""
+    by = {(r.server, r.size): r for r in results}
+    sizes = sorted({r.size for r in results if r.server == "janus"})
+    if not sizes:
+        return []
+    lines = [
+        "",
+        "## digiclinic vs Janus VideoRoom (same run, same load generator)",
+        "",
+        "Each figure digiclinic / Janus, then the ratio (below 1: digiclinic needs less).",
+        "Packets are counted the same way for both: the media packets the subscribers'",
+        "sequence numbers say were sent to them.",
+        "",
+        "| size | µs CPU / delivered pkt | ratio | latency p50 ms | latency p95 ms | ratio p95 | "
+        "KB RSS / participant | ratio | join CPU ms | ratio | loss max | join→first frame p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        ours, theirs = by.get(("digiclinic", size)), by.get(("janus", size))
+        if ours is None or theirs is None:
+            continue
+        cost = (ours.us_per_delivered_packet, theirs.us_per_delivered_packet)
+        p50 = (ours.latency_ms["p50"], theirs.latency_ms["p50"])
+        p95 = (ours.latency_ms["p95"], theirs.latency_ms["p95"])
+        rss = (ours.rss_per_participant_kb, theirs.rss_per_participant_kb)
+        join = (ours.join_cpu_delivered_ms, theirs.join_cpu_delivered_ms)
+        loss = (ours.loss_max, theirs.loss_max)
+        first = (ours.join_to_first_frame_ms["p95"], theirs.join_to_first_frame_ms["p95"])
+        lines.append(
+            f"| {size} | {_fmt(cost[0])} / {_fmt(cost[1])} | {_fmt(_ratio(*cost))} | "
+            f"{_fmt(p50[0])} / {_fmt(p50[1])} | {_fmt(p95[0])} / {_fmt(p95[1])} | "
+            f"{_fmt(_ratio(*p95))} | {_fmt(rss[0])} / {_fmt(rss[1])} | {_fmt(_ratio(*rss))} | "
+            f"{_fmt(join[0])} / {_fmt(join[1])} | {_fmt(_ratio(*join))} | "
+            f"{_fmt(loss[0], '.2%')} / {_fmt(loss[1], '.2%')} | "
+            f"{_fmt(first[0])} / {_fmt(first[1])} |"
+        )
+    return lines

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import multiprocessing
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from benchmarks.janus_process import JANUS_ADDRESS, JanusProcess
 from benchmarks.loadgen.worker import WorkerPlan, worker_main
 from benchmarks.scenario import ParticipantSpec, Scenario
 from benchmarks.server_process import ServerProcess, free_port, sample_process
+from benchmarks.step_summary import StepResult, join_cpu, join_cpu_delivered, summarize
 from benchmarks.synthetic_media import opus_clip, vp8_clip
 from benchmarks.workers_process import WorkersProcess
 from sfu.participant import Role
@@ -31,18 +32,17 @@ from signaling.config import Secret
 from signaling.tokens import mint_token
 
 WORKER_BOOT_SECONDS = 2.5  # importing aiortc in a fresh process takes ~1 s here
-LOADGEN_BUSY = 0.85  # a worker above this share of a core may be the bottleneck
 
 
 @dataclass
 class Target:
     """The server under test: one we start (local) or one already running (remote)."""
 
-    name: str  # "digiclinic" or "baseline"
+    name: str  # "digiclinic", "baseline", "janus" or a variant
     ws_url: str
     http_url: str
     secret: Secret
-    process: ServerProcess | None = None
+    process: ServerProcess | JanusProcess | None = None
     issuer: str = "dev"
     idle_rss: float | None = None  # server RSS before the step's participants joined
 
@@ -50,60 +50,30 @@ class Target:
     def pids(self) -> list[int]:
         return self.process.pids if self.process else []
 
+    @property
+    def janus(self) -> JanusProcess | None:
+        return self.process if isinstance(self.process, JanusProcess) else None
+
     async def rooms_per_process(self) -> list[int]:
         """Rooms hosted by each of the server's processes (several with ``--workers``)."""
-        urls = self.process.metrics_urls if self.process else [self.http_url]
+        process = self.process
+        if isinstance(process, JanusProcess):
+            return []
+        urls = process.metrics_urls if process else [self.http_url]
         values = await asyncio.gather(*(scrape(u) for u in urls))
         return [int(v.get("digiclinic_rooms", 0)) for v in values]
 
     async def scrape(self) -> dict[str, float]:
-        """The server's metrics, summed over its processes (``--workers``)."""
-        urls = self.process.metrics_urls if self.process else [self.http_url]
+        """The server's metrics, summed over its processes (``--workers``); none for Janus."""
+        process = self.process
+        if isinstance(process, JanusProcess):
+            return {}
+        urls = process.metrics_urls if process else [self.http_url]
         total: dict[str, float] = {}
         for values in await asyncio.gather(*(scrape(u) for u in urls)):
             for name, value in values.items():
                 total[name] = total.get(name, 0.0) + value
         return total
-
-
-@dataclass
-class StepResult:
-    scenario: str
-    server: str
-    size: int
-    participants: int
-    duration_s: float
-    server_cpu_s: float
-    server_cpu_share: float
-    us_per_forwarded_packet: float | None
-    packets_in_per_s: float
-    packets_out_per_s: float
-    mbps_in: float
-    mbps_out: float
-    subscribers: int
-    loss_mean: float | None
-    loss_max: float | None
-    latency_ms: dict[str, float | None]
-    join_to_first_frame_ms: dict[str, float | None]
-    server_rss_mb: float | None
-    rss_per_participant_kb: float | None
-    loadgen_cpu_share: float
-    loadgen_max_worker_share: float
-    join_errors: int
-    keyframe_requests: int
-    # server CPU per participant joining during the ramp (ms), less the forwarding meanwhile
-    # (priced at the window's µs per forwarded packet)
-    join_cpu_ms: float | None = None
-    loss_per_subscriber: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-    return round(ordered[index], 2)
 
 
 async def scrape(http_url: str) -> dict[str, float]:
@@ -171,6 +141,7 @@ class StepRun:
         context = multiprocessing.get_context("spawn")
         start_at = time.monotonic() + WORKER_BOOT_SECONDS
         loopback = "://127.0.0.1" in self.target.ws_url or "://localhost" in self.target.ws_url
+        janus = self.target.janus
         for w in range(self.n_workers):
             specs = self.specs[w :: self.n_workers]
             plan = WorkerPlan(
@@ -183,6 +154,9 @@ class StepRun:
                 loopback=loopback,
                 stamped=self.target.name != "baseline",
             )
+            if janus is not None:  # its API, from inside its namespace
+                plan.server, plan.netns, plan.address = "janus", janus.namespace, JANUS_ADDRESS
+                plan.loopback = False
             parent, child = context.Pipe()
             proc = context.Process(target=worker_main, args=(child, plan), daemon=True)
             proc.start()
@@ -276,6 +250,7 @@ async def run_step(run: StepRun, progress: Progress) -> StepResult:
         await run.stop_workers()
     result = summarize(run, elapsed, (m0, m1), (p0, p1), (w0, w1))
     result.join_cpu_ms = join_cpu(result, (before_ramp, m0), (idle, p0))
+    result.join_cpu_delivered_ms = join_cpu_delivered(result, w0, (idle, p0))
     if len(spread) > 1:
         result.notes.append("rooms per worker process: " + " / ".join(map(str, spread)))
     return result
@@ -290,122 +265,6 @@ def _server_sample(target: Target) -> tuple[float, float, int] | None:
         sum(s.cpu_seconds for s in samples),
         sum(s.system_seconds for s in samples),
         sum(s.rss_bytes for s in samples),
-    )
-
-
-def join_cpu(
-    result: StepResult,
-    metrics: tuple[dict[str, float], dict[str, float]],
-    server: tuple[Any, Any],
-) -> float | None:
-    """Server CPU (ms) per participant joining during the ramp, forwarding left out."""
-    if server[0] is None or server[1] is None or result.us_per_forwarded_packet is None:
-        return None
-    ramp_cpu = float(server[1][0] - server[0][0])
-    name = "digiclinic_rtp_packets_out_total"
-    forwarded = metrics[1].get(name, 0.0) - metrics[0].get(name, 0.0)
-    forwarding = forwarded * result.us_per_forwarded_packet / 1e6
-    joins = max(1, result.participants)
-    return round(max(0.0, ramp_cpu - forwarding) / joins * 1e3, 2)
-
-
-def summarize(
-    run: StepRun,
-    elapsed: float,
-    metrics: tuple[dict[str, float], dict[str, float]],
-    server: tuple[Any, Any],
-    workers: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-) -> StepResult:
-    m0, m1 = metrics
-
-    def delta(name: str) -> float:
-        return m1.get(name, 0.0) - m0.get(name, 0.0)
-
-    out, inn = delta("digiclinic_rtp_packets_out_total"), delta("digiclinic_rtp_packets_in_total")
-    if server[0] is not None:
-        cpu = server[1][0] - server[0][0]
-        rss: float | None = server[1][2]
-    else:  # remote server: its own process metrics
-        cpu = delta("process_cpu_seconds_total")
-        rss = m1.get("process_resident_memory_bytes")
-    idle = run.target.idle_rss
-    losses: list[float] = []
-    loss_by_key: dict[str, float] = {}
-    latencies: list[float] = []
-    first_frames: list[float] = []
-    errors = keyframes = 0
-    start = {k: v for snap in workers[0] for k, v in snap["participants"].items()}
-    for snap in workers[1]:
-        for key, end in snap["participants"].items():
-            errors += bool(end.get("error"))
-            keyframes += end.get("keyframe_requests", 0)
-            latencies += [ns / 1e6 for ns in end.get("latency_ns", [])]
-            if "first_video_s" in end:
-                first_frames.append(end["first_video_s"] * 1000)
-            if "streams" not in end or not end["joined"]:
-                continue  # (one who left during the window counts until it left)
-            before = start.get(key, {}).get("streams", {})
-            expected = received = 0
-            for ssrc, (exp, rec, _video) in end["streams"].items():
-                exp0, rec0, _ = before.get(ssrc, (0, 0, False))
-                expected += exp - exp0
-                received += rec - rec0
-            if expected > 0:
-                loss_by_key[key] = round(max(0.0, 1 - received / expected), 5)
-                losses.append(loss_by_key[key])
-    cpu0 = sum(s["cpu"] for s in workers[0])
-    cpu1 = sum(s["cpu"] for s in workers[1])
-    per_worker = [
-        (b["cpu"] - a["cpu"]) / elapsed for a, b in zip(workers[0], workers[1], strict=True)
-    ]
-    notes = []
-    if max(per_worker, default=0) > LOADGEN_BUSY:
-        notes.append("a load-generator worker was above 85% of a core: add --workers")
-    subscribers = sum(1 for s in run.specs if s.subscribe)
-    if len(losses) < subscribers and run.scenario.kind != "churn":
-        notes.append(f"{subscribers - len(losses)} subscribers received nothing in the window")
-    if errors:
-        reasons = sorted({r for p in run.progress.values() for r in p.get("error_reasons", [])})
-        notes.append(f"{errors} joins failed: " + "; ".join(reasons))
-    participants = len({s.key for s in run.specs})
-    return StepResult(
-        scenario=run.scenario.name,
-        server=run.target.name,
-        size=run.size,
-        participants=participants,
-        duration_s=round(elapsed, 2),
-        server_cpu_s=round(cpu, 3),
-        server_cpu_share=round(cpu / elapsed, 3),
-        us_per_forwarded_packet=round(cpu / out * 1e6, 2) if out else None,
-        packets_in_per_s=round(inn / elapsed, 1),
-        packets_out_per_s=round(out / elapsed, 1),
-        mbps_in=round(delta("digiclinic_rtp_bytes_in_total") * 8 / elapsed / 1e6, 3),
-        mbps_out=round(delta("digiclinic_rtp_bytes_out_total") * 8 / elapsed / 1e6, 3),
-        subscribers=subscribers,
-        loss_mean=round(sum(losses) / len(losses), 5) if losses else None,
-        loss_max=round(max(losses), 5) if losses else None,
-        latency_ms={
-            "p50": percentile(latencies, 50),
-            "p95": percentile(latencies, 95),
-            "p99": percentile(latencies, 99),
-            "samples": float(len(latencies)),
-        },
-        join_to_first_frame_ms={
-            "p50": percentile(first_frames, 50),
-            "p95": percentile(first_frames, 95),
-            "max": percentile(first_frames, 100),
-            "count": float(len(first_frames)),
-        },
-        server_rss_mb=round(rss / 2**20, 1) if rss else None,
-        rss_per_participant_kb=(
-            round((rss - idle) / participants / 1024, 1) if rss and idle is not None else None
-        ),
-        loadgen_cpu_share=round((cpu1 - cpu0) / elapsed, 3),
-        loadgen_max_worker_share=round(max(per_worker, default=0), 3),
-        join_errors=errors,
-        keyframe_requests=keyframes,
-        loss_per_subscriber=loss_by_key,
-        notes=notes,
     )
 
 
@@ -451,6 +310,10 @@ async def start_target(
         return Target(name, ws, base, secret)
     process: ServerProcess
     rooms = {"rooms": {"max_participants": max_participants}}
+    if name == "janus":
+        janus = JanusProcess()
+        await janus.start()
+        return Target(name, janus.ws_url, "", Secret("x" * 32), janus)
     if name == "baseline":
         process = BaselineProcess()
     elif name in VARIANTS:
@@ -480,6 +343,7 @@ async def run_scenario(
     compare_workers: list[int] | None = None,
     compare_udp: bool = False,
     compare_joins: bool = False,
+    compare_janus: bool = False,
 ) -> list[StepResult]:
     """Every size against digiclinic, and the baseline sizes against MediaRelay.
 
@@ -489,6 +353,8 @@ async def run_scenario(
     UDP port (batched egress), the one port without batching, and a port per
     connection, side by side. ``compare_joins``: every size against the
     default and against arrivals announced one by one whatever the size.
+    ``compare_janus``: every size against digiclinic and Janus's VideoRoom
+    (benchmarks/janus_process.py), alternating, with the same load generator.
     """
     results = [] if results is None else results
     progress = Progress()
@@ -501,6 +367,7 @@ async def run_scenario(
         and not compare_workers
         and not compare_udp
         and not compare_joins
+        and not compare_janus
     )
     if with_baseline:  # the ratio needs digiclinic at the baseline's sizes too
         sizes = sorted(set(sizes) | set(scenario.baseline_sizes))
@@ -512,6 +379,8 @@ async def run_scenario(
         plan = [(name, n) for n in sizes for name in ("digiclinic", *UDP_VARIANTS)]
     if compare_joins:
         plan = [(name, n) for n in sizes for name in ("digiclinic", *JOIN_VARIANTS)]
+    if compare_janus:
+        plan = [(name, n) for n in sizes for name in ("digiclinic", "janus")]
     if with_baseline:
         plan += [("baseline", n) for n in scenario.baseline_sizes]
     for name, size in plan:
@@ -525,7 +394,8 @@ async def run_scenario(
                 target.process.stop()
         results.append(result)
         progress.done(
-            f"[{scenario.name} {name} size={size}] {result.us_per_forwarded_packet} µs/pkt, "
+            f"[{scenario.name} {name} size={size}] {result.us_per_forwarded_packet} µs/pkt "
+            f"({result.us_per_delivered_packet} per delivered), "
             f"server CPU {result.server_cpu_share:.0%}, loss max "
             f"{'-' if result.loss_max is None else f'{result.loss_max:.2%}'}, "
             f"latency p95 {result.latency_ms['p95']} ms, loadgen {result.loadgen_cpu_share:.0%}"

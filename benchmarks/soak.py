@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks.runner import Progress, StepRun, Target, start_target
 from benchmarks.scenario import Scenario
-from benchmarks.server_process import sample_process
+from benchmarks.server_process import ServerProcess, sample_process
 from benchmarks.synthetic_media import opus_clip, vp8_clip
 
 DRAIN_SECONDS = 30.0  # at most, for everyone to be gone after the workers stop
@@ -98,8 +98,9 @@ def open_fds(pid: int) -> int:
 
 async def sample_server(target: Target, t: float, run: StepRun | None = None) -> SoakSample:
     """One sample of a server we started (its /proc) and of its /metrics."""
-    assert target.process is not None, "the soak samples /proc: it starts its own server"
-    pid = target.process.pid
+    process = target.process
+    assert isinstance(process, ServerProcess), "the soak samples /proc: it starts its own server"
+    pid = process.pid
     proc = sample_process(pid)
     metrics = await target.scrape()
     errors = reconnections = 0

@@ -3,8 +3,8 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -k rtp).
 source "$(dirname "$0")/_env.sh"
 # real coturn for the TURN tests, Debian's Chromium for the browser tests,
-# a real redis-server for the cluster tests
-ensure_debian_packages turnserver:coturn chromium:chromium redis-server:redis-server
+# a real redis-server for the cluster tests, Janus for the fan-out comparison's smoke test
+ensure_debian_packages turnserver:coturn chromium:chromium redis-server:redis-server janus:janus
 ensure_venv "test"
 cd "$ROOT"
 echo "==> ruff check";         "$VENV/bin/ruff" check .

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
 import resource
 import signal
 import time
@@ -23,6 +25,7 @@ from typing import Any
 
 from aiortc import RTCRtpTransceiver
 
+from benchmarks.loadgen.janus_member import JanusMember
 from benchmarks.loadgen.rtp_source import RtpReplaySender, route_rtcp
 from benchmarks.loadgen.traffic_sink import TrafficSink
 from benchmarks.scenario import ParticipantSpec
@@ -32,6 +35,7 @@ from sfu.media import Source
 from signaling.client import ConsultClient
 
 logger = logging.getLogger(__name__)
+CLONE_NEWNET = 0x40000000
 
 
 @dataclass
@@ -45,12 +49,15 @@ class WorkerPlan:
     loopback: bool = True
     sample_every: int = 10
     stamped: bool = True  # latency trailers in payloads (not for a server that decodes)
+    server: str = "digiclinic"  # or "janus": its VideoRoom API (benchmarks/loadgen/janus_member.py)
+    netns: str | None = None  # enter this network namespace first (a Janus step)
+    address: str = "127.0.0.1"  # the host address our ICE offers
 
 
 @dataclass
 class Member:
     spec: ParticipantSpec
-    client: ConsultClient | None = None
+    client: ConsultClient | JanusMember | None = None
     sink: TrafficSink | None = None
     senders: list[RtpReplaySender] = field(default_factory=list)
     joined_at: float | None = None
@@ -155,6 +162,9 @@ class Worker:
             )
 
     async def _join(self, member: Member, resume: str | None = None) -> None:
+        if self.plan.server == "janus":
+            await self._join_janus(member)
+            return
         spec = member.spec
         sink = TrafficSink(self.plan.sample_every) if spec.subscribe else None
         client = ConsultClient(
@@ -184,14 +194,50 @@ class Worker:
         except Exception as exc:  # a failed join is a result, not a crash
             member.error = f"{type(exc).__name__}: {exc}"[:200]
 
-    async def _publish(self, member: Member, client: ConsultClient, sources: list[Source]) -> None:
+    async def _join_janus(self, member: Member) -> None:
+        """The same participant in Janus's VideoRoom (a publisher publishes both sources)."""
+        spec = member.spec
+        sink = TrafficSink(self.plan.sample_every) if spec.subscribe else None
+        client = JanusMember(
+            self.plan.ws_url,
+            self.plan.address,
+            media_sink=sink,
+            offer_filter=sink.learn_offer if sink is not None else None,
+        )
+        member.client, member.sink = client, sink
+        try:
+            if sink is not None:
+                sink.joined_at = time.monotonic()
+                sink.unprotect = lambda: _unprotector(client)
+                await client.subscribe(asyncio.get_running_loop().time() + 30.0)
+            elif spec.publish_audio or spec.publish_video:
+                sources = [
+                    s
+                    for s, on in (
+                        (Source.MICROPHONE, spec.publish_audio),
+                        (Source.CAMERA, spec.publish_video),
+                    )
+                    if on
+                ]
+                await self._publish(member, client, sources)
+            member.joined_at = time.monotonic()
+        except Exception as exc:  # a failed join is a result, not a crash
+            member.error = f"{type(exc).__name__}: {exc}"[:200]
+
+    async def _publish(
+        self, member: Member, client: ConsultClient | JanusMember, sources: list[Source]
+    ) -> None:
         senders: list[RtpReplaySender] = []
 
         def start() -> None:
             for sender in senders:
                 sender.start()
 
-        transceivers: list[RTCRtpTransceiver] = await client.publish_raw(sources, start)
+        transceivers: list[RTCRtpTransceiver]
+        if isinstance(client, JanusMember):
+            transceivers = await client.publish([s.kind.value for s in sources], start)
+        else:
+            transceivers = await client.publish_raw(sources, start)
         for transceiver, source in zip(transceivers, sources, strict=True):
             clip = self.video if source is Source.CAMERA else self.audio
             senders.append(
@@ -206,7 +252,7 @@ class Worker:
     async def _reconnect(self, member: Member) -> None:
         """Drop the connection without ``leave`` (a lost network), then join again."""
         client = member.client
-        if member.left or client is None or member.joined_at is None:
+        if member.left or not isinstance(client, ConsultClient) or member.joined_at is None:
             return
         for sender in member.senders:
             await sender.stop()
@@ -249,16 +295,29 @@ class Worker:
         return {"cpu": cpu_seconds(), "at": time.monotonic(), "participants": people}
 
 
-def _unprotector(client: ConsultClient) -> Any:
+def _unprotector(client: ConsultClient | JanusMember) -> Any:
     pc = client.subscriber_pc
     if pc is None or not pc.getTransceivers():
         return None
     return aiortc_hooks.srtp_unprotector(pc.getTransceivers()[0])
 
 
+def enter_namespace(name: str) -> None:
+    """Move this whole process into network namespace ``name`` (before any socket)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {name}")
+    finally:
+        os.close(fd)
+
+
 def worker_main(conn: Connection, plan: WorkerPlan) -> None:
     """Process entry point (multiprocessing 'spawn')."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    if plan.netns is not None:
+        enter_namespace(plan.netns)
     logging.basicConfig(level=logging.ERROR)
     for noisy in ("aiortc", "aioice"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)

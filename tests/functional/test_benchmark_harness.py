@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.janus_process import janus_available
 from benchmarks.report import write_report
 from benchmarks.runner import run_scenario
 from benchmarks.scenario import Scenario
@@ -50,6 +51,30 @@ async def test_scenario_smoke_run_writes_a_consistent_report(name: str, tmp_path
     assert f"| digiclinic | {size} |" in markdown
     for plot in ("cpu_per_packet", "latency", "loss"):
         assert paths[plot].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_fanout_against_janus_side_by_side(tmp_path: Path) -> None:
+    """--compare-janus: both servers driven by the same load generator, both measured alike."""
+    ok, why = janus_available()
+    if not ok:
+        pytest.skip(why)
+    scenario = quick("fanout")
+    results = await run_scenario(scenario, [3], workers=1, compare_janus=True)
+    paths = write_report(scenario, results, tmp_path)
+
+    assert [(r.server, r.size) for r in results] == [("digiclinic", 3), ("janus", 3)]
+    for result in results:
+        assert result.join_errors == 0, result.notes
+        assert len(result.loss_per_subscriber) == 3, result.notes  # every subscriber got media
+        assert result.loss_max is not None and result.loss_max < 0.05
+        assert result.us_per_delivered_packet and result.us_per_delivered_packet > 0
+        assert result.join_cpu_delivered_ms is not None
+        # the publisher's send-time trailers pass through Janus untouched
+        assert result.latency_ms["samples"] > 10 and (result.latency_ms["p50"] or 0) < 100
+        assert result.rss_per_participant_kb is not None
+    markdown = paths["markdown"].read_text()
+    assert "## digiclinic vs Janus VideoRoom" in markdown
+    assert "| 3 | " in markdown.split("## digiclinic vs Janus VideoRoom")[1]
 
 
 async def test_soak_smoke_run_joins_drops_leaves_and_drains(tmp_path: Path) -> None:
