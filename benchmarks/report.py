@@ -137,13 +137,17 @@ def plots(scenario: Scenario, results: list[StepResult], directory: Path) -> lis
 
     written = []
     series = sorted({r.server for r in results})
+    cost: tuple[str, Callable[[StepResult], float | None]] = (
+        "server CPU µs per forwarded packet",
+        lambda r: r.us_per_forwarded_packet,
+    )
+    if "janus" in series:  # Janus has no packet counter of ours: count what was delivered
+        cost = ("server CPU µs per delivered packet", lambda r: r.us_per_delivered_packet)
     panels: list[tuple[str, str, Callable[[StepResult], float | None]]] = [
-        (
-            "cpu_per_packet",
-            "server CPU µs per forwarded packet",
-            lambda r: r.us_per_forwarded_packet,
-        ),
+        ("cpu_per_packet", *cost),
         ("latency", "latency p95 (ms)", lambda r: r.latency_ms["p95"]),
+        ("rss", "server RSS KB per participant", lambda r: r.rss_per_participant_kb),
+        ("join_cpu", "server CPU ms per join", lambda r: r.join_cpu_delivered_ms),
         (
             "loss",
             "loss, worst subscriber (%)",

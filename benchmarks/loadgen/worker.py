@@ -92,6 +92,10 @@ class Worker:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_reader(self.conn.fileno(), self._on_command)
+        # uvloop makes a watched descriptor non-blocking; the pipe's one socket also carries
+        # our snapshots, and a large one (400 subscribers) then went out half-written
+        # (EAGAIN mid-message) and the coordinator read garbage ("invalid load key")
+        os.set_blocking(self.conn.fileno(), True)
         for member in self.members:
             loop.call_at(self._when(member.spec.join_at), self._start_join, member)
             if member.spec.leave_at is not None:
