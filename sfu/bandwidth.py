@@ -141,6 +141,10 @@ class DownlinkEstimator:
     def probing(self) -> bool:
         return self._probe.state is not ProbeState.IDLE
 
+    def new_success(self) -> bool:
+        """Receiver-report probes are decided at the allocation tick itself."""
+        return False
+
     def padding_now(self, now: float) -> bool:
         """Whether probe padding should be on the wire at ``now``."""
         return self._probe.padding_now(now)

@@ -132,7 +132,8 @@ class DownlinkController:
             await asyncio.sleep(PADDING_TICK if self._padding.rate > 0 else TICK / 5)
             woke = time.monotonic()
             slept, now = woke - now, woke
-            if now - self._last_tick >= TICK:
+            # a probe that just succeeded is acted on at once (a paused video resumes)
+            if self.estimator.new_success() or now - self._last_tick >= TICK:
                 self.tick(now)
             # transport feedback times every packet: no markers, no RTX reports
             timed = not isinstance(self.estimator, TwccEstimator)

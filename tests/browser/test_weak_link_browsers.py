@@ -140,11 +140,11 @@ def test_60_kbps_video_paused_with_the_right_words_on_each_side() -> None:
 
 
 @pytest.mark.xfail(
-    reason="issue 17, reached in 3 of 4 runs since be34eed (2026-12-07): first frame after "
-    "the lift 0.6-2.6 s (patient) and 2.5-3.6 s (specialist; target 3 s), 640x360 at full "
-    "rate 4.5-6.6 s and 7.5-13.6 s (target 10 s). The slow specialist runs: its own uncapped "
-    "downlink carried only the patient's audio during the cap, so its estimate (what the link "
-    "has shown) climbs probe by probe before the larger layer is asked of the patient",
+    reason="issue 17, reached in 2 of 5 runs with the lift probe fix (2026-12-07, night): "
+    "first frame after the lift 2.6-4.6 s (specialist) and 0.5-3.6 s (patient; target 3 s), "
+    "640x360 at full rate 6.6-10.6 s and 4.5-7.6 s (target 10 s). What is left: up to one "
+    "paused-probe cycle (4-5 s) between the lift and the next probe, 1 s of probe, then about "
+    "1.5 s for the patient's Chromium to restart its camera at the estimate it kept in the cap",
     strict=False,
 )
 def test_60_kbps_lifted_video_comes_back_quickly() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sfu.bandwidth import ProbeState
 from sfu.twcc import PacketResult
 from sfu.twcc_estimator import (
@@ -51,7 +53,10 @@ class Link:
                 self.send(t, self.media_packet)
                 media_due -= self.media_packet
             wanted = media_bps * 4 if self.wanted is None else self.wanted
-            pad = self.estimator.padding_target(wanted, t, media_bps, paused)
+            if padding_bps:  # between allocation ticks: the probe running goes on
+                pad = padding_bps if self.estimator.padding_now(t) else 0.0
+            else:
+                pad = self.estimator.padding_target(wanted, t, media_bps, paused)
             padding_due += max(0.0, pad - media_bps) * 0.01 / 8 if pad else 0.0
             while padding_due >= 250:
                 self.send(t, 250, kind=3)
@@ -196,3 +201,49 @@ def test_while_paused_a_probe_outlasts_the_shapers_burst_allowance() -> None:
         t = link.run(t, 0.25, 20_000, paused=True)
     assert estimator.estimate >= 300_000, estimator
     assert PROBE_PAUSED_DURATION > PROBE_DURATION
+
+
+@pytest.mark.parametrize("wanted", [61_000, 70_000, 100_000])
+def test_after_a_lift_one_probe_proves_what_the_paused_video_needs(wanted: int) -> None:
+    """60 kbit/s behind tbf's 4 kB bucket, thin audio, video paused wanting just above the cap
+    or well above it; the cap is lifted at a different moment of the probe cycle each time.
+
+    Before: a probe for exactly what was wanted proved a little less, too close for another
+    probe, and the estimate reached what the video needs 0.8-9.9 s after the lift (mean 5.5 s
+    at 100 kbit/s wanted); a probe for 1.25x it passed through the cap on the bucket's credit
+    and was judged a success (88-106 kbit/s under the cap at 70 kbit/s wanted).
+    """
+    waits = []
+    for phase in (0.0, 0.75, 1.5, 2.25, 3.0, 3.75, 4.5, 5.25):
+        estimator = TwccEstimator(40_000, 5_000_000, 0.0)
+        estimator.payload_share = 1.0
+        link = ShapedLink(estimator, 60_000, burst=4_000)
+        link.wanted = wanted
+        t = 0.0
+        while t < 30.0 + phase:
+            t = link.run(t, 0.25, 14_000, paused=True)
+            assert t < 5.0 or estimator.estimate < 60_000, estimator  # no false proof in the cap
+        link.rate = 5_000_000
+        lifted = t
+        while t < lifted + 10.0 and estimator.estimate < wanted:
+            t = link.run(t, 0.25, 14_000, paused=True)
+        waits.append(round(t - lifted, 2))
+    assert max(waits) <= 3.5, waits  # the paused probes' cycle (about 4 s) included
+
+
+def test_a_probe_that_succeeds_is_reported_once_between_ticks() -> None:
+    """Decided by the feedback that ends it, and said once: the controller resumes at once."""
+    estimator = TwccEstimator(40_000, 5_000_000, 0.0)
+    estimator.payload_share = 1.0
+    link = Link(estimator, 5_000_000)
+    link.wanted = 100_000
+    target = estimator.padding_target(link.wanted, 0.0, 14_000, True)  # one tick: a probe
+    assert estimator.probe_state is ProbeState.PROBING and target > 0
+    t, decided = 0.0, None
+    while t < 10.0 and decided is None:  # no tick from here: only feedback
+        t = link.run(t, 0.06, 14_000, padding_bps=target)
+        if estimator.new_success():
+            decided = t
+    assert decided is not None, estimator
+    assert estimator.estimate > 2 * 40_000, estimator  # what the probe proved
+    assert not estimator.new_success()  # once
