@@ -351,8 +351,9 @@ class ConsultClient:
 
     async def close(self) -> None:
         await self._reconnection.close()  # no reconnection from now on
-        await self._media.close()
+        # events first: an offer being answered as the connections close logged a traceback
         await self._channel.close_ws()
+        await self._media.close()
         if self.state != "denied":
             self.state = "closed"
         await self._channel.close()

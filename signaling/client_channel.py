@@ -61,12 +61,12 @@ class RequestChannel:
         """Close the WebSocket on purpose (redirect, reconnection): ``on_lost`` is not called."""
         ws, reader = self._ws, self._reader
         self._ws, self._reader = None, None
-        if ws is not None:
-            await ws.close()
-        if reader is not None:
+        if reader is not None:  # first: no event is handled half-way through the close
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+        if ws is not None:
+            await ws.close()
 
     async def close(self) -> None:
         """Close the WebSocket and the HTTP session."""
@@ -75,23 +75,27 @@ class RequestChannel:
             await self._session.close()
             self._session = None
 
+    def _open_ws(self) -> aiohttp.ClientWebSocketResponse:
+        """The WebSocket to send on; ClientError ``closed`` once the channel was closed."""
+        if self._ws is None:
+            raise ClientError("closed", "the connection is closed")
+        return self._ws
+
     async def send_str(self, data: str) -> None:
-        assert self._ws is not None
-        await self._ws.send_str(data)
+        await self._open_ws().send_str(data)
 
     async def send_json(self, message: Event) -> None:
         """Send a message that wants no reply (no ``id``)."""
-        assert self._ws is not None
-        await self._ws.send_json(message)
+        await self._open_ws().send_json(message)
 
     async def request(self, message: Event, timeout: float = 20.0) -> Event:
         """Send a message and wait for the reply that carries its id as ``ref``."""
-        assert self._ws is not None
+        ws = self._open_ws()
         msg_id = next(self._ids)
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
         try:
-            await self._ws.send_json({**message, "id": msg_id})
+            await ws.send_json({**message, "id": msg_id})
             reply = await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(msg_id, None)
@@ -146,8 +150,11 @@ class RequestChannel:
                 self._changed.set()
         except aiohttp.ClientConnectionError:
             logger.debug("connection closed while handling an event")
-        except Exception:
-            logger.exception("client read loop failed")
+        except Exception as exc:
+            if ws is self._ws:
+                logger.exception("client read loop failed")
+            else:  # closed while an event was being handled (an offer answered as we left)
+                logger.debug("event handling cut short by close: %r", exc)
         finally:
             if ws is self._ws:
                 self._on_lost()

@@ -19,12 +19,21 @@ import pytest
 from sfu import subscriber_peer
 from sfu.consumer import Consumer
 from sfu.downlink import DownlinkController
+from sfu.faults import FAULTS
 from sfu.media import MediaKind, Source
 from sfu.participant import Role
 from sfu.peer import PeerState
 from signaling.client import ConsultClient
 from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from tests.conftest import RunningServer
+
+
+@pytest.fixture(autouse=True)
+def first_fault_of_its_kind() -> None:
+    """Each test's fault is the first of its kind in the process: logged with its traceback
+    (the counts are per process; a unit test run earlier in the same process had made the
+    injected consumer fault the second, logged as a count without one)."""
+    FAULTS.counts.clear()
 
 
 @asynccontextmanager

@@ -103,6 +103,55 @@ async def test_a_connection_the_server_ends_is_lost_and_its_requests_fail(serve:
     assert recorder.lost == 1
 
 
+async def test_an_event_handled_while_the_channel_closes_ends_quietly(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing while an event is handled (a subscriber offer being answered) stops the
+    handling first: before, the handler went on during the close, its answer hit the closed
+    channel (AssertionError) and the read loop logged a traceback."""
+    handling, proceed = asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    async def offers(ws: web.WebSocketResponse) -> None:
+        await ws.send_json({"type": "subscriber_offer"})
+        await ws.receive()
+
+    channel: RequestChannel
+
+    async def answer_late(event: Event) -> None:
+        handling.set()
+        await proceed.wait()  # the answer is ready only once the close has begun
+        await channel.send_json({"type": "subscriber_answer"})
+        sent.append("answer")
+
+    url = await serve(offers)
+    channel = RequestChannel(url, answer_late, lambda: None)
+    await channel.open(url)
+    await asyncio.wait_for(handling.wait(), 5)
+    with caplog.at_level("DEBUG", logger="signaling.client_channel"):
+        closing = asyncio.create_task(channel.close())
+        await asyncio.sleep(0)
+        proceed.set()
+        await closing
+        await asyncio.sleep(0.1)
+    assert sent == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+async def test_sending_on_a_closed_channel_is_a_clear_error(serve: Any) -> None:
+    channel = RequestChannel(await serve(replies_in_reverse), Recorder().on_event, lambda: None)
+    await channel.open(channel.url)
+    await channel.close()
+    for send in (
+        channel.send_json({"type": "ping"}),
+        channel.send_str("{}"),
+        channel.request({"type": "ping"}),
+    ):
+        with pytest.raises(ClientError) as closed:
+            await send
+        assert closed.value.code == "closed"
+
+
 async def test_wait_event_and_wake(serve: Any) -> None:
     async def announces(ws: web.WebSocketResponse) -> None:
         await ws.send_json({"type": "state", "n": 1})
