@@ -47,3 +47,15 @@ ensure_debian_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null ||
     die "apt-get could not install: ${missing[*]}"
 }
+
+# ensure_node_dev_tools - the web client's development tools from package-lock.json
+# (axe-core for the accessibility checks): npm ci into node_modules/ when missing or stale.
+ensure_node_dev_tools() {
+  ensure_debian_packages node:nodejs npm:npm
+  local stamp="$ROOT/node_modules/.package-lock.json"
+  if [ ! -f "$stamp" ] || [ "$ROOT/package-lock.json" -nt "$stamp" ]; then
+    echo "==> installing the web client's development tools (npm ci)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) ||
+      die "npm ci failed (no access to the npm registry?)"
+  fi
+}

@@ -6,6 +6,7 @@ source "$(dirname "$0")/_env.sh"
 # a real redis-server for the cluster tests, Janus for the fan-out comparison's smoke test
 ensure_debian_packages turnserver:coturn chromium:chromium redis-server:redis-server janus:janus
 ensure_venv "test"
+ensure_node_dev_tools  # axe-core for the browser tests' accessibility checks
 cd "$ROOT"
 echo "==> ruff check";         "$VENV/bin/ruff" check .
 echo "==> ruff format --check"; "$VENV/bin/ruff" format --check .

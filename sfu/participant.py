@@ -95,6 +95,7 @@ class Participant:
         self.subscriber: SubscriberPeer | None = None
         self.consumers: dict[str, Consumer] = {}  # by producer id
         self.audio_only = False  # said so (`audio_only`): no video either way, on purpose
+        self.on_hold = False  # said so (`on_hold`): a specialist busy in another room
         self._events = events
 
     def __repr__(self) -> str:  # ids only: names are patient data
@@ -129,4 +130,5 @@ class Participant:
             "state": self.state.value,
             "producers": producers,
             "audio_only": self.audio_only,
+            "on_hold": self.on_hold,
         }

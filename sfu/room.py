@@ -293,16 +293,20 @@ class Room:
 
     def set_audio_only(self, participant: Participant, enabled: bool) -> None:
         """A participant chose audio only (no video sent or received): the others are told."""
+        self._set_presence(participant, "audio_only", enabled)
+
+    def set_on_hold(self, participant: Participant, enabled: bool) -> None:
+        """A specialist put this room on hold (busy in another room): the others are told."""
+        self._set_presence(participant, "on_hold", enabled)
+
+    def _set_presence(self, participant: Participant, flag: str, enabled: bool) -> None:
+        """Set one of the participant's said-so flags; a change goes to everyone else."""
         self._require_active(participant)
-        if participant.audio_only == enabled:
+        if getattr(participant, flag) == enabled:
             return
-        participant.audio_only = enabled
+        setattr(participant, flag, enabled)
         self._broadcast(
-            {
-                "type": "participant_audio_only",
-                "participant_id": participant.id,
-                "enabled": enabled,
-            },
+            {"type": f"participant_{flag}", "participant_id": participant.id, "enabled": enabled},
             skip=participant,
         )
 

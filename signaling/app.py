@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
+from yarl import URL
 
 from sfu.errors import ErrorCode, SfuError
 from sfu.participant import LeaveReason, ParticipantState, Role
@@ -25,6 +26,7 @@ from signaling.admin_api import add_admin_routes
 from signaling.cluster import PLACEMENT, create_recordings, node_identity, setup_cluster
 from signaling.config import Config
 from signaling.connection_limits import TooManyConnections, UnjoinedConnections
+from signaling.favicon import favicon
 from signaling.metrics import SignalingMetrics
 from signaling.origins import OriginPolicy, public_url_origin
 from signaling.recording_service import RecordingService
@@ -275,8 +277,12 @@ async def demo_token(request: web.Request) -> web.Response:
     return web.json_response({"token": token, "room": room, "role": role.value})
 
 
+DEMO_PAGE = URL("/client/demo/index.html")
+
+
 async def demo_index(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/client/demo/index.html")
+    """``/`` opens the demo, keeping the query string (``?role=…&lang=…``); the path is fixed."""
+    raise web.HTTPFound(DEMO_PAGE.with_query(list(request.query.items())))
 
 
 async def create_room(request: web.Request) -> web.Response:
@@ -381,6 +387,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/favicon.ico", favicon)  # every page asks for it (signaling/favicon.py)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/rooms/{room}", create_room)
     app.router.add_get("/api/turn-credentials", turn_credentials)

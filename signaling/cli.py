@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover - not on every platform
 
 from sfu.participant import Role
 from signaling.app import MediaPortError, create_app
+from signaling.banner import banner_lines
 from signaling.config import Config, ConfigError, load_config
 from signaling.node import Listen, serve_node
 from signaling.tokens import DEV_ISSUER, dev_secret, mint_token
@@ -69,21 +70,16 @@ def serve(args: argparse.Namespace) -> int:
         ssl_context.load_cert_chain(config.server.tls_cert, config.server.tls_key)
         scheme = "https"
     app = create_app(config)
-    base = f"{scheme}://{config.server.host}:{config.server.port}"
-    listens = [Listen(config.server.host, config.server.port)]
+    port = config.server.port
+    listens = [Listen(config.server.host, port)]
     if args.worker_index is not None:  # a worker of `serve --workers N`
         listens = [
-            Listen(config.server.host, config.server.port, shared=True),
+            Listen(config.server.host, port, shared=True),
             Listen(config.server.host, args.worker_port),
         ]
-        base = f"{scheme}://{config.server.host}:{args.worker_port}"
-    print(f"digiclinic listening on {base}")
-    print(f"  health:  {base}/healthz   metrics: {base}/metrics")
-    if not config.auth.issuers:
-        if config.server.demo:
-            print(f"  demo:    open {base}/ (patient, specialist and console, in several tabs)")
-        print("  try it:  python -m signaling.demo_call   (a scripted 3-party consult)")
-        print("  tokens:  digiclinic token --room demo --identity alice --role patient")
+        port = args.worker_port
+    for line in banner_lines(config, scheme=scheme, port=port, config_path=args.config):
+        print(line)
     sys.stdout.flush()
     try:
         asyncio.run(serve_node(app, config, listens, ssl_context))

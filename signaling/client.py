@@ -299,6 +299,10 @@ class ConsultClient:
         """Tell the others we chose audio only (their widgets label our tile)."""
         await self.request({"type": "audio_only", "enabled": enabled})
 
+    async def set_on_hold(self, enabled: bool = True) -> None:
+        """Tell the others we put this room on hold (a specialist busy in another room)."""
+        await self.request({"type": "on_hold", "enabled": enabled})
+
     # -- media (client_media.py) -------------------------------------------------------
 
     async def publish(

@@ -45,6 +45,7 @@ CLIENT_TYPES = frozenset(
         "unsubscribe",
         "mute",
         "audio_only",
+        "on_hold",
         "pause_video",
         "track_settings",
         "chat",

@@ -300,6 +300,9 @@ class SignalingSession:
         elif kind == "audio_only":
             room.set_audio_only(participant, message.bool_field("enabled", True))
             self._ack(message)
+        elif kind == "on_hold":
+            room.set_on_hold(participant, message.bool_field("enabled", True))
+            self._ack(message)
         elif kind == "mute":
             room.set_muted(
                 participant, message.str_field("track_id"), message.bool_field("muted", True)

@@ -229,6 +229,9 @@ export class ConsultSession extends Signalling(Reconnection(Publishing(Receiving
   /** Tell the others we chose audio only (or no longer, with false): their tiles say so. */
   setAudioOnly(enabled = true) { return this._request("audio_only", { enabled }); }
 
+  /** Tell the others this room is on hold (a specialist busy in another room), or no longer. */
+  setOnHold(enabled = true) { return this._request("on_hold", { enabled }); }
+
   /** Stop (or resume, with false) receiving one remote video track. */
   pauseVideo(trackId, paused = true) {
     return this._request("pause_video", { track_id: trackId, paused });

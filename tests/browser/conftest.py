@@ -378,3 +378,84 @@ async def open_widget(chromium: Any, server: RunningServer) -> AsyncIterator[Ope
                 await page.js("() => widgetTest.element?.session?.leave()")
         for context in contexts:
             await context.close()
+
+
+# -- the specialist console (test_console.py, test_clinic_ux.py) ---------------------
+
+CONSOLE_PAGE = "/client/console/index.html"
+
+# Runs before the page's own scripts: counts every RTCPeerConnection and
+# WebSocket ever constructed, and records CSP violations.
+COUNTERS = """
+(() => {
+  const counts = { peerConnections: 0, websockets: 0, csp: [] };
+  window.__consoleCounts = counts;
+  const PC = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends PC {
+    constructor(...args) { super(...args); counts.peerConnections += 1; }
+  };
+  const WS = window.WebSocket;
+  window.WebSocket = class extends WS {
+    constructor(...args) { super(...args); counts.websockets += 1; }
+  };
+  document.addEventListener("securitypolicyviolation",
+    (e) => counts.csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+})();
+"""
+
+
+class ConsolePage(ConsultPage):
+    async def dump(self) -> str:
+        state = await self.js(
+            """() => window.digiclinicConsole && {
+                 ready: digiclinicConsole.ready, focused: digiclinicConsole.focused,
+                 rooms: digiclinicConsole.summary(), errors: digiclinicConsole.errors,
+                 switches: digiclinicConsole.switches, counts: window.__consoleCounts}"""
+        )
+        return f"console state: {json.dumps(state, indent=1)}\nconsole:\n" + "\n".join(
+            self.console[-30:]
+        )
+
+    async def summary(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.js("digiclinicConsole.summary()")
+        return result
+
+    async def counts(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.js(
+            "({...window.__consoleCounts, now: digiclinicConsole.connections()})"
+        )
+        return result
+
+    async def decoded(self, index: int, participant_id: str) -> int:
+        stats = await self.js("i => digiclinicConsole.inbound(i)", index)
+        return sum(
+            s["framesDecoded"]
+            for s in stats
+            if s["kind"] == "video" and s["participantId"] == participant_id
+        )
+
+
+@pytest.fixture
+async def open_console(chromium: Any, server: RunningServer) -> AsyncIterator[Callable[..., Any]]:
+    contexts: list[Any] = []
+
+    async def open_page(
+        viewport: tuple[int, int] = (1280, 800), locale: str | None = None, **query: str
+    ) -> ConsolePage:
+        options: dict[str, Any] = {"viewport": {"width": viewport[0], "height": viewport[1]}}
+        if locale:
+            options["locale"] = locale
+        context = await chromium.new_context(**options)
+        contexts.append(context)
+        await context.add_init_script(COUNTERS)
+        page = ConsolePage(await context.new_page(), "console")
+        url = str(server.server.make_url(CONSOLE_PAGE)) + "?" + urlencode(query)
+        await page.page.goto(url)
+        await page.wait_for("window.digiclinicConsole?.ready", what="console ready")
+        return page
+
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            await context.close()

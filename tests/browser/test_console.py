@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
-
-import pytest
 
 from sfu.consumer import Consumer, ConsumerState
 from sfu.media import MediaKind, Source
@@ -25,81 +21,8 @@ from sfu.participant import Role
 from sfu.producer import Producer
 from signaling.client import ConsultClient, RemoteTrack
 from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
-from tests.browser.conftest import SCREENSHOTS, ConsultPage
+from tests.browser.conftest import SCREENSHOTS
 from tests.conftest import RunningServer
-
-CONSOLE_PAGE = "/client/console/index.html"
-
-# Runs before the page's own scripts: counts every RTCPeerConnection and
-# WebSocket ever constructed, and records CSP violations.
-COUNTERS = """
-(() => {
-  const counts = { peerConnections: 0, websockets: 0, csp: [] };
-  window.__consoleCounts = counts;
-  const PC = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends PC {
-    constructor(...args) { super(...args); counts.peerConnections += 1; }
-  };
-  const WS = window.WebSocket;
-  window.WebSocket = class extends WS {
-    constructor(...args) { super(...args); counts.websockets += 1; }
-  };
-  document.addEventListener("securitypolicyviolation",
-    (e) => counts.csp.push(`${e.violatedDirective} ${e.blockedURI}`));
-})();
-"""
-
-
-class ConsolePage(ConsultPage):
-    async def dump(self) -> str:
-        state = await self.js(
-            """() => window.digiclinicConsole && {
-                 ready: digiclinicConsole.ready, focused: digiclinicConsole.focused,
-                 rooms: digiclinicConsole.summary(), errors: digiclinicConsole.errors,
-                 switches: digiclinicConsole.switches, counts: window.__consoleCounts}"""
-        )
-        return f"console state: {json.dumps(state, indent=1)}\nconsole:\n" + "\n".join(
-            self.console[-30:]
-        )
-
-    async def summary(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self.js("digiclinicConsole.summary()")
-        return result
-
-    async def counts(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.js(
-            "({...window.__consoleCounts, now: digiclinicConsole.connections()})"
-        )
-        return result
-
-    async def decoded(self, index: int, participant_id: str) -> int:
-        stats = await self.js("i => digiclinicConsole.inbound(i)", index)
-        return sum(
-            s["framesDecoded"]
-            for s in stats
-            if s["kind"] == "video" and s["participantId"] == participant_id
-        )
-
-
-@pytest.fixture
-async def open_console(chromium: Any, server: RunningServer) -> AsyncIterator[Callable[..., Any]]:
-    contexts: list[Any] = []
-
-    async def open_page(**query: str) -> ConsolePage:
-        context = await chromium.new_context(viewport={"width": 1280, "height": 800})
-        contexts.append(context)
-        await context.add_init_script(COUNTERS)
-        page = ConsolePage(await context.new_page(), "console")
-        url = str(server.server.make_url(CONSOLE_PAGE)) + "?" + urlencode(query)
-        await page.page.goto(url)
-        await page.wait_for("window.digiclinicConsole?.ready", what="console ready")
-        return page
-
-    try:
-        yield open_page
-    finally:
-        for context in contexts:
-            await context.close()
 
 
 async def nurse(server: RunningServer, room: str, n: int) -> ConsultClient:
@@ -315,7 +238,7 @@ async def test_console_focus_hold_switch_and_lobby(
 
         # clicking a tile's button switches back; still no new connection
         await page.page.get_by_role(
-            "button", name="Switch to room 1, console-room-a (key 1)"
+            "button", name="Switch here: room 1, console-room-a (key 1)"
         ).click()
         await page.wait_for("digiclinicConsole.switches.length === 2", what="second switch")
         back = (await page.js("digiclinicConsole.switches"))[1]

@@ -88,7 +88,7 @@ async def test_patient_and_specialist_widgets_see_and_hear_each_other(
     assert labels == [
         "Mute your microphone",
         "Turn your camera off",
-        "Share your screen",
+        "Share screen with the others",
         "Audio only: pause all video to save bandwidth",
         "Show the chat",
         "Record",  # the specialist has the record grant

@@ -209,7 +209,9 @@ async def test_demo_page_gets_a_token_and_shows_the_widget(
             """() => document.addEventListener('securitypolicyviolation',
                    e => (window.violations ??= []).push(e.violatedDirective))"""
         )
-        assert await page.page.get_attribute("a[href='/client/console/index.html']", "href")
+        assert await page.page.get_attribute(
+            "a[href^='/client/console/index.html?rooms=3']", "href"
+        )
         await page.page.check("input[value=specialist]")
         await page.page.fill("input[name=room]", "demo-room")
         await page.page.click("button[type=submit]")

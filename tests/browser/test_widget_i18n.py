@@ -14,6 +14,8 @@ from tests.browser.conftest import OpenWidget
 from tests.browser.widget_helpers import WIDGET_DIR
 from tests.conftest import RunningServer
 
+CONSOLE_DIR = WIDGET_DIR.parent / "console"
+
 
 async def test_french_and_kinyarwanda(server: RunningServer, open_widget: OpenWidget) -> None:
     french = await open_widget("widget-lang", "dr-fr", Role.SPECIALIST, skip=False, lang="fr")
@@ -24,7 +26,7 @@ async def test_french_and_kinyarwanda(server: RunningServer, open_widget: OpenWi
     await french.shadow('button[data-action="join"]').click()
     await french.wait_screen("call")
     assert await french.shadow('button[data-action="mic"]').get_attribute("aria-label") == (
-        "Couper votre micro"
+        "Couper le micro : on ne vous entend plus"
     )
 
     # Kinyarwanda: the patient's pre-call check, lobby and, once admitted, the controls
@@ -46,7 +48,7 @@ async def test_french_and_kinyarwanda(server: RunningServer, open_widget: OpenWi
     await rw.wait_screen("lobby")
     lobby = await rw.shadow(".dc-lobby").inner_text()
     assert "Tegereza gato" in lobby and "Sohoka" in lobby, lobby
-    admit = french.shadow('button[aria-label="Faire entrer Uwase"]')
+    admit = french.shadow('button[aria-label="Admettre Uwase"]')
     await admit.click()
     await rw.wait_screen("call")
     labels = {
@@ -58,7 +60,7 @@ async def test_french_and_kinyarwanda(server: RunningServer, open_widget: OpenWi
         for action in ("mic", "chat", "leave")
     }
     assert labels == {
-        "mic": ("Ceceka", "Funga mikoro yawe"),
+        "mic": ("Ceceka", "Ceceka: funga mikoro yawe"),
         "chat": ("Ikiganiro", "Erekana ikiganiro"),
         "leave": ("Sohoka", "Sohoka mu isuzuma"),
     }, labels
@@ -90,15 +92,22 @@ async def test_french_and_kinyarwanda(server: RunningServer, open_widget: OpenWi
 async def test_every_string_exists_in_the_three_languages(
     server: RunningServer, chromium: Any
 ) -> None:
-    """i18n.js: same keys in en/fr/rw, none empty, and every key the widget uses exists."""
+    """i18n/: same keys in en/fr/rw, none empty, and every key the widget and console use exists."""
     context = await chromium.new_context()
     try:
         page = await context.new_page()
         await page.goto(str(server.server.make_url("/client/widget/embed.html")))
         tables = await page.evaluate(
             """async () => {
-                const { STRINGS, pickLanguage } = await import('/client/widget/i18n.js');
-                return {strings: STRINGS, picks: [pickLanguage('fr-CA', []),
+                const { STRINGS, pickLanguage, formatTime, translator } =
+                    await import('/client/i18n/catalogue.js');
+                const warned = [];
+                console.warn = (text) => warned.push(text);
+                const missing = translator('rw')('noSuchKey');
+                const at = new Date(2026, 0, 1, 20, 16);
+                return {strings: STRINGS, warned, missing,
+                        clocks: ['en', 'fr', 'rw'].map((lang) => formatTime(at, lang)),
+                        picks: [pickLanguage('fr-CA', []),
                         pickLanguage('kin', []), pickLanguage('de', ['rw-RW']),
                         pickLanguage(null, ['de-DE']), pickLanguage('RW', [])]};
             }"""
@@ -116,8 +125,19 @@ async def test_every_string_exists_in_the_three_languages(
             assert sorted(re.findall(r"\{\w+\}", text)) == sorted(
                 re.findall(r"\{\w+\}", strings[lang][key])
             ), (lang, key)
+    # a control's accessible name contains its visible text (WCAG 2.5.3, axe's
+    # label-content-name-mismatch): "<key>Label" holds "<key>"
+    for lang, table in strings.items():
+        for key, text in table.items():
+            for label_key in (f"{key}Label", f"{key}ToRoomLabel"):
+                label = table.get(label_key)
+                assert label is None or text.lower() in label.lower(), (lang, key, label)
     assert tables["picks"] == ["fr", "rw", "rw", "en", "rw"]
+    # chat times in the UI language, not the browser's (Chromium has no Kinyarwanda locale)
+    assert tables["clocks"] == ["08:16 PM", "20:16", "20:16"], tables["clocks"]
+    # a missing text is never a silent fallback
+    assert tables["missing"] == "noSuchKey" and len(tables["warned"]) == 1, tables
     used: set[str] = set()
-    for source in WIDGET_DIR.glob("*.js"):
-        used |= set(re.findall(r"\bt\(\s*\"(\w+)\"", source.read_text()))
+    for source in [*WIDGET_DIR.glob("*.js"), *CONSOLE_DIR.glob("*.js")]:
+        used |= set(re.findall(r"\bt\(\s*\"([\w.]+)\"", source.read_text()))
     assert used and used <= keys, used - keys

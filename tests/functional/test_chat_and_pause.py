@@ -120,31 +120,43 @@ async def test_demo_tokens_only_in_development_mode(
         assert r.status == 404
 
 
-async def test_audio_only_is_told_to_the_others_and_in_the_roster(server: RunningServer) -> None:
-    """The other side labels the tile "Audio only", not a camera that seems broken."""
-    doctor = server.client(server.token("audio-only", "doctor", Role.SPECIALIST))
-    nurse = server.client(server.token("audio-only", "nurse", Role.HEALTH_WORKER))
+@pytest.mark.parametrize("flag", ["audio_only", "on_hold"])
+async def test_a_said_so_state_is_told_to_the_others_and_in_the_roster(
+    server: RunningServer, flag: str
+) -> None:
+    """The other side labels the tile "Audio only" or "on hold", not a camera that seems broken."""
+    room = f"said-{flag}".replace("_", "-")
+    doctor = server.client(server.token(room, "doctor", Role.SPECIALIST))
+    nurse = server.client(server.token(room, "nurse", Role.HEALTH_WORKER))
     try:
         await doctor.connect()
         await doctor.join()
         await nurse.connect()
         await nurse.join()
-        await nurse.set_audio_only(True)
-        event = await doctor.wait_event("participant_audio_only")
+        await nurse.request({"type": flag, "enabled": True})
+        event = await doctor.wait_event(f"participant_{flag}")
         assert event == {
-            "type": "participant_audio_only",
+            "type": f"participant_{flag}",
             "participant_id": nurse.participant_id,
             "enabled": True,
         }
-        assert not any(e.get("type") == "participant_audio_only" for e in nurse.events)
-        late = server.client(server.token("audio-only", "late", Role.SPECIALIST))
+        assert not any(e.get("type") == f"participant_{flag}" for e in nurse.events)
+        late = server.client(server.token(room, "late", Role.SPECIALIST))
         await late.connect()
         joined = await late.join()
         info = next(p for p in joined["participants"] if p["id"] == nurse.participant_id)
-        assert info["audio_only"] is True
+        assert info[flag] is True
+        other = "on_hold" if flag == "audio_only" else "audio_only"
+        assert info[other] is False
         await late.leave()
         with pytest.raises(ClientError) as err:
-            await nurse.request({"type": "audio_only", "enabled": "yes"})
+            await nurse.request({"type": flag, "enabled": "yes"})
         assert err.value.code == "bad_message"
+        setter = nurse.set_audio_only if flag == "audio_only" else nurse.set_on_hold
+        await setter(False)
+        event = await doctor.wait_event(
+            f"participant_{flag}", where=lambda e: e["enabled"] is False
+        )
+        assert event["participant_id"] == nurse.participant_id
     finally:
         await asyncio.gather(doctor.leave(), nurse.leave())

@@ -106,6 +106,7 @@ LOBBY_PROBES: list[dict[str, object]] = [
     {"type": "recording_stop"},
     {"type": "chat", "text": "hello"},
     {"type": "audio_only", "enabled": True},
+    {"type": "on_hold", "enabled": True},
     {"type": "mute", "track_id": "x:1", "muted": True},
     {"type": "subscribe", "track_id": "x:1"},
     {"type": "unsubscribe", "track_id": "x:1"},

@@ -172,6 +172,9 @@ export const Signalling = (Base) => class Signalling extends Base {
       case "participant_audio_only":
         if (who) who.audio_only = msg.enabled === true;
         break;
+      case "participant_on_hold":
+        if (who) who.on_hold = msg.enabled === true;
+        break;
     }
   }
 

@@ -68,8 +68,8 @@ async function demoTokens(rooms) {
 
 async function main() {
   document.documentElement.lang = lang;
-  document.title = `digiclinic · ${t("title")}`;
-  $("title").textContent = t("title");
+  document.title = `digiclinic · ${t("consoleTitle")}`;
+  $("title").textContent = t("consoleTitle");
   $("hint").textContent = t("keysHint");
   $("rooms").setAttribute("aria-label", t("roomsLabel"));
   setUpBanner();

@@ -27,7 +27,7 @@ function notify(room, person) {
   bannerRoom = { room, participantId: person.id, name: person.name };
   $("banner-text").textContent = text;
   $("banner-admit").textContent = t("admit");
-  $("banner-admit").setAttribute("aria-label", t("admitLabel", { name: person.name, room: room.label }));
+  $("banner-admit").setAttribute("aria-label", t("admitToRoomLabel", { name: person.name, room: room.label }));
   $("banner-go").textContent = t("goToRoom");
   $("banner-go").setAttribute("aria-label", t("goToRoomLabel", { room: room.label }));
   $("banner-go").hidden = !room.held;

@@ -32,6 +32,7 @@ export class Room {
     this.seenWaiting = new Set(); // lobby ids we already notified about
     this.media = new Map(); // remote trackId -> {kind, element, participantId}
     this.sentMuted = new Map(); // our trackId -> muted state told to the server
+    this.sentHold = false; // the `on_hold` state told to the server (false when joining)
     this.sentPaused = new Map(); // remote video trackId -> paused state told to the server
     this.serverPaused = new Map(); // remote video trackId -> paused, from `track_paused`
     this.chain = Promise.resolve(); // applyState() calls never overlap
@@ -91,6 +92,14 @@ function applyState(room) {
     const held = room.held;
     const media = [];
     const signals = [];
+    if (room.sentHold !== held) {
+      // first, so the others' widgets say "on hold" rather than "camera off" (docs/console.md)
+      room.sentHold = held;
+      signals.push(request(session, "on_hold", { enabled: held }).catch((err) => {
+        room.sentHold = undefined; // retried by the next applyState
+        report(room, err);
+      }));
+    }
     for (const { sender, kind, trackId } of room.ourSenders()) {
       const wanted = held ? null : api.local[kind] ?? null;
       if (sender.track !== wanted) media.push(sender.replaceTrack(wanted));

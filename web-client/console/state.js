@@ -3,10 +3,10 @@
 // test hooks (focus, summary, inbound, connections) to `api` and exposes it
 // as `window.digiclinicConsole`.
 
-import { chooseLanguage, translator } from "./i18n.js";
+import { pickLanguage, translator } from "../i18n/catalogue.js";
 
 export const params = new URLSearchParams(location.search);
-export const lang = chooseLanguage(params.get("lang"), navigator.languages ?? [navigator.language]);
+export const lang = pickLanguage(params.get("lang"), navigator.languages ?? [navigator.language]);
 export const t = translator(lang);
 const defaultServer = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws?v=1`;
 export const serverUrl = params.get("server") || defaultServer;

@@ -107,11 +107,11 @@ function renderLobby(room) {
     const name = el("span", "waiting-name", person.name);
     const yes = el("button", "admit", t("admit"));
     yes.type = "button";
-    yes.setAttribute("aria-label", t("admitLabel", { name: person.name, room: room.label }));
+    yes.setAttribute("aria-label", t("admitToRoomLabel", { name: person.name, room: room.label }));
     yes.addEventListener("click", () => admit(room, person.id));
     const no = el("button", "deny", t("deny"));
     no.type = "button";
-    no.setAttribute("aria-label", t("denyLabel", { name: person.name, room: room.label }));
+    no.setAttribute("aria-label", t("denyToRoomLabel", { name: person.name, room: room.label }));
     no.addEventListener("click", () => deny(room, person.id));
     item.append(name, yes, no);
     return item;

@@ -10,6 +10,17 @@ const params = new URLSearchParams(location.search);
 for (const name of ["room", "name", "lang"]) {
   if (params.get(name)) form.elements[name].value = params.get(name);
 }
+// the console link (demo mode, ?rooms=3) carries the chosen language
+const consoleLink = document.getElementById("console-link");
+function updateConsoleLink() {
+  const url = new URL(consoleLink.href);
+  const lang = form.elements.lang.value;
+  if (lang) url.searchParams.set("lang", lang);
+  else url.searchParams.delete("lang");
+  consoleLink.href = url.pathname + url.search;
+}
+updateConsoleLink();
+form.elements.lang.addEventListener("change", updateConsoleLink);
 if (params.get("role")) {
   const radio = form.querySelector(`input[name="role"][value="${CSS.escape(params.get("role"))}"]`);
   if (radio) radio.checked = true;

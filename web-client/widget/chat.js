@@ -2,6 +2,7 @@
 // sending, showing received messages and the unread count. A mixin of the
 // element (digiclinic-consult.js).
 
+import { formatTime } from "../i18n/catalogue.js";
 import { h } from "./dom.js";
 
 export const Chat = (Base) => class Chat extends Base {
@@ -38,8 +39,7 @@ export const Chat = (Base) => class Chat extends Base {
 
   _chatMessage(msg) {
     const mine = msg.from === this.session.participantId;
-    const time = new Date(msg.sent_at);
-    const clock = Number.isNaN(time.getTime()) ? "" : time.toLocaleTimeString(this.language, { hour: "2-digit", minute: "2-digit" });
+    const clock = formatTime(new Date(msg.sent_at), this.language);
     const item = h("li", { class: mine ? "dc-msg dc-msg-mine" : "dc-msg" },
       h("div", { class: "dc-msg-head" },
         h("span", { class: "dc-msg-name" }, mine ? this.t("you") : msg.name),

@@ -17,7 +17,7 @@ import { ConsultSession } from "../digiclinic-client.js";
 import { Chat } from "./chat.js";
 import { CAMERA_CONSTRAINTS, Controls } from "./controls.js";
 import { h, replace } from "./dom.js";
-import { pickLanguage, translator } from "./i18n.js";
+import { pickLanguage, translator } from "../i18n/catalogue.js";
 import { Lobby } from "./lobby.js";
 import { PreCallCheck } from "./precall.js";
 import { Quality } from "./quality.js";
@@ -223,7 +223,7 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     this._setScreen("precall");
     this._precall?.stop();
     this._precall = new PreCallCheck({
-      t: this.t, stream: this.localStream, mediaError: this.mediaError,
+      t: this.t, language: this.language, stream: this.localStream, mediaError: this.mediaError,
       serverUrl: this.server, probeUrl: new URL("probe.bin", BASE).href,
       iceServers: this.iceServers ?? [], audioContext: this._audioContext(),
       onJoin: ({ audioOnly }) => this._startCall({ audioOnly }).catch((err) => this._fail(err)),
@@ -408,7 +408,9 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     this._spotlight = h("div", { class: "dc-spotlight" });
     this._tiles = h("div", { class: "dc-tiles", role: "list", aria: { label: t("participantsLabel") } });
     this._alone = h("p", { class: "dc-alone dc-muted", hidden: true }, t("waitingForOthers"));
-    this._stage = h("div", { class: "dc-stage" }, this._spotlight, this._alone, this._tiles);
+    this._onHold = h("p", { class: "dc-on-hold", hidden: true });
+    this._selfView = h("div", { class: "dc-self-view", role: "list", hidden: true, aria: { label: t("you") } });
+    this._stage = h("div", { class: "dc-stage" }, this._onHold, this._spotlight, this._alone, this._tiles, this._selfView);
     // side panel: waiting room (admitters) and chat
     this._waitingSection = h("section", { class: "dc-waiting", aria: { labelledby: "dc-waiting-title" }, hidden: true });
     this._side = h("aside", { class: "dc-side" }, this._waitingSection, this._buildChat());

@@ -143,8 +143,8 @@ export class LevelMeter {
  * (the Join buttons work at once: the check is skippable).
  */
 export class PreCallCheck {
-  constructor({ t, stream, mediaError, serverUrl, probeUrl, iceServers = [], audioContext, onJoin }) {
-    Object.assign(this, { t, stream, mediaError, serverUrl, probeUrl, iceServers, audioContext, onJoin });
+  constructor({ t, language = "en", stream, mediaError, serverUrl, probeUrl, iceServers = [], audioContext, onJoin }) {
+    Object.assign(this, { t, language, stream, mediaError, serverUrl, probeUrl, iceServers, audioContext, onJoin });
     this.results = { camera: null, microphone: null, rttMs: null, kbps: null, ice: null, verdict: null, micLevel: 0 };
     this._timers = [];
     this._meter = null;
@@ -248,7 +248,7 @@ export class PreCallCheck {
     }, (err) => this._set("network", "fail", `${t("notAvailable")} (${err.message})`));
     const speed = measureThroughput(this.probeUrl).then((r) => {
       this.results.kbps = r.kbps;
-      this._set("speed", r.kbps < MIN_VIDEO_KBPS ? "warn" : "ok", t("kbps", { kbps: r.kbps.toLocaleString() }));
+      this._set("speed", r.kbps < MIN_VIDEO_KBPS ? "warn" : "ok", t("kbps", { kbps: new Intl.NumberFormat(this.language).format(r.kbps) }));
     }, (err) => this._set("speed", "fail", `${t("notAvailable")} (${err.message})`));
 
     const [serverOk] = await Promise.all([server, network, speed]);

@@ -23,6 +23,7 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     on("quality", (msg) => this._serverQuality(msg));
     on("publisher-link", ({ participant_id: id, weak }) => this._publisherLink(id, weak));
     on("participant-audio-only", () => this._renderTiles());
+    on("participant-on-hold", ({ participant_id: id, enabled }) => this._personOnHold(id, enabled));
     on("chat", (msg) => this._chatMessage(msg));
     on("lobby", ({ waiting }) => this._lobbyChanged(waiting));
     on("reconnecting", (detail) => this._reconnecting(detail));
@@ -40,6 +41,13 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     this._renderTiles();
     this._say(this.t(back ? "statusBack" : "statusJoined", { name: info.name }));
     this._fire("participant-joined", { participantId: info.id, name: info.name, role: info.role });
+  }
+
+  /** A specialist put the consultation on hold (busy in another room) or came back. */
+  _personOnHold(id, enabled) {
+    const name = this.people.get(id)?.info.name;
+    this._renderTiles();
+    if (name) this._say(this.t(enabled ? "onHoldBanner" : "statusBack", { name }));
   }
 
   _personLeft(id, reason) {

@@ -17,16 +17,19 @@ export const Tiles = (Base) => class Tiles extends Base {
     const focusedPin = this.shadowRoot.activeElement?.dataset?.pin ?? null; // keep keyboard focus
     const tiles = [];
     const selfVideo = !this.cameraOff && this.cam?.track ? this.cam.track : null;
-    tiles.push(this._tile({
+    // alone, our own picture is the stage; with others, a small self-view below theirs
+    const selfTile = this._tile({
       id: "self", name: t("youName", { name: me?.name ?? "" }), initialsOf: me?.name, role: me?.role,
       video: selfVideo, mirror: true,
       micOff: this.micMuted, note: this.cameraOff ? (this.audioOnly ? t("videoPausedAudioOnly") : t("cameraIsOff")) : null,
-    }));
+    });
+
     const screens = [];
     if (this.share) {
       screens.push({ id: "self-screen", name: t("screenOf", { name: t("you") }), video: this.share.stream.getVideoTracks()[0] });
     }
     let pinnedTile = null;
+    const held = []; // names of the people who put the consultation on hold
     for (const [id, person] of this.people) {
       const { info } = person;
       const producers = this.session.participants.get(id)?.producers ?? info.producers ?? [];
@@ -36,6 +39,11 @@ export const Tiles = (Base) => class Tiles extends Base {
       const camera = this._videoState(cameraId);
       let note = camera.note;
       const audioOnly = this.session.participants.get(id)?.audio_only ?? info.audio_only;
+      const onHold = this.session.participants.get(id)?.on_hold ?? info.on_hold;
+      if (onHold) { // a specialist busy in another room: not a broken camera, not gone
+        note = t("onHoldNote");
+        held.push(info.name);
+      }
       if (!note && (camMuted || !person.camera)) {
         // their choice, said so: "Audio only" rather than a camera that seems broken
         if (audioOnly) note = t("audioOnly");
@@ -68,8 +76,15 @@ export const Tiles = (Base) => class Tiles extends Base {
     let spotlight = pinnedTile;
     if (pinnedTile) tiles.push(...screens.map((s) => this._tile({ ...s, screen: true, listed: true })));
     else if (screens[0]) spotlight = this._tile({ ...screens[0], screen: true });
+    // with a spotlight (a screen, a pinned camera) the strip is already small: we join it
+    const selfApart = this.people.size > 0 && !spotlight;
+    if (!selfApart) tiles.unshift(selfTile);
+    replace(this._selfView, selfApart ? selfTile : null);
+    this._selfView.hidden = !selfApart;
     replace(this._tiles, tiles);
     this._alone.hidden = this.people.size > 0 || reconnecting;
+    this._onHold.hidden = held.length === 0;
+    this._onHold.textContent = held.length ? t("onHoldBanner", { name: held.join(", ") }) : "";
     replace(this._spotlight, spotlight);
     this._stage.classList.toggle("dc-has-screen", Boolean(spotlight));
     this._stage.classList.toggle("dc-has-pin", Boolean(pinnedTile));
