@@ -7,7 +7,7 @@ it through ``aiohttp_client``; ``digiclinic serve`` runs it).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -28,6 +28,7 @@ from signaling.config import Config
 from signaling.connection_limits import TooManyConnections, UnjoinedConnections
 from signaling.favicon import favicon
 from signaling.metrics import SignalingMetrics
+from signaling.origin_gate import origin_gate
 from signaling.origins import OriginPolicy, public_url_origin
 from signaling.recording_service import RecordingService
 from signaling.routing import JoinRouter
@@ -110,28 +111,6 @@ def room_settings(config: Config) -> RoomSettings:
 
 def _error_response(status: int, code: ErrorCode, message: str) -> web.Response:
     return web.json_response(protocol.error(code, message), status=status)
-
-
-@web.middleware
-async def origin_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    config = request.app[CONFIG]
-    if not request.app[ORIGINS].allows(request.headers.get("Origin"), request.host):
-        logger.info("refused a request from a disallowed origin")
-        return _error_response(403, ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
-    response = await handler(request)
-    origin = request.headers.get("Origin")
-    # the API, and the widget's modules (portals load them cross-origin as ES modules)
-    if origin is not None and request.path.startswith(("/api/", "/client/")):
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-    if request.path.startswith("/client/"):
-        # only the portals may frame the widget (iframe mode); nobody else can
-        ancestors = " ".join(["'self'", *config.server.allowed_origins])
-        response.headers["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 async def preflight(request: web.Request) -> web.Response:
@@ -353,8 +332,13 @@ def origin_policy(config: Config) -> OriginPolicy:
 def create_app(config: Config) -> web.Application:
     config.validate()
     auth = with_dev_issuer(config.auth)
+    origins = origin_policy(config)
+    web_client = (
+        Path(config.server.web_client_dir) if config.server.web_client_dir else REPO_WEB_CLIENT
+    )
     app = web.Application(
-        middlewares=[origin_middleware], client_max_size=config.server.max_message_bytes
+        middlewares=[origin_gate(origins, config.server.allowed_origins, web_client)],
+        client_max_size=config.server.max_message_bytes,
     )
     media = config.media
     mux = (
@@ -365,7 +349,7 @@ def create_app(config: Config) -> web.Application:
     rooms = RoomManager(room_settings(config), media_settings(config, mux), config.rooms.max_rooms)
     node = node_identity(config)
     app[CONFIG] = config
-    app[ORIGINS] = origin_policy(config)
+    app[ORIGINS] = origins
     app[ROOMS] = rooms
     app[VERIFIER] = TokenVerifier(auth)
     app[METRICS] = SignalingMetrics(rooms)
@@ -392,9 +376,6 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/api/rooms/{room}", create_room)
     app.router.add_get("/api/turn-credentials", turn_credentials)
     app.router.add_route("OPTIONS", "/api/{tail:.*}", preflight)
-    web_client = (
-        Path(config.server.web_client_dir) if config.server.web_client_dir else REPO_WEB_CLIENT
-    )
     if web_client.is_dir():
         app.router.add_static("/client/", web_client, follow_symlinks=False)
     if config.server.demo and not config.auth.issuers:

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from sfu.participant import Role
 from tests.browser.conftest import SCREENSHOTS, OpenWidget
-from tests.browser.widget_helpers import wait_video_element
+from tests.browser.widget_helpers import WIDGET_DIR, wait_video_element
 from tests.conftest import RunningServer
 
 
@@ -47,3 +52,91 @@ async def test_a_patient_admitted_into_a_room_on_hold_is_told_the_specialist_wil
     # and back: on hold again
     await console.page.keyboard.press("1")
     await notice.wait_for(state="visible", timeout=15000)
+
+
+PORTAL_LISTENER = """
+window.portalEvents = [];
+document.addEventListener("digiclinic-error", (e) => window.portalEvents.push(e.detail));
+"""
+
+
+async def test_a_portal_that_is_not_allowed_sees_why_not_a_blank_box(
+    server: RunningServer, chromium: Any, loopback_only: bool
+) -> None:
+    """A page of an origin missing from allowed_origins embeds the web component."""
+    digiclinic = str(server.server.make_url("/")).rstrip("/")
+    token = server.token("ux-refused", "patient-x", Role.PATIENT)
+    page_html = (
+        "<!doctype html><html lang='fr'><head><meta charset='utf-8'>"
+        "<script type='module' src='/listener.js'></script>"
+        f"<script type='module' src='{digiclinic}/client/widget/digiclinic-consult.js'></script>"
+        "</head><body>"
+        f"<digiclinic-consult lang='fr' token='{token}'></digiclinic-consult></body></html>"
+    )
+    policy = (
+        f"default-src 'none'; script-src 'self' {digiclinic}; style-src 'self' {digiclinic}; "
+        f"connect-src {digiclinic}; require-trusted-types-for 'script'"
+    )
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(
+            text=page_html, content_type="text/html", headers={"Content-Security-Policy": policy}
+        )
+
+    async def listener(request: web.Request) -> web.Response:
+        return web.Response(text=PORTAL_LISTENER, content_type="text/javascript")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_get("/listener.js", listener)
+    portal = TestServer(app, host="127.0.0.1")
+    await portal.start_server()
+    context = await chromium.new_context(viewport={"width": 400, "height": 700})
+    try:
+        page = await context.new_page()
+        await page.goto(str(portal.make_url("/")))
+        box = page.locator("digiclinic-consult .dc-refused")
+        await box.wait_for(timeout=10000)
+        text = await box.inner_text()
+        portal_origin = str(portal.make_url("/")).rstrip("/")
+        assert "Cette page ne peut pas afficher la consultation" in text, text
+        assert portal_origin in text and "server.allowed_origins" in text, text
+        events = await page.evaluate("window.portalEvents")
+        assert [e["code"] for e in events] == ["origin_not_allowed"], events
+        await page.screenshot(path=str(SCREENSHOTS / "widget-origin-not-allowed.png"))
+    finally:
+        await context.close()
+        await portal.close()
+    # nothing else of the web client is served to that origin
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            server.server.make_url("/client/digiclinic-client.js"),
+            headers={"Origin": portal_origin},
+        ) as resp,
+    ):
+        assert resp.status == 403
+
+
+async def test_an_iframe_the_server_refuses_is_explained_by_the_portal(
+    server: RunningServer, chromium: Any, loopback_only: bool
+) -> None:
+    """Iframe mode from an unlisted origin: frame-ancestors blocks it; the portal says why."""
+    digiclinic = str(server.server.make_url("/")).rstrip("/")
+    app = web.Application()
+    app.router.add_static("/portal/", WIDGET_DIR)
+    portal = TestServer(app, host="127.0.0.1")
+    await portal.start_server()
+    context = await chromium.new_context(viewport={"width": 800, "height": 700})
+    try:
+        page = await context.new_page()
+        token = server.token("ux-iframe-refused", "patient-y", Role.PATIENT)
+        query = urlencode({"digiclinic": digiclinic, "token": token, "readyTimeout": "3000"})
+        await page.goto(str(portal.make_url("/portal/portal-example.html")) + "?" + query)
+        notice = page.locator("#frame-error")
+        await notice.wait_for(state="visible", timeout=10000)
+        assert "allowed_origins" in await notice.inner_text()
+        assert await page.evaluate("window.portalEvents.events") == []
+    finally:
+        await context.close()
+        await portal.close()

@@ -202,7 +202,8 @@ async def test_client_headers_are_the_documented_ones(
                 assert resp.headers["Access-Control-Allow-Origin"] == PORTAL
                 assert resp.headers["Vary"] == "Origin"
                 assert resp.headers["Content-Security-Policy"] == framing
-        async with http.get(module, headers={"Origin": "https://evil.example"}) as resp:
+        library = server.server.make_url("/client/digiclinic-client.js")
+        async with http.get(library, headers={"Origin": "https://evil.example"}) as resp:
             assert resp.status == 403
             assert (await resp.json())["code"] == "origin_not_allowed"
             assert "Access-Control-Allow-Origin" not in resp.headers

@@ -187,7 +187,23 @@ async def test_widget_modules_load_cross_origin_only_for_allowed_portals(
         async with http.get(module, headers=headers) as resp:
             assert resp.status == 200
             assert resp.headers["Access-Control-Allow-Origin"] == headers["Origin"]
-        async with http.get(module, headers={"Origin": "https://evil.example"}) as resp:
+        evil = {"Origin": "https://evil.example"}
+        # a refused portal gets, for the entry module, an element that says why (refused.js)
+        async with http.get(module, headers=evil) as resp:
+            assert resp.status == 200
+            body = await resp.text()
+            assert "origin_not_allowed" in body and "ConsultSession" not in body
+            assert resp.headers["Cache-Control"] == "no-store"
+        # and nothing else of the web client but the strings
+        library = server.server.make_url("/client/digiclinic-client.js")
+        async with http.get(library, headers=evil) as resp:
+            assert resp.status == 403
+        async with http.get(embed, headers=evil) as resp:
+            assert resp.status == 403
+        strings = server.server.make_url("/client/i18n/catalogue.js")
+        async with http.get(strings, headers=evil) as resp:
+            assert resp.status == 200
+        async with http.post(module, headers=evil) as resp:
             assert resp.status == 403
         async with http.get(embed) as resp:
             csp = resp.headers["Content-Security-Policy"]

@@ -140,6 +140,8 @@ export default {
   role_specialist: "Specialist",
   role_interpreter: "Interpreter",
   role_observer: "Observer",
+  refusedTitle: "This page cannot show the consultation",
+  refusedText: "{origin} is not allowed to show digiclinic video consultations. The clinic's IT team can allow it in the server's settings (server.allowed_origins).",
   // -- the specialist console (web-client/console/)
   consoleTitle: "Specialist console",
   roomsLabel: "Consult rooms",

@@ -140,6 +140,8 @@ export default {
   role_specialist: "Spécialiste",
   role_interpreter: "Interprète",
   role_observer: "Observateur",
+  refusedTitle: "Cette page ne peut pas afficher la consultation",
+  refusedText: "{origin} n'est pas autorisé à afficher les consultations vidéo digiclinic. Le service informatique de la clinique peut l'autoriser dans les réglages du serveur (server.allowed_origins).",
   // -- the specialist console (web-client/console/)
   consoleTitle: "Console du spécialiste",
   roomsLabel: "Salles de consultation",

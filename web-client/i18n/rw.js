@@ -142,6 +142,8 @@ export default {
   role_specialist: "Umuganga w'inzobere",
   role_interpreter: "Umusemuzi",
   role_observer: "Indorerezi",
+  refusedTitle: "Iyi paji ntishobora kwerekana isuzuma",
+  refusedText: "{origin} ntiyemerewe kwerekana isuzuma rya videwo rya digiclinic. Abashinzwe ikoranabuhanga b'ivuriro bashobora kuyemerera mu igenamiterere rya seriveri (server.allowed_origins).",
   // -- the specialist console (web-client/console/)
   consoleTitle: "Urubuga rw'inzobere",
   roomsLabel: "Ibyumba by'isuzuma",

@@ -3,7 +3,11 @@
 // sends commands (only to the digiclinic origin).
 //
 // Query string (for this example): digiclinic (the server's origin,
-// e.g. https://digiclinic.example), token, lang, skip=1.
+// e.g. https://digiclinic.example), token, lang, skip=1, readyTimeout (ms).
+//
+// A portal whose origin the digiclinic server does not list cannot be told
+// from inside the frame (the browser refuses to show it: frame-ancestors),
+// so the portal watches for the `ready` event and says so when it is late.
 
 const params = new URLSearchParams(location.search);
 const digiclinic = new URL(params.get("digiclinic") ?? location.origin).origin;
@@ -27,10 +31,18 @@ document.addEventListener("securitypolicyviolation", (e) => {
   portal.violations.push(`${e.violatedDirective} ${e.blockedURI}`);
 });
 
+const readyTimer = setTimeout(() => {
+  document.getElementById("frame-error").hidden = false;
+}, Number(params.get("readyTimeout") ?? 10000));
+
 window.addEventListener("message", (event) => {
   if (event.origin !== digiclinic || event.source !== iframe.contentWindow) return;
   const data = event.data;
   if (data?.type !== "digiclinic:event") return;
+  if (data.event === "ready") {
+    clearTimeout(readyTimer);
+    document.getElementById("frame-error").hidden = true;
+  }
   portal.events.push({ origin: event.origin, event: data.event, detail: data.detail });
   const li = document.createElement("li");
   li.textContent = `${data.event} ${JSON.stringify(data.detail)}`;
