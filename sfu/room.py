@@ -143,9 +143,19 @@ class Room:
         target.send({"type": "denied"})
         return target
 
-    def _lobby_member(self, by: Participant, participant_id: str) -> Participant:
+    def require_admit(self, by: Participant, what: str) -> None:
+        """Who decides who is in the room (the ``admit`` grant) also decides when it ends."""
         if not by.grants.admit or by.state is not ParticipantState.ACTIVE:
-            raise SfuError(ErrorCode.FORBIDDEN, "admitting needs the admit grant")
+            raise SfuError(ErrorCode.FORBIDDEN, f"{what} needs the admit grant")
+
+    async def end(self, by: Participant) -> None:
+        """A clinician ends the consult: everyone gets ``room_closed`` ("ended") and leaves."""
+        self.require_admit(by, "ending the consult")
+        logger.info("%r ended the consult", by)
+        await self.close("ended")
+
+    def _lobby_member(self, by: Participant, participant_id: str) -> Participant:
+        self.require_admit(by, "admitting")
         target = self.participants.get(participant_id)
         if target is None or target.state is not ParticipantState.LOBBY:
             raise SfuError(ErrorCode.NOT_FOUND, "no such participant in the lobby")

@@ -299,6 +299,10 @@ class ConsultClient:
         """Tell the others we chose audio only (their widgets label our tile)."""
         await self.request({"type": "audio_only", "enabled": enabled})
 
+    async def end_consult(self) -> None:
+        """End the consult for everyone (needs the ``admit`` grant): all get ``room_closed``."""
+        await self.request({"type": "end_consult"})
+
     async def set_on_hold(self, enabled: bool = True) -> None:
         """Tell the others we put this room on hold (a specialist busy in another room)."""
         await self.request({"type": "on_hold", "enabled": enabled})

@@ -46,6 +46,7 @@ CLIENT_TYPES = frozenset(
         "mute",
         "audio_only",
         "on_hold",
+        "end_consult",
         "pause_video",
         "track_settings",
         "chat",

@@ -300,6 +300,10 @@ class SignalingSession:
         elif kind == "audio_only":
             room.set_audio_only(participant, message.bool_field("enabled", True))
             self._ack(message)
+        elif kind == "end_consult":
+            room.require_admit(participant, "ending the consult")
+            self._ack(message)  # before the room_closed that follows
+            await room.end(participant)
         elif kind == "on_hold":
             room.set_on_hold(participant, message.bool_field("enabled", True))
             self._ack(message)

@@ -6,6 +6,7 @@ would see it: the text on the screen, its language, where things are.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -14,6 +15,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from sfu.media import MediaKind
 from sfu.participant import Role
 from tests.browser.conftest import SCREENSHOTS, OpenWidget
 from tests.browser.widget_helpers import WIDGET_DIR, wait_video_element
@@ -140,3 +142,75 @@ async def test_an_iframe_the_server_refuses_is_explained_by_the_portal(
     finally:
         await context.close()
         await portal.close()
+
+
+async def test_the_console_mutes_ends_and_reconnects_one_room(
+    server: RunningServer, open_console: Callable[..., Any]
+) -> None:
+    """Mute in one room only, a dropped room comes back by itself, End closes that room only."""
+    rooms = ["ux-ctl-1", "ux-ctl-2"]
+    nurses = [server.client(server.token(r, "nurse", Role.HEALTH_WORKER)) for r in rooms]
+    for nurse in nurses:
+        await nurse.connect()
+        await nurse.join()
+    try:
+        console = await open_console(rooms="2", prefix="ux-ctl", lang="en")
+        ids = [r["participantId"] for r in await console.summary()]
+
+        def mic_muted(index: int) -> bool:
+            room = server.room(rooms[index])
+            participant = next(p for p in room.participants.values() if p.role is Role.SPECIALIST)
+            assert participant.publisher is not None
+            return next(
+                p.muted
+                for p in participant.publisher.producers.values()
+                if p.kind is MediaKind.AUDIO
+            )
+
+        async def eventually(check: Callable[[], bool], what: str) -> None:
+            for _ in range(100):
+                if check():
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"{what}\n{await console.dump()}")
+
+        assert not mic_muted(0) and mic_muted(1)  # focused room 1, room 2 on hold
+        mute = console.page.locator('.tile[data-room="0"] .room-mute')
+        await mute.click()
+        assert await mute.get_attribute("aria-pressed") == "true"
+        await eventually(lambda: mic_muted(0), "room 1 muted")
+        await console.page.keyboard.press("2")  # room 2 gets the microphone: not muted there
+        await eventually(lambda: not mic_muted(1) and mic_muted(0), "room 2 live, room 1 held")
+        await console.page.keyboard.press("1")  # back: still muted in room 1, as left
+        await eventually(lambda: mic_muted(0) and mic_muted(1), "room 1 still muted")
+        await mute.click()
+        await eventually(lambda: not mic_muted(0), "room 1 unmuted")
+
+        # room 2's connection drops: it comes back by itself, on hold as before
+        await console.js("digiclinicConsole.rooms[1].session._ws.close()")
+        await console.wait_for(
+            "digiclinicConsole.rooms[1].state === 'reconnecting'", what="reconnecting"
+        )
+        await console.wait_for(
+            "digiclinicConsole.summary()[1].tileState === 'on-hold'", what="back on hold"
+        )
+        await eventually(lambda: mic_muted(1), "room 2 held again after the reconnection")
+        assert (await console.summary())[1]["participantId"] != ids[1]
+
+        # End, confirmed, closes room 2 for everyone; room 1 goes on
+        end = console.page.locator('.tile[data-room="1"] .room-end')
+        await end.click()
+        assert await end.inner_text() == "Confirm end"
+        await end.click()
+        event = await nurses[1].wait_event("room_closed")
+        assert event["reason"] == "ended"
+        await console.wait_for(
+            "digiclinicConsole.summary()[1].tileState === 'ended'", what="room 2 ended"
+        )
+        assert await console.page.locator('.tile[data-room="1"] .badge').inner_text() == (
+            "Consultation ended"
+        )
+        assert (await console.summary())[0]["state"] == "active"
+        assert not mic_muted(0)
+    finally:
+        await asyncio.gather(*(n.leave() for n in nurses), return_exceptions=True)

@@ -160,3 +160,34 @@ async def test_a_said_so_state_is_told_to_the_others_and_in_the_roster(
         assert event["participant_id"] == nurse.participant_id
     finally:
         await asyncio.gather(doctor.leave(), nurse.leave())
+
+
+async def test_a_clinician_ends_the_consult_for_everyone(server: RunningServer) -> None:
+    """`end_consult` needs the admit grant; everyone, the lobby included, gets room_closed."""
+    doctor = server.client(server.token("end-consult", "doctor", Role.SPECIALIST))
+    patient = server.client(server.token("end-consult", "patient", Role.PATIENT))
+    waiting = server.client(server.token("end-consult", "second", Role.PATIENT))
+    try:
+        await doctor.connect()
+        await doctor.join()
+        await patient.connect()
+        lobby = asyncio.create_task(patient.join())
+        await doctor.wait_event("lobby", where=lambda e: len(e["waiting"]) == 1)
+        await doctor.admit(doctor.events[-1]["waiting"][0]["id"])
+        await lobby
+        await waiting.connect()
+        second = asyncio.create_task(waiting.join())
+        await doctor.wait_event("lobby", where=lambda e: len(e["waiting"]) == 1)
+        with pytest.raises(ClientError) as err:
+            await patient.request({"type": "end_consult"})
+        assert err.value.code == "forbidden"
+        assert server.room("end-consult").participants  # nothing happened
+        await doctor.end_consult()
+        await asyncio.wait([second], timeout=5)
+        for client in (doctor, patient, waiting):
+            event = await client.wait_event("room_closed")
+            assert event["reason"] == "ended"
+    finally:
+        await asyncio.gather(
+            doctor.leave(), patient.leave(), waiting.leave(), return_exceptions=True
+        )

@@ -26,7 +26,10 @@ export class Room {
     this.token = token;
     this.roomId = typeof claims.room === "string" ? claims.room : null;
     this.label = this.roomId ?? t("roomN", { n: index + 1 });
-    this.state = "connecting"; // connecting, active, failed, closed
+    this.state = "connecting"; // connecting, active, reconnecting; then failed, closed or ended
+    this.micMuted = false; // our microphone muted in this room only (kept across focus changes)
+    this.resume = null; // a single-use token's resume secret, to join again after a drop
+    this.confirmingEnd = false; // "End" pressed once: the next press ends the consultation
     this.session = null;
     this.lobby = []; // the latest `lobby` list
     this.seenWaiting = new Set(); // lobby ids we already notified about
@@ -101,11 +104,12 @@ function applyState(room) {
       }));
     }
     for (const { sender, kind, trackId } of room.ourSenders()) {
-      const wanted = held ? null : api.local[kind] ?? null;
+      const silent = held || (kind === "audio" && room.micMuted);
+      const wanted = silent ? null : api.local[kind] ?? null;
       if (sender.track !== wanted) media.push(sender.replaceTrack(wanted));
-      if (room.sentMuted.get(trackId) !== held) {
-        room.sentMuted.set(trackId, held);
-        signals.push(request(session, "mute", { track_id: trackId, muted: held }).catch((err) => {
+      if (room.sentMuted.get(trackId) !== silent) {
+        room.sentMuted.set(trackId, silent);
+        signals.push(request(session, "mute", { track_id: trackId, muted: silent }).catch((err) => {
           room.sentMuted.delete(trackId); // retried by the next applyState
           report(room, err);
         }));
@@ -151,8 +155,40 @@ export async function focusRoom(index, how = "click") {
   return result;
 }
 
+/** Our microphone in this room only: muted or not (the other rooms are unaffected). */
+export function toggleRoomMute(room) {
+  room.micMuted = !room.micMuted;
+  render(room);
+  return applyState(room);
+}
+
+/** End the consultation in this room for everyone (`end_consult`; the admit grant). */
+export async function endRoom(room) {
+  try {
+    await request(room.session, "end_consult", {});
+  } catch (err) {
+    report(room, err);
+  }
+}
+
+/** A room whose connection could not be restored: join it again (same token, resume secret). */
+export function rejoinRoom(room) {
+  room.resume = room.session?.resume ?? room.resume;
+  for (const trackId of [...room.media.keys()]) removeMedia(room, trackId);
+  room.sentMuted.clear();
+  room.sentPaused.clear();
+  room.serverPaused.clear();
+  room.sentHold = false;
+  room.state = "connecting";
+  render(room);
+  return startRoom(room);
+}
+
 export async function startRoom(room) {
-  const session = new ConsultSession({ url: serverUrl, token: room.token });
+  // reconnect: a lost WebSocket or connection rejoins by itself (client/reconnect.js)
+  const session = new ConsultSession({
+    url: serverUrl, token: room.token, reconnect: true, resume: room.resume,
+  });
   room.session = session;
   session.addEventListener("lobby", ({ detail }) => onLobby(room, detail.waiting));
   session.addEventListener("track", ({ detail }) => { addMedia(room, detail); applyState(room); });
@@ -169,8 +205,24 @@ export async function startRoom(room) {
     if (detail.type === "track_paused") room.serverPaused.set(detail.track_id, detail.paused);
   });
   session.addEventListener("error", ({ detail }) => report(room, detail));
-  session.addEventListener("closed", () => {
-    if (room.state !== "failed") room.state = "closed";
+  session.addEventListener("reconnecting", () => {
+    room.state = "reconnecting";
+    render(room);
+  });
+  session.addEventListener("reconnected", () => {
+    // a new participant on the server: nothing we told the old one holds
+    room.sentMuted.clear();
+    room.sentPaused.clear();
+    room.serverPaused.clear();
+    room.sentHold = false;
+    room.state = "active";
+    render(room);
+    applyState(room);
+  });
+  session.addEventListener("closed", ({ detail }) => {
+    if (session !== room.session) return; // an earlier session, replaced by rejoinRoom()
+    if (detail?.reason === "room_closed") room.state = "ended";
+    else if (room.state !== "failed") room.state = "closed";
     render(room);
   });
   try {

@@ -2,7 +2,7 @@
 // remote videos, on-hold veil, waiting list), the page notices, and errors.
 
 import { $, api, t } from "./state.js";
-import { focusRoom } from "./rooms.js";
+import { endRoom, focusRoom, rejoinRoom, toggleRoomMute } from "./rooms.js";
 import { admit, deny } from "./lobby.js";
 
 function el(tag, className, text) {
@@ -27,7 +27,28 @@ export function buildTile(room) {
   const focus = el("button", "focus");
   focus.type = "button";
   focus.addEventListener("click", () => focusRoom(room.index, "click"));
-  head.append(number, title, status, focus);
+  // this room only: our microphone, and ending the consultation (a second click confirms)
+  const mute = el("button", "room-mute");
+  mute.type = "button";
+  mute.addEventListener("click", () => toggleRoomMute(room));
+  const end = el("button", "room-end");
+  end.type = "button";
+  end.addEventListener("click", () => {
+    if (!room.confirmingEnd) {
+      room.confirmingEnd = true;
+      render(room);
+      setTimeout(() => { room.confirmingEnd = false; render(room); }, 5000);
+      return;
+    }
+    room.confirmingEnd = false;
+    endRoom(room);
+  });
+  const rejoin = el("button", "room-rejoin");
+  rejoin.type = "button";
+  rejoin.addEventListener("click", () => rejoinRoom(room));
+  const actions = el("span", "tile-actions");
+  actions.append(mute, end, rejoin, focus);
+  head.append(number, title, status, actions);
 
   const stage = el("div", "stage");
   const videos = el("div", "videos");
@@ -44,12 +65,12 @@ export function buildTile(room) {
 
   tile.append(head, stage, lobby, people, error);
   $("rooms").append(tile);
-  return { tile, title, status, focus, stage, videos, placeholder, veil, people, lobby, lobbyList, error };
+  return { tile, title, status, focus, mute, end, rejoin, stage, videos, placeholder, veil, people, lobby, lobbyList, error };
 }
 
 export function tileState(room) {
   if (room.state === "connecting") return "connecting";
-  if (room.state === "failed" || room.state === "closed") return room.state;
+  if (["failed", "closed", "ended", "reconnecting"].includes(room.state)) return room.state;
   if (room.lobby.length) return "waiting";
   return room.held ? "on-hold" : "in-call";
 }
@@ -57,6 +78,7 @@ export function tileState(room) {
 const STATE_TEXT = {
   connecting: "state.connecting", waiting: "state.waiting", "in-call": "state.inCall",
   "on-hold": "state.onHold", failed: "state.failed", closed: "state.closed",
+  ended: "state.ended", reconnecting: "state.reconnecting",
 };
 
 export function render(room) {
@@ -76,6 +98,17 @@ export function render(room) {
     ? t("focusLabel", { n, room: room.label, key })
     : t("focusedLabel", { n, room: room.label }));
   e.focus.disabled = room.state !== "active" && room.state !== "connecting";
+  const live = room.state === "active";
+  e.mute.hidden = e.end.hidden = !live;
+  e.mute.textContent = t(room.micMuted ? "roomUnmute" : "roomMute");
+  e.mute.setAttribute("aria-pressed", String(room.micMuted));
+  e.mute.setAttribute("aria-label", t(room.micMuted ? "roomUnmuteLabel" : "roomMuteLabel", { room: room.label }));
+  e.end.textContent = t(room.confirmingEnd ? "endConfirm" : "endConsult");
+  e.end.classList.toggle("confirming", Boolean(room.confirmingEnd));
+  e.end.setAttribute("aria-label", t(room.confirmingEnd ? "endConfirmLabel" : "endConsultLabel", { room: room.label }));
+  e.rejoin.hidden = room.state !== "closed";
+  e.rejoin.textContent = t("rejoin");
+  e.rejoin.setAttribute("aria-label", t("rejoinToRoomLabel", { room: room.label }));
 
   const others = [...(room.session?.participants.values() ?? [])];
   e.people.textContent = others.length
