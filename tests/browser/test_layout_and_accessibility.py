@@ -27,6 +27,13 @@ from tests.browser.widget_helpers import wait_video_element
 from tests.conftest import RunningServer
 
 ADMIT = 'button[data-action="admit"]'
+SELF_AND_DOCTOR_AREAS = """() => {
+    const root = widgetTest.element.shadowRoot;
+    const area = (el) => { const r = el.getBoundingClientRect(); return r.width * r.height; };
+    const tile = (who) => root.querySelector(`.dc-tile[data-kind="camera"]${who}`);
+    return {self: area(tile('[data-participant="self"]')),
+            doctor: area(tile(':not([data-participant="self"])'))};
+}"""
 
 
 async def guest(server: RunningServer, room: str, identity: str, role: Role) -> ConsultClient:
@@ -75,6 +82,14 @@ async def test_every_screen_at_every_width(
         await wait_video_element(patient, doctor_id)
         assert await shown_tiles(patient) == 2
         await check_widths(patient.page, f"call-2-tiles-{lang}", found)
+        # the doctor's video is what the patient came for: our own picture is small
+        for width, height in ((400, 844), (1440, 900)):
+            await patient.page.set_viewport_size({"width": width, "height": height})
+            areas = await patient.js(SELF_AND_DOCTOR_AREAS)
+            assert areas["self"] <= 0.25 * areas["doctor"], (width, areas)
+        if lang == "rw":  # Kinyarwanda, not the French "ecran"
+            share = await patient.shadow('button[data-action="share"]').text_content()
+            assert share == "Sangiza mugaragaza", share
 
         # the chat: a message each way, times in the UI language
         await doctor.shadow('button[data-action="chat"]').click()
