@@ -11,5 +11,6 @@ cd "$ROOT"
 echo "==> ruff check";         "$VENV/bin/ruff" check .
 echo "==> ruff format --check"; "$VENV/bin/ruff" format --check .
 echo "==> mypy";               "$VENV/bin/mypy"
+echo "==> tsc (the web client's JSDoc types)"; "$ROOT/node_modules/.bin/tsc" -p "$ROOT/tsconfig.json"
 echo "==> pytest"
 exec "$VENV/bin/python" -m pytest "$@"

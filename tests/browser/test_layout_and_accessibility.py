@@ -97,7 +97,7 @@ async def test_every_screen_at_every_width(
         await doctor.shadow('button[data-action="send"]').click()
 
         async def open_chat() -> None:
-            if not await patient.js("widgetTest.element.chatOpen"):
+            if not await patient.js("widgetTest.element.call.chatOpen"):
                 await patient.shadow('button[data-action="chat"]').click()
 
         await open_chat()

@@ -123,7 +123,7 @@ async def test_screen_share_is_decoded_and_shown_large(
     await wait_decoding(patient, doctor_id)
     await doctor.shadow('button[data-action="share"]').click()  # a user gesture
     await doctor.wait_for(
-        "widgetTest.element.share?.trackIds.length === 1", what="screen share published"
+        "widgetTest.element.call.share?.trackIds.length === 1", what="screen share published"
     )
     stats = await wait_decoding(patient, doctor_id, source="screen_share")
     width = await wait_video_element(patient, doctor_id, kind="screen")
@@ -182,7 +182,8 @@ async def test_chat_message_appears_on_the_other_side(
     # audio only: the patient stops receiving video and stops sending the camera
     await patient.shadow('button[data-action="audio-only"]').click()
     await patient.wait_for(
-        "widgetTest.element.pausedByUs.size === 1 && widgetTest.element.cam.track === null",
+        "widgetTest.element.call.pausedByUs.size === 1"
+        " && widgetTest.element.call.cam.track === null",
         what="audio-only mode",
     )
     await doctor.wait_for(

@@ -76,7 +76,9 @@ async def test_iframe_mode_posts_events_to_the_parent_origin_and_obeys_it(
         assert {"ready", "joined", "recording-state"} <= set(types), types
         frame = next(f for f in page.page.frames if f.url.startswith(digiclinic))
         assert "token" not in frame.url  # the fragment was removed from the address
-        await frame.wait_for_function("document.querySelector('digiclinic-consult').mic?.trackId")
+        await frame.wait_for_function(
+            "document.querySelector('digiclinic-consult').call.mic?.trackId"
+        )
 
         # a command from the parent's origin is obeyed: the portal's Mute button
         await page.page.click("#mute")
@@ -98,7 +100,7 @@ async def test_iframe_mode_posts_events_to_the_parent_origin_and_obeys_it(
             await asyncio.sleep(0.1)
         assert mic_muted(), "the server never saw the mute"
         assert await frame.evaluate(
-            "!document.querySelector('digiclinic-consult').mic.track.enabled"
+            "!document.querySelector('digiclinic-consult').call.mic.track.enabled"
         )
         # the same command from another origin (the widget's own window) is refused
         await frame.evaluate(
@@ -181,7 +183,7 @@ async def test_widget_under_the_documented_strict_csp(
         )
         await page.shadow('button[data-action="join"]').click()
         await page.wait_screen("call")
-        await page.wait_for("widgetTest.element.mic?.trackId", what="published")
+        await page.wait_for("widgetTest.element.call.mic?.trackId", what="published")
         styled = await page.js(
             "getComputedStyle(widgetTest.element.shadowRoot.querySelector('.dc-controls')).display"
         )
@@ -219,7 +221,7 @@ async def test_demo_page_gets_a_token_and_shows_the_widget(
         assert "Dr. Okafor" in await page.page.inner_text("#joined-as")
         await page.page.locator("digiclinic-consult button[data-action=join]").click()
         await page.wait_for(
-            "document.querySelector('digiclinic-consult').mic?.trackId", what="published"
+            "document.querySelector('digiclinic-consult').call.mic?.trackId", what="published"
         )
         room = server.room("demo-room")
         assert [p.role.value for p in room.participants.values()] == ["specialist"]

@@ -1,18 +1,44 @@
-// ConsultSession's RTCPeerConnections: creating them (both use the same ICE
-// configuration), waiting for ICE gathering (no trickle ICE) and taking the
-// server's ICE (TURN) servers. A mixin of ConsultSession (../digiclinic-client.js).
+// The RTCPeerConnection factory of a ConsultSession (../digiclinic-client.js):
+// both connections (publisher and subscriber) use the same ICE configuration;
+// no trickle ICE, so each negotiation waits for ICE gathering.
+//
+// Owns: the ICE configuration (`iceServers`, `iceTransportPolicy`,
+// `gatherTimeout`) and whether the server's ICE (TURN) servers replace it.
+// Interface: create(name), gathered(pc), learnIceServers(servers). A new
+// connection reports each of its connection-state changes to `onStateChange`.
 
-export const PeerConnections = (Base) => class PeerConnections extends Base {
-  _createPc(name) {
+/** @typedef {import("./protocol.js").ServerIceServer} ServerIceServer */
+
+/**
+ * @typedef {object} PeerOptions
+ * @property {RTCIceServer[]} [iceServers]  undefined: take the server's list
+ * @property {RTCIceTransportPolicy} iceTransportPolicy
+ * @property {number} gatherTimeout  ms to wait for ICE gathering
+ * @property {(name: string, pc: RTCPeerConnection) => void} onStateChange
+ */
+
+export class PeerFactory {
+  /** @param {PeerOptions} options */
+  constructor({ iceServers, iceTransportPolicy, gatherTimeout, onStateChange }) {
+    /** @type {RTCIceServer[]} */
+    this.iceServers = iceServers ?? [];
+    this.iceTransportPolicy = iceTransportPolicy;
+    this.gatherTimeout = gatherTimeout;
+    this.onStateChange = onStateChange;
+    this.fromServer = iceServers === undefined; // then take the server's (TURN) list
+  }
+
+  /**
+   * A new connection (`name`: "publisher" or "subscriber", for its events).
+   * @param {"publisher"|"subscriber"} name
+   * @returns {RTCPeerConnection}
+   */
+  create(name) {
     const pc = new RTCPeerConnection({
       iceServers: this.iceServers, iceTransportPolicy: this.iceTransportPolicy,
       bundlePolicy: "max-bundle", // one transport: the server reads the first m-line's only
     });
-    pc.addEventListener("connectionstatechange", () => {
-      this._emit("connection-state", { pc: name, state: pc.connectionState });
-      const current = pc === this.publisherPc || pc === this.subscriberPc;
-      if (current && pc.connectionState === "failed") this._lost(`${name}_failed`);
-    });
+    pc.addEventListener("connectionstatechange", () => this.onStateChange(name, pc));
     return pc;
   }
 
@@ -24,8 +50,10 @@ export const PeerConnections = (Base) => class PeerConnections extends Base {
    * milliseconds, STUN/TURN (policy "relay") one round trip to that server;
    * `gatherTimeout` bounds a server that never answers (we then send what we
    * have). Renegotiations reuse the bundled transport and do not wait.
+   * @param {RTCPeerConnection} pc
+   * @returns {Promise<void>}
    */
-  _gathered(pc) {
+  gathered(pc) {
     if (pc.iceGatheringState === "complete") return Promise.resolve();
     return new Promise((resolve) => {
       const finish = () => {
@@ -39,10 +67,15 @@ export const PeerConnections = (Base) => class PeerConnections extends Base {
     });
   }
 
-  _learnIceServers(servers) {
-    if (!this._iceFromServer || !Array.isArray(servers)) return;
+  /**
+   * The server's ICE servers (`joined`, `admitted`), unless ours were given.
+   * @param {ServerIceServer[]} [servers]
+   */
+  learnIceServers(servers) {
+    if (!this.fromServer || !Array.isArray(servers)) return;
     // keep the RTCIceServer members only (the server adds e.g. `ttl`)
     this.iceServers = servers.map(({ urls, username, credential }) =>
-      Object.fromEntries(Object.entries({ urls, username, credential }).filter(([, v]) => v != null)));
+      /** @type {RTCIceServer} */ (/** @type {unknown} */ (Object.fromEntries(
+        Object.entries({ urls, username, credential }).filter(([, v]) => v != null)))));
   }
-};
+}

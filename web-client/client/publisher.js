@@ -1,98 +1,185 @@
-// ConsultSession's publisher connection (our tracks; we offer): publishing
-// (the camera as rid-based simulcast, see simulcast.js), unpublishing, muting
-// and replacing local tracks, one negotiation at a time, and the server's
-// `publisher_layers` requests. A mixin of ConsultSession (../digiclinic-client.js).
+// The publisher of a ConsultSession (../digiclinic-client.js): our tracks on
+// the publisher connection (we offer). The camera goes as rid-based simulcast
+// (simulcast.js), a screen share as one encoding.
+//
+// Owns: the publisher RTCPeerConnection (`pc`), `published` (our trackId ->
+// PublishedTrack), the label of each of our m-lines (source, track, mute
+// state, encodings), and the queue that keeps negotiations and sender changes
+// one at a time (reset() drops what is queued for the old connection).
+// Interface: publish(stream, options), takeRepublish(), republish(items),
+// unpublish(trackId), mute(trackId, muted), replaceTrack(trackId, track),
+// sendEncodings(trackId), reset() (a lost connection), close() (the end);
+// for publisher-control.js: queue(task), senderOf(trackId), renegotiate().
+// It gets `request`, the PeerFactory, `requireActive` (throws unless we may
+// publish) and the `simulcast` option from its constructor.
 
 import { DigiclinicError } from "./protocol.js";
-import {
-  SCREEN_ENCODING, answerHasSimulcast, applyLayers, cameraEncodings, fixRefusedSimulcast,
-} from "./simulcast.js";
+import { answerHasSimulcast, sendEncodingsFor, tuneSender } from "./simulcast.js";
 
-/** The protocol's `source` label for a local track, or null to leave it out. */
+/** @typedef {import("./protocol.js").Request} Request */
+/** @typedef {import("./peer.js").PeerFactory} PeerFactory */
+
+/**
+ * One of our published tracks (the entries of `ConsultSession.published`).
+ * @typedef {object} PublishedTrack
+ * @property {string} trackId  the server's id
+ * @property {string} mid
+ * @property {string} source  camera, microphone, screen_share, screen_share_audio
+ * @property {MediaStreamTrack|null} track
+ * @property {boolean} muted
+ * @property {boolean} simulcast  sent as several layers
+ */
+
+/**
+ * A track to publish: `track` null sends nothing until replaceTrack().
+ * @typedef {object} PublishItem
+ * @property {MediaStreamTrack|null} track
+ * @property {string} kind  "audio" or "video"
+ * @property {string} source
+ * @property {MediaStream|null} stream
+ * @property {boolean} muted
+ */
+
+/**
+ * What we know of one of our m-lines: the item, its encodings as offered, and
+ * whether a screen share's degradationPreference is set (`tuned`).
+ * @typedef {PublishItem & {encodings: RTCRtpEncodingParameters[]|null, tuned?: boolean}} Label
+ */
+
+/**
+ * @typedef {object} PublisherOptions
+ * @property {Request} request
+ * @property {PeerFactory} peers
+ * @property {() => void} requireActive  throws unless we are active
+ * @property {boolean} simulcast  send the camera as simulcast layers
+ */
+
+/**
+ * The protocol's `source` label for a local track, or null to leave it out.
+ * @param {string} kind
+ * @param {{camera?: boolean, microphone?: boolean, screen?: boolean}} options
+ */
 function sourceFor(kind, { camera = true, microphone = true, screen = false }) {
   if (kind === "video") return screen ? "screen_share" : camera ? "camera" : null;
   if (kind === "audio") return screen ? "screen_share_audio" : microphone ? "microphone" : null;
   return null;
 }
 
-export const Publishing = (Base) => class Publishing extends Base {
+/**
+ * Chrome's `stopped` of a transceiver (deprecated, so not in TypeScript's DOM types).
+ * @param {RTCRtpTransceiver & {stopped?: boolean}} transceiver
+ */
+const isStopped = (transceiver) => Boolean(transceiver.stopped);
+
+/** @param {string} source */
+const kindOf = (source) => (source === "camera" || source === "screen_share" ? "video" : "audio");
+
+export class Publisher {
+  /** @type {RTCPeerConnection|null} */
+  pc = null;
+  /** @type {Map<string, PublishedTrack>} our trackId -> what we publish */
+  published = new Map();
+  /** @type {Map<string, Label>} our mid -> label */
+  #labels = new Map();
+  /** @type {Promise<unknown>} the queue: each task waits for the previous */
+  #chain = Promise.resolve();
+  #generation = 0; // bumped by reset(): queued tasks of an older connection fail
+  #options;
+
+  /** @param {PublisherOptions} options */
+  constructor(options) {
+    this.#options = options;
+  }
+
   /**
-   * Publish the tracks of `stream`. By default its video is the camera and
-   * its audio the microphone; `{camera: false}` / `{microphone: false}`
-   * leaves one out, `{screen: true}` labels the stream a screen share.
-   * Each call renegotiates the one publisher connection with a complete
-   * offer. Resolves to the tracks added, as in `published`.
+   * ConsultSession.publish(): the tracks of `stream`, labelled by `options`.
+   * @param {MediaStream} stream
+   * @param {{camera?: boolean, microphone?: boolean, screen?: boolean}} [options]
+   * @returns {Promise<PublishedTrack[]>}
    */
   publish(stream, options = {}) {
+    /** @type {PublishItem[]} */
     const items = [];
     for (const track of stream.getTracks()) {
       const source = sourceFor(track.kind, options);
       if (source) items.push({ track, kind: track.kind, source, stream, muted: false });
     }
-    return this._onPublisher(() => this._publishItems(items));
+    return this.queue(() => this.#publishItems(items));
   }
 
   /**
-   * Add sending m-lines for `items` ({track or null, kind, source, stream,
-   * muted}) and renegotiate; a null track sends nothing until replaceTrack().
-   * Muted items are announced muted right after.
+   * What to publish again after a lost connection: our current tracks, as
+   * labelled, with their mute state. Forgets them (`published` is empty).
+   * @returns {PublishItem[]}
    */
-  async _publishItems(items) {
-    this._requireActive();
+  takeRepublish() {
+    const items = [...this.published.values()].map((entry) => {
+      const label = this.#labels.get(entry.mid);
+      const track = entry.track?.readyState === "live" ? entry.track : null;
+      return {
+        track, kind: label?.kind ?? kindOf(entry.source), source: entry.source,
+        stream: label?.stream ?? null, muted: label?.muted ?? entry.muted ?? false,
+      };
+    }).filter((item) => item.track || item.source === "camera" || item.source === "microphone");
+    this.published = new Map();
+    this.#labels = new Map();
+    return items;
+  }
+
+  /**
+   * Publish `items` (from takeRepublish()) on the current connection.
+   * @param {PublishItem[]} items
+   * @returns {Promise<PublishedTrack[]>}
+   */
+  republish(items) {
+    return this.queue(() => this.#publishItems(items));
+  }
+
+  /**
+   * Add sending m-lines for `items` and renegotiate. Muted items are
+   * announced muted right after.
+   * @param {PublishItem[]} items
+   * @returns {Promise<PublishedTrack[]>}
+   */
+  async #publishItems(items) {
+    this.#options.requireActive();
     if (items.length === 0) throw new TypeError("publish: no track of the stream selected");
-    const pc = (this.publisherPc ??= this._createPc("publisher"));
+    const pc = (this.pc ??= this.#options.peers.create("publisher"));
     const added = items.map((item) => {
+      /** @type {RTCRtpTransceiverInit} */
       const init = { direction: "sendonly", streams: item.stream ? [item.stream] : [] };
-      const encodings = this._encodingsFor(item);
+      const encodings = sendEncodingsFor(item, this.#options.simulcast);
       if (encodings) init.sendEncodings = encodings;
       return { ...item, encodings, transceiver: pc.addTransceiver(item.track ?? item.kind, init) };
     });
+    /** @type {string[]} */
     const mids = [];
     try {
-      await this._negotiatePublisher(pc, () => { // mids exist once the offer is set
+      await this.#negotiate(pc, () => { // mids exist once the offer is set
         for (const { transceiver: { mid }, track, kind, source, stream, muted, encodings } of added) {
           if (track && muted) track.enabled = false;
-          this._labels.set(mid, { source, track, kind, stream, muted: Boolean(muted), encodings });
+          this.#labels.set(mid, { source, track, kind, stream, muted: Boolean(muted), encodings });
           mids.push(mid);
         }
       });
     } catch (err) { // rolled back: forget the new tracks
-      mids.forEach((mid) => this._labels.delete(mid));
+      mids.forEach((mid) => this.#labels.delete(mid));
       added.forEach(({ transceiver }) => transceiver.stop());
       throw err;
     }
     const mine = [...this.published.values()].filter((entry) => mids.includes(entry.mid));
     for (const entry of mine) {
-      if (entry.muted) await this._request("mute", { track_id: entry.trackId, muted: true });
+      if (entry.muted) await this.#options.request("mute", { track_id: entry.trackId, muted: true });
     }
     return mine;
   }
 
   /**
-   * The `sendEncodings` of a new sender: the camera as simulcast layers
-   * (unless `simulcast: false` or the camera is small), a screen share as one
-   * encoding with `contentHint = "detail"`; null (one default encoding) else.
-   */
-  _encodingsFor({ kind, source, track }) {
-    if (kind !== "video") return null;
-    if (source === "screen_share") {
-      if (track && !track.contentHint) track.contentHint = "detail";
-      return [{ ...SCREEN_ENCODING }];
-    }
-    if (source === "camera" && this.simulcast) {
-      const encodings = cameraEncodings(track);
-      return encodings && encodings.length > 1 ? encodings : null;
-    }
-    return null;
-  }
-
-  /**
-   * The encodings one of our video tracks is sent with now:
-   * [{rid, active, scaleResolutionDownBy, maxBitrate}] (one entry without a
-   * rid when not simulcast), or null if we do not publish it.
+   * ConsultSession.sendEncodings(): our video track's encodings now, or null.
+   * @param {string} trackId
    */
   sendEncodings(trackId) {
-    const sender = this._senderOf(trackId);
+    const sender = this.senderOf(trackId);
     if (!sender) return null;
     return (sender.getParameters().encodings ?? []).map(({ rid, active, scaleResolutionDownBy, maxBitrate }) => ({
       rid: rid ?? null, active: active !== false, scaleResolutionDownBy: scaleResolutionDownBy ?? 1,
@@ -100,103 +187,64 @@ export const Publishing = (Base) => class Publishing extends Base {
     }));
   }
 
-  _senderOf(trackId) {
+  /**
+   * The sender of one of our tracks, or null.
+   * @param {string} trackId
+   * @returns {RTCRtpSender|null}
+   */
+  senderOf(trackId) {
     const entry = this.published.get(trackId);
-    if (!entry || !this.publisherPc) return null;
-    return this.publisherPc.getTransceivers().find((t) => t.mid === entry.mid && !t.stopped)?.sender ?? null;
+    if (!entry || !this.pc) return null;
+    return this.pc.getTransceivers().find((t) => t.mid === entry.mid && !isStopped(t))?.sender ?? null;
   }
 
   /**
-   * The server's `publisher_layers`: no subscriber needs the inactive layers,
-   * so stop encoding them (`encodings[i].active` through setParameters; the
-   * camera track itself is never touched), and start them again when told.
+   * ConsultSession.unpublish(): its m-line becomes inactive.
+   * @param {string} trackId
+   * @returns {Promise<void>}
    */
-  _onPublisherLayers({ track_id: trackId, layers }) {
-    return this._onPublisher(async () => {
-      const sender = this._senderOf(trackId);
-      if (!sender) return null;
-      const applied = await applyLayers(sender, layers);
-      if (applied) this._emit("layers-applied", { trackId, layers: applied });
-      return applied;
-    }).catch((err) => {
-      if (err.code === "reconnecting") return null; // the server tells the new connection again
-      const code = err.code ?? err.name ?? "layers_failed";
-      this._emit("error", { code, message: `publisher_layers: ${err.message}` });
-      return null;
-    });
-  }
-
-  /**
-   * The server's `publisher_audio`: a link is too thin for our audio, so cap
-   * the Opus encoder at `max_bitrate_bps` (`maxBitrate` of the sender's
-   * encodings; null lifts it). When its `packet_ms` differs from what our
-   * connection was last answered with, renegotiate: the server's answer then
-   * asks for Opus packets that long (thin-link audio), or for the usual ones
-   * again (null). No sender parameter changes the packet duration.
-   */
-  _onPublisherAudio({ track_id: trackId, max_bitrate_bps: maxBitrate, packet_ms: packetMs = null }) {
-    return this._onPublisher(async () => {
-      const sender = this._senderOf(trackId);
-      if (!sender) return null;
-      const params = sender.getParameters();
-      if (!params.encodings?.length) return null;
-      for (const encoding of params.encodings) {
-        if (maxBitrate) encoding.maxBitrate = maxBitrate;
-        else delete encoding.maxBitrate;
-      }
-      await sender.setParameters(params);
-      const pc = this.publisherPc;
-      if (pc && (this._audioPackets.get(pc) ?? null) !== packetMs) {
-        this._audioPackets.set(pc, packetMs);
-        await this._negotiatePublisher(pc);
-      }
-      this._emit("audio-cap-applied", { trackId, maxBitrate: maxBitrate ?? null, packetMs });
-      return maxBitrate ?? null;
-    }).catch((err) => {
-      if (err.code === "reconnecting") return null; // the server tells the new connection again
-      const code = err.code ?? err.name ?? "audio_cap_failed";
-      this._emit("error", { code, message: `publisher_audio: ${err.message}` });
-      return null;
-    });
-  }
-
-  /** Stop publishing one of our tracks (its m-line becomes inactive). */
   unpublish(trackId) {
-    return this._onPublisher(async () => {
+    return this.queue(async () => {
       const entry = this.published.get(trackId);
-      const pc = this.publisherPc;
+      const pc = this.pc;
       const transceiver = pc?.getTransceivers().find((t) => t.mid === entry?.mid);
       if (!transceiver) throw new DigiclinicError("not_found", `not publishing ${trackId}`);
       await transceiver.sender.replaceTrack(null);
       transceiver.direction = "inactive";
-      await this._negotiatePublisher(pc);
+      await this.#negotiate(pc);
     });
   }
 
-  /** Mark one of our tracks muted for everyone (and stop sending its media). */
+  /**
+   * ConsultSession.mute(): for everyone, and we stop sending its media.
+   * @param {string} trackId
+   * @param {boolean} [muted]
+   * @returns {Promise<void>}
+   */
   async mute(trackId, muted = true) {
     const entry = this.published.get(trackId);
     if (entry) {
       // the server stops forwarding; we stop capturing
       if (entry.track) entry.track.enabled = !muted;
       entry.muted = muted;
-      const label = this._labels.get(entry.mid);
+      const label = this.#labels.get(entry.mid);
       if (label) label.muted = muted; // kept when republishing after a reconnection
     }
-    await this._request("mute", { track_id: trackId, muted });
+    await this.#options.request("mute", { track_id: trackId, muted });
   }
 
   /**
-   * Send `track` (or nothing, with null) on one of our published m-lines,
-   * without renegotiating: e.g. a new camera track after the camera was
-   * switched off. A reconnection republishes the current one.
+   * ConsultSession.replaceTrack(): without renegotiating.
+   * @param {string} trackId
+   * @param {MediaStreamTrack|null} track
+   * @returns {Promise<void>}
    */
   replaceTrack(trackId, track) {
-    return this._onPublisher(async () => {
+    return this.queue(async () => {
       const entry = this.published.get(trackId);
-      const transceiver = this.publisherPc?.getTransceivers().find((t) => t.mid === entry?.mid);
+      const transceiver = this.pc?.getTransceivers().find((t) => t.mid === entry?.mid);
       if (!transceiver) throw new DigiclinicError("not_found", `not publishing ${trackId}`);
-      const label = this._labels.get(entry.mid);
+      const label = this.#labels.get(entry.mid);
       if (track && (label?.muted ?? entry.muted)) track.enabled = false;
       await transceiver.sender.replaceTrack(track);
       entry.track = track;
@@ -204,62 +252,90 @@ export const Publishing = (Base) => class Publishing extends Base {
     });
   }
 
-  /** Offer, wait for ICE gathering, send `publish`, apply `publish_answer`. */
-  async _negotiatePublisher(pc, onOffer = () => {}) {
+  /**
+   * Offer, wait for ICE gathering, send `publish`, apply `publish_answer`.
+   * @param {RTCPeerConnection} pc
+   * @param {() => void} [onOffer]  once the offer is set (the mids exist)
+   */
+  async #negotiate(pc, onOffer = () => {}) {
     await pc.setLocalDescription(); // an offer, in state "stable"
     onOffer();
-    await this._gathered(pc);
+    await this.#options.peers.gathered(pc);
     let reply;
     try {
-      const tracks = [...this._labels].map(([mid, { source }]) => ({ mid, source }));
-      reply = await this._request("publish", { sdp: pc.localDescription.sdp, tracks });
+      const tracks = [...this.#labels].map(([mid, { source }]) => ({ mid, source }));
+      reply = await this.#options.request("publish", { sdp: pc.localDescription.sdp, tracks });
     } catch (err) {
       if (pc.signalingState === "have-local-offer") await pc.setLocalDescription({ type: "rollback" });
       throw err;
     }
     await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     // `tracks` lists everything we publish now
-    this.published = new Map(reply.tracks.map(({ mid, track_id: trackId, source }) => {
-      const label = this._labels.get(mid);
+    /** @type {{mid: string, track_id: string, source: string}[]} */
+    const tracks = reply.tracks;
+    this.published = new Map(tracks.map(({ mid, track_id: trackId, source }) => {
+      const label = this.#labels.get(mid);
       const simulcast = (label?.encodings?.length ?? 0) > 1 && answerHasSimulcast(reply.sdp, mid);
       return [trackId, {
         trackId, mid, source, track: label?.track ?? null, muted: label?.muted ?? false, simulcast,
       }];
     }));
-    await this._tuneSenders(pc);
+    await this.#tuneSenders(pc);
   }
 
   /**
-   * A server that refuses simulcast leaves one encoding, the lowest layer's:
-   * send it at full resolution instead. A screen share keeps its resolution
-   * (text stays readable) and drops frames when the link is short.
+   * After a negotiation: adjust our video senders to the answer (simulcast.js).
+   * @param {RTCPeerConnection} pc
    */
-  async _tuneSenders(pc) {
+  async #tuneSenders(pc) {
     for (const transceiver of pc.getTransceivers()) {
-      const label = this._labels.get(transceiver.mid);
-      if (!label || transceiver.stopped || label.kind !== "video") continue;
+      const label = this.#labels.get(transceiver.mid);
+      if (!label || isStopped(transceiver) || label.kind !== "video") continue;
       try {
-        if (label.encodings?.length > 1) await fixRefusedSimulcast(transceiver.sender, label.encodings);
-        if (label.source === "screen_share" && !label.tuned) {
-          label.tuned = true;
-          const params = transceiver.sender.getParameters();
-          params.degradationPreference = "maintain-resolution";
-          await transceiver.sender.setParameters(params);
-        }
+        await tuneSender(transceiver.sender, label);
       } catch (err) {
         console.warn("digiclinic: could not tune a sender", err);
       }
     }
   }
 
-  _onPublisher(task, generation = this._generation) {
-    const run = this._publisherChain.then(() => {
-      if (generation !== this._generation) {
+  /**
+   * Offer again (after a sender change that needs a new answer); only from a
+   * queued task.
+   */
+  renegotiate() {
+    return this.pc ? this.#negotiate(this.pc) : Promise.resolve();
+  }
+
+  /**
+   * Run `task` after every task queued before it, unless the connection is
+   * replaced meanwhile (then reject with `reconnecting`).
+   * @template T
+   * @param {() => Promise<T>} task
+   * @returns {Promise<T>}
+   */
+  queue(task) {
+    const generation = this.#generation;
+    const run = this.#chain.then(() => {
+      if (generation !== this.#generation) {
         throw new DigiclinicError("reconnecting", "the connection was replaced");
       }
       return task();
     });
-    this._publisherChain = run.catch(() => {});
+    this.#chain = run.catch(() => {});
     return run;
   }
-};
+
+  /** The connection is lost: close it, drop queued tasks (what we publish stays listed). */
+  reset() {
+    this.#generation += 1;
+    this.pc?.close();
+    this.pc = null;
+    this.#chain = Promise.resolve();
+  }
+
+  /** The session ends: close the connection (`pc` stays, closed). */
+  close() {
+    this.pc?.close();
+  }
+}

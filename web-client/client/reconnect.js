@@ -1,11 +1,43 @@
-// ConsultSession's reconnection: after a lost WebSocket, a failed
-// RTCPeerConnection or a missed heartbeat, join again with the same token and
-// republish our tracks, with growing, jittered delays. A mixin of
-// ConsultSession (../digiclinic-client.js).
+// The reconnection controller of a ConsultSession (../digiclinic-client.js):
+// after a lost WebSocket, a failed RTCPeerConnection or a missed heartbeat,
+// join again with the same token and republish our tracks, with growing,
+// jittered delays.
+//
+// Owns: the policy (how many attempts, which delays, which join errors are
+// final, which URL each attempt goes to: a node the server suggested, else
+// the session's URL and its fallbacks in turn), whether a reconnection is in
+// progress, and the wait for admission when a rejoin lands in the lobby.
+// Interface: lost(reason), active, suggest(url) (a `reconnect` event's node),
+// admitted() (an `admitted` event), failWait(error), stop(error) (the session
+// ended). It emits `reconnecting`, `reconnected`, `lobby-wait` and, giving
+// up, `error`; it does the work through the narrow ReconnectionHost its
+// owner gives it.
 
-import { DigiclinicError } from "./protocol.js";
+/** @typedef {import("./protocol.js").Emit} Emit */
+/** @typedef {import("./protocol.js").Joined} Joined */
+/** @typedef {import("./publisher.js").PublishItem} PublishItem */
 
-const kindOf = (source) => (source === "camera" || source === "screen_share" ? "video" : "audio");
+/**
+ * @typedef {object} ReconnectOptions
+ * @property {number} attempts  before giving up (10)
+ * @property {number} delay  ms before the first attempt, doubled each attempt (500)
+ * @property {number} maxDelay  ms (10 s)
+ * @property {number} heartbeat  ms between `ping`s; 0: none (10 s; heartbeat.js)
+ */
+
+/**
+ * What the controller needs of its session.
+ * @typedef {object} ReconnectionHost
+ * @property {() => boolean} mayReconnect  whether the session is in a call we may restore
+ * @property {() => boolean} ended  whether the session was closed or denied meanwhile
+ * @property {() => boolean} stillReconnecting  whether the session still waits for us
+ * @property {() => PublishItem[]} takeRepublish  our tracks, forgotten by the publisher
+ * @property {() => void} drop  tear the connection down; the session is now "reconnecting"
+ * @property {(url: string) => Promise<Joined>} rejoin  connect to `url`, join, take the reply
+ * @property {(items: PublishItem[], joined: Joined) => Promise<unknown>} republish
+ * @property {(reason: string) => void} shutdown  end the session
+ * @property {Emit} emit
+ */
 
 /**
  * Join errors that another attempt with the same token cannot fix. (Not
@@ -17,159 +49,135 @@ const FATAL_JOIN_ERRORS = new Set([
   "token_invalid", "token_expired", "token_used", "unknown_issuer", "wrong_room", "forbidden",
 ]);
 
-export const RECONNECT_DEFAULTS = { attempts: 10, delay: 500, maxDelay: 10000, heartbeat: 10000 };
+/** @type {Readonly<ReconnectOptions>} */
+export const RECONNECT_DEFAULTS = Object.freeze({ attempts: 10, delay: 500, maxDelay: 10000, heartbeat: 10000 });
 
-/** Missed heartbeats forgiven in a row while the server's media still arrives (~30 s). */
-const HEARTBEATS_SPARED_WHILE_MEDIA_FLOWS = 3;
+/**
+ * The options of the `reconnect` option: null (no reconnection) or complete.
+ * @param {boolean|Partial<ReconnectOptions>} [option]
+ * @returns {ReconnectOptions|null}
+ */
+export function reconnectOptions(option) {
+  return option ? { ...RECONNECT_DEFAULTS, ...(option === true ? {} : option) } : null;
+}
 
+/** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export const Reconnection = (Base) => class Reconnection extends Base {
-  /** The connection is lost: reconnect if we may, else end the session. */
-  _lost(reason) {
-    if (!this.reconnect || this._leaving) return;
-    if (this._reconnecting || !["active", "lobby"].includes(this.state)) return;
-    this._reconnectLoop(reason).catch((err) => {
-      this._emit("error", { code: err.code ?? "reconnect_failed", message: err.message });
-      this._shutdown("reconnect_failed");
+export class Reconnection {
+  #options;
+  #urls;
+  #host;
+  #active = false;
+  /** @type {string|null} a node the server suggested for our next attempt */
+  #hint = null;
+  /** @type {{resolve: (value?: unknown) => void, reject: (error: Error) => void}|null} */
+  #wait = null; // while a rejoin waits in the lobby
+
+  /**
+   * @param {ReconnectOptions} options
+   * @param {string[]} urls  where to connect, in turn (the first one first)
+   * @param {ReconnectionHost} host
+   */
+  constructor(options, urls, host) {
+    this.#options = options;
+    this.#urls = urls;
+    this.#host = host;
+  }
+
+  /** Whether a reconnection is in progress. */
+  get active() { return this.#active; }
+
+  /**
+   * The connection is lost: reconnect if we may (else nothing: the session
+   * is ending, or already reconnecting).
+   * @param {string} reason
+   */
+  lost(reason) {
+    if (this.#active || !this.#host.mayReconnect()) return;
+    this.#loop(reason).catch((err) => {
+      this.#host.emit("error", { code: err.code ?? "reconnect_failed", message: err.message });
+      this.#host.shutdown("reconnect_failed");
     });
   }
 
-  /** Tear the old connection down, keeping what we publish and the roster's absence. */
-  _dropConnection() {
-    this._generation += 1;
-    this._stopHeartbeat();
-    const ws = this._ws;
-    if (ws) {
-      ws.onopen = ws.onerror = ws.onmessage = ws.onclose = null;
-      if (ws.readyState <= WebSocket.OPEN) ws.close(1000);
-    }
-    this._ws = null;
-    this._failPending(new DigiclinicError("reconnecting", "the connection was lost"));
-    for (const pc of [this.publisherPc, this.subscriberPc]) pc?.close();
-    this.publisherPc = this.subscriberPc = null;
-    for (const trackId of [...this.remoteTracks.keys()]) this._removeRemoteTrack(trackId);
-    this._offerMeta = new Map();
-    this._streams = new Map();
-    this._trackSettings = new Map(); // the new participant's consumers start afresh
-    this._publisherChain = Promise.resolve();
-    this._subscriberChain = Promise.resolve();
+  /**
+   * The next attempt goes to `url` (a draining node's suggestion), or as usual with null.
+   * @param {string|null} url
+   */
+  suggest(url) { this.#hint = url; }
+
+  /** We were admitted: a rejoin waiting in the lobby goes on. */
+  admitted() {
+    this.#wait?.resolve();
+    this.#wait = null;
   }
 
-  async _reconnectLoop(reason) {
-    this._reconnecting = true;
-    // what to publish again: our current tracks, as labelled, with their mute state
-    const republish = [...this.published.values()].map((entry) => {
-      const label = this._labels.get(entry.mid) ?? {};
-      const track = entry.track?.readyState === "live" ? entry.track : null;
-      return {
-        track, kind: label.kind ?? kindOf(entry.source), source: entry.source,
-        stream: label.stream ?? null, muted: label.muted ?? entry.muted ?? false,
-      };
-    }).filter((item) => item.track || item.source === "camera" || item.source === "microphone");
-    this.published = new Map();
-    this._labels = new Map();
-    const { attempts, delay, maxDelay } = this.reconnect;
+  /**
+   * A rejoin waiting in the lobby fails (its connection is gone).
+   * @param {Error} error
+   */
+  failWait(error) {
+    this.#wait?.reject(error);
+    this.#wait = null;
+  }
+
+  /**
+   * The session ended: no further attempt.
+   * @param {Error} error  for a rejoin waiting in the lobby
+   */
+  stop(error) {
+    this.#active = false;
+    this.failWait(error);
+  }
+
+  /** @param {string} reason */
+  async #loop(reason) {
+    this.#active = true;
+    const republish = this.#host.takeRepublish();
+    const { attempts, delay, maxDelay } = this.#options;
     try {
       for (let attempt = 1; ; attempt += 1) {
-        this._dropConnection();
-        this.participants = new Map();
-        this.state = "reconnecting";
+        this.#host.drop();
         const wait = Math.min(maxDelay, delay * 2 ** (attempt - 1)) * (0.75 + Math.random() / 2);
-        this._emit("reconnecting", { attempt, delay: Math.round(wait), reason });
+        this.#host.emit("reconnecting", { attempt, delay: Math.round(wait), reason });
         await sleep(wait);
-        if (this.state !== "reconnecting") return; // left meanwhile
+        if (!this.#host.stillReconnecting()) return; // left meanwhile
         try {
-          await this._rejoin(republish, attempt);
-          this._emit("reconnected", { joined: this.joined, attempts: attempt });
+          const joined = await this.#rejoin(republish, attempt);
+          this.#host.emit("reconnected", { joined, attempts: attempt });
           return;
         } catch (err) {
-          if (this.state === "closed" || this.state === "denied") return;
+          if (this.#host.ended()) return;
           if (FATAL_JOIN_ERRORS.has(err.code) || attempt >= attempts) throw err;
           reason = err.code ?? "failed";
         }
       }
     } finally {
-      this._reconnecting = false;
+      this.#active = false;
     }
   }
 
   /**
-   * One reconnection attempt: connect, join, wait for admission if needed,
-   * republish. It connects to the node the server suggested (a `reconnect`
-   * event), else to our URL and our `fallbackUrls` in turn: in a cluster any
-   * node redirects us to the room's node.
+   * One attempt: connect, join, wait for admission if needed, republish. It
+   * connects to the node the server suggested (a `reconnect` event), else to
+   * our URLs in turn: in a cluster any node redirects us to the room's node.
+   * @param {PublishItem[]} republish
+   * @param {number} attempt  from 1
+   * @returns {Promise<Joined>}
    */
-  async _rejoin(republish, attempt = 1) {
-    const entries = [this.url, ...this.fallbackUrls];
-    const url = this._hint ?? entries[(attempt - 1) % entries.length];
-    this._hint = null;
-    await this._connect(url);
-    const message = { token: this.token, auto_subscribe: this.autoSubscribe };
-    if (this.room) message.room = this.room;
-    // a single-use token joins again only with the secret its first `joined` gave us
-    if (this.resume) message.resume = this.resume;
-    const joined = this._applyJoined(await this._joinRoom(message));
-    this._startHeartbeat();
+  async #rejoin(republish, attempt) {
+    const url = this.#hint ?? this.#urls[(attempt - 1) % this.#urls.length];
+    this.#hint = null;
+    const joined = await this.#host.rejoin(url);
     if (joined.state === "lobby") {
-      const waiting = new Promise((resolve, reject) => { this._rejoinAdmission = { resolve, reject }; });
-      this._emit("lobby-wait", joined);
+      const waiting = new Promise((resolve, reject) => { this.#wait = { resolve, reject }; });
+      this.#host.emit("lobby-wait", joined);
       await waiting;
-    } else {
-      this._admission?.resolve(joined);
-      this._admission = null;
     }
-    const generation = this._generation;
-    if (republish.length && this.joined.participant.grants?.publish !== false) {
-      await this._onPublisher(() => this._publishItems(republish), generation);
+    if (republish.length && joined.participant.grants?.publish !== false) {
+      await this.#host.republish(republish, joined);
     }
+    return joined;
   }
-
-  _startHeartbeat() {
-    this._stopHeartbeat();
-    const every = this.reconnect?.heartbeat;
-    if (!every) return;
-    const generation = this._generation;
-    const timeout = Math.max(2000, every * 0.6);
-    let spared = 0; // heartbeats in a row spared because the media kept flowing
-    this._heartbeatTimer = setInterval(async () => {
-      if (generation !== this._generation || this._ws?.readyState !== WebSocket.OPEN) return;
-      const sent = performance.now();
-      const mediaBefore = await this._mediaBytesReceived();
-      this.ping(timeout).then(() => { spared = 0; }, async (err) => {
-        if (err.code !== "timeout" || generation !== this._generation) return;
-        // The server's messages kept arriving while we waited: the socket lives, and
-        // only our ping (or its pong) is slow, e.g. TCP retransmitting it across a
-        // thin, lossy link. A reconnection there would cost far more than it saves;
-        // the next heartbeat asks again.
-        if (this._lastMessageAt > sent) return;
-        // Nothing came, but the server's media still does: the network and the server
-        // are alive and only the WebSocket's TCP is stalled (on a 60 kbit/s link its
-        // retransmissions back off for 10 s and more). Reconnecting would tear down the
-        // media that still works, over that same thin link: give TCP a few heartbeats.
-        const mediaAfter = await this._mediaBytesReceived();
-        if (mediaAfter > mediaBefore && spared < HEARTBEATS_SPARED_WHILE_MEDIA_FLOWS) {
-          spared += 1;
-          return;
-        }
-        if (generation === this._generation) this._lost("heartbeat_timeout");
-      });
-    }, every);
-  }
-
-  /** Bytes of media received so far on the subscriber connection (0 without one). */
-  async _mediaBytesReceived() {
-    const pc = this.subscriberPc;
-    if (!pc || pc.connectionState !== "connected") return 0;
-    let bytes = 0;
-    try {
-      (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp") bytes += s.bytesReceived ?? 0; });
-    } catch { return 0; }
-    return bytes;
-  }
-
-  _stopHeartbeat() {
-    clearInterval(this._heartbeatTimer);
-    this._heartbeatTimer = null;
-  }
-};
+}

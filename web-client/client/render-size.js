@@ -1,9 +1,41 @@
-// Render-size reporting for ConsultSession: tell the server, per incoming
-// video, the size in device pixels at which we show it (`track_settings`),
-// so it never forwards a simulcast layer larger than needed (a thumbnail
-// gets the lowest layer, a hidden video 0x0) and favours pinned videos when
-// bandwidth is short. One ResizeObserver and one IntersectionObserver watch
-// every <video>; changes are debounced and only real changes are sent.
+// Render-size measuring for ConsultSession: the size in device pixels at
+// which each incoming video is shown, so that the server (`track_settings`,
+// sent by track-settings.js) never forwards a simulcast layer larger than
+// needed (a thumbnail gets the lowest layer, a hidden video 0x0) and favours
+// pinned videos when bandwidth is short.
+//
+// RenderSizeReporter owns one ResizeObserver, one IntersectionObserver, a
+// `visibilitychange` listener and a debounce timer per watched <video>, all
+// released by close(). Interface: watch(trackId, element, options) (returns a
+// Watcher), unwatch(trackId), refreshAll(), measure(watcher), close(); it
+// calls the `send(trackId, size)` it was given when a size settles (only
+// real changes), and retries a rejected send.
+
+/**
+ * The size at which a video is shown, in device pixels (0x0: not visible).
+ * @typedef {{width: number, height: number, pinned: boolean}} RenderSize
+ */
+
+/**
+ * One watched <video>: `setPinned(bool)`, `setHidden(bool)`, `refresh()`,
+ * `unwatch()`; `lastSent` is the size last acknowledged.
+ * @typedef {object} Watcher
+ * @property {string} trackId
+ * @property {HTMLVideoElement} element
+ * @property {boolean} pinned
+ * @property {boolean} hidden
+ * @property {boolean} offscreen
+ * @property {ReturnType<typeof setTimeout>|null} timer
+ * @property {RenderSize|null} lastSent
+ * @property {RenderSize|null} inFlight
+ * @property {(value: boolean) => void} setPinned
+ * @property {(value: boolean) => void} setHidden
+ * @property {() => void} refresh
+ * @property {() => void} unwatch
+ * @property {() => void} [onResize]
+ * @property {boolean} [gone]
+ * @property {number} [failures]
+ */
 
 export const RENDER_SIZE_DEBOUNCE_MS = 300;
 const RETRY_MS = 2000;
@@ -14,6 +46,8 @@ const MAX_RETRIES = 5;
  * fitted to the video's aspect ratio as CSS `object-fit` does (contain,
  * cover, fill, none, scale-down), times devicePixelRatio; 0x0 when it is not
  * displayed or not in the document.
+ * @param {HTMLVideoElement} element
+ * @returns {{width: number, height: number}}
  */
 export function renderedSize(element) {
   if (!element?.isConnected) return { width: 0, height: 0 };
@@ -48,17 +82,24 @@ export function renderedSize(element) {
  * (at most 5 times in a row).
  */
 export class RenderSizeReporter {
+  /**
+   * @param {(trackId: string, size: RenderSize) => Promise<unknown>} send
+   * @param {{debounce?: number}} [options]  ms
+   */
   constructor(send, { debounce = RENDER_SIZE_DEBOUNCE_MS } = {}) {
     this.send = send;
     this.debounce = debounce;
-    this.watched = new Map(); // trackId -> watcher
-    this.byElement = new WeakMap(); // element -> watcher
+    /** @type {Map<string, Watcher>} trackId -> watcher */
+    this.watched = new Map();
+    /** @type {WeakMap<Element, Watcher>} element -> watcher */
+    this.byElement = new WeakMap();
     this.closed = false;
+    /** @param {(ResizeObserverEntry|IntersectionObserverEntry)[]} entries */
     const schedule = (entries) => {
       for (const entry of entries) {
         const watcher = this.byElement.get(entry.target);
         if (!watcher) continue;
-        if (entry.isIntersecting !== undefined) watcher.offscreen = !entry.isIntersecting;
+        if ("isIntersecting" in entry) watcher.offscreen = !entry.isIntersecting;
         this._schedule(watcher);
       }
     };
@@ -74,6 +115,10 @@ export class RenderSizeReporter {
    * `pinned` (the user pinned it), `hidden` (report 0x0 whatever the size).
    * Returns the watcher: `setPinned(bool)`, `setHidden(bool)`, `refresh()`,
    * `unwatch()`, `lastSent`.
+   * @param {string} trackId
+   * @param {HTMLVideoElement} element
+   * @param {{pinned?: boolean, hidden?: boolean}} [options]
+   * @returns {Watcher}
    */
   watch(trackId, element, { pinned = false, hidden = false } = {}) {
     const previous = this.watched.get(trackId);
@@ -83,6 +128,7 @@ export class RenderSizeReporter {
       return previous;
     }
     previous?.unwatch();
+    /** @type {Watcher} */
     const watcher = {
       trackId, element, pinned: Boolean(pinned), hidden: Boolean(hidden), offscreen: false,
       timer: null, lastSent: null, inFlight: null,
@@ -101,6 +147,7 @@ export class RenderSizeReporter {
     return watcher;
   }
 
+  /** @param {string} trackId */
   unwatch(trackId) {
     const watcher = this.watched.get(trackId);
     if (watcher) this._unwatch(watcher);
@@ -119,13 +166,18 @@ export class RenderSizeReporter {
     globalThis.document?.removeEventListener("visibilitychange", this._onVisibility);
   }
 
-  /** What the watcher's video needs now. */
+  /**
+   * What the watcher's video needs now.
+   * @param {Watcher} watcher
+   * @returns {RenderSize}
+   */
   measure(watcher) {
     const hidden = watcher.hidden || watcher.offscreen || globalThis.document?.visibilityState === "hidden";
     const size = hidden ? { width: 0, height: 0 } : renderedSize(watcher.element);
     return { ...size, pinned: watcher.pinned };
   }
 
+  /** @param {Watcher} watcher */
   _unwatch(watcher) {
     clearTimeout(watcher.timer);
     if (this.watched.get(watcher.trackId) === watcher) this.watched.delete(watcher.trackId);
@@ -136,21 +188,32 @@ export class RenderSizeReporter {
     watcher.gone = true;
   }
 
+  /**
+   * @param {Watcher} watcher
+   * @param {"pinned"|"hidden"} key
+   * @param {boolean} value
+   */
   _set(watcher, key, value) {
     if (watcher[key] === Boolean(value)) return;
     watcher[key] = Boolean(value);
     this._schedule(watcher);
   }
 
+  /**
+   * @param {Watcher} watcher
+   * @param {number} [delay]  ms
+   */
   _schedule(watcher, delay = this.debounce) {
     if (watcher.gone || this.closed) return;
     clearTimeout(watcher.timer);
     watcher.timer = setTimeout(() => this._flush(watcher), delay);
   }
 
+  /** @param {Watcher} watcher */
   _flush(watcher) {
     if (watcher.gone || this.closed) return;
     const wanted = this.measure(watcher);
+    /** @param {RenderSize|null} a */
     const same = (a) => a && a.width === wanted.width && a.height === wanted.height && a.pinned === wanted.pinned;
     if (same(watcher.inFlight) || (!watcher.inFlight && same(watcher.lastSent))) return;
     watcher.inFlight = wanted;

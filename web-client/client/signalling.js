@@ -1,204 +1,205 @@
-// ConsultSession's signalling over the WebSocket: connecting, requests and
-// their replies, and server events (keeping the roster up to date before
-// they are emitted). A mixin of ConsultSession (../digiclinic-client.js).
+// The signalling channel of a ConsultSession (../digiclinic-client.js): one
+// WebSocket at a time, requests and their replies, and the server's events.
+//
+// Owns: the current WebSocket and the URL it went to, the request ids, the
+// requests awaiting their reply (and their timeout timers), and the time the
+// server's latest message arrived.
+// Interface: connect(url), join(message) (following a cluster's redirects),
+// request(type, fields, timeout, {mayBeUnknown}), receive(data) (what the
+// socket's `message` does), failPending(error), disconnect() (drop the
+// socket silently), close() (close it, the close still reported); ws, url,
+// isOpen, lastMessageAt. It knows nothing of the session's state: it hands
+// every message to `onMessage`, each one that settles no request to
+// `onEvent`, and tells `onClose` when the current socket closes.
 
 import { DigiclinicError, websocketUrl } from "./protocol.js";
 
+/** @typedef {import("./protocol.js").ServerMessage} ServerMessage */
+/** @typedef {import("./protocol.js").Joined} Joined */
+/** @typedef {import("./protocol.js").JoinRequest} JoinRequest */
+
+/**
+ * @typedef {object} Pending  a request awaiting its reply
+ * @property {(reply: ServerMessage) => void} resolve
+ * @property {(error: Error) => void} reject
+ * @property {ReturnType<typeof setTimeout>} timer
+ * @property {boolean} mayBeUnknown  see request()
+ */
+
+/**
+ * @typedef {object} ChannelCallbacks
+ * @property {number} requestTimeout  ms to wait for a reply, by default
+ * @property {(msg: ServerMessage) => void} onMessage  every message, as it arrives
+ * @property {(msg: ServerMessage) => void} onEvent  each message that is no awaited reply
+ * @property {() => void} onClose  the current WebSocket closed without our asking
+ */
+
 const MAX_REDIRECTS = 3;
 
-/** Our own copy of a participant info (we update its `producers`). */
-const copyInfo = (info) => ({ ...info, producers: (info.producers ?? []).map((t) => ({ ...t })) });
+export class SignallingChannel {
+  /** @type {WebSocket|null} the current connection */
+  ws = null;
+  /** @type {string|null} the URL of the latest connection (after redirects) */
+  url = null;
+  /** when the server's latest message came (performance.now()): proof that the socket lives */
+  lastMessageAt = -Infinity;
+  #nextId = 1;
+  /** @type {Map<number, Pending>} request id -> its pending reply */
+  #pending = new Map();
+  #requestTimeout;
+  #onMessage;
+  #onEvent;
+  #onClose;
 
-export const Signalling = (Base) => class Signalling extends Base {
-  /** Open a WebSocket (to `url`, default the session's own URL) as the current connection. */
-  _connect(url = this.url) {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
-      this._ws = ws;
-      this.nodeUrl = url;
-      ws.onopen = () => resolve();
-      // before `open` this fails the join; afterwards `close` follows and shuts down
-      ws.onerror = () => reject(new DigiclinicError("connect_failed", `cannot connect to ${url}`));
-      ws.onmessage = (event) => this._onMessage(event.data);
-      ws.onclose = () => {
-        if (ws !== this._ws) return; // an earlier connection, already replaced
-        if (this._reconnecting) { // fail the attempt in progress; the loop retries
-          reject(new DigiclinicError("connect_failed", `cannot connect to ${url}`));
-          this._failPending(new DigiclinicError("disconnected", "the connection closed"));
-        } else if (this.reconnect && !this._leaving && ["active", "lobby"].includes(this.state)) {
-          this._lost("disconnected");
-        } else {
-          this._shutdown(this.state === "denied" ? "denied" : "disconnected");
-        }
-      };
-    });
+  /** @param {ChannelCallbacks} callbacks */
+  constructor({ requestTimeout, onMessage, onEvent, onClose }) {
+    this.#requestTimeout = requestTimeout;
+    this.#onMessage = onMessage;
+    this.#onEvent = onEvent;
+    this.#onClose = onClose;
   }
 
-  _failPending(error) {
-    for (const { reject, timer } of this._pending.values()) {
-      clearTimeout(timer);
-      reject(error);
-    }
-    this._pending.clear();
-    this._rejoinAdmission?.reject(error);
-    this._rejoinAdmission = null;
+  /** Whether the current WebSocket is open. */
+  get isOpen() { return this.ws?.readyState === WebSocket.OPEN; }
+
+  /**
+   * Open a WebSocket to `url` as the current connection; resolves once open,
+   * rejects (`connect_failed`) if it fails or closes first.
+   * @param {string} url
+   * @returns {Promise<void>}
+   */
+  connect(url) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      this.ws = ws;
+      this.url = url;
+      const failed = () => reject(new DigiclinicError("connect_failed", `cannot connect to ${url}`));
+      ws.onopen = () => resolve();
+      ws.onerror = failed; // before `open`; afterwards `close` follows
+      ws.onmessage = (event) => this.receive(event.data);
+      ws.onclose = () => {
+        if (ws !== this.ws) return; // an earlier connection, already replaced
+        failed(); // nothing once open
+        this.#onClose();
+      };
+    });
   }
 
   /**
    * Send `join`, following `redirect` replies: a cluster answers a join for a
    * room hosted on another node with that node's URL and a ticket (proof that
    * our token was checked); we join there with the ticket (docs/cluster.md).
+   * @param {JoinRequest} message
+   * @returns {Promise<Joined>}
    */
-  async _joinRoom(message) {
+  async join(message) {
     for (let redirects = 0; ; redirects += 1) {
       try {
-        return await this._request("join", message);
+        return /** @type {Joined} */ (/** @type {unknown} */ (await this.request("join", message)));
       } catch (err) {
         const { url, ticket } = err.reply ?? {};
         if (err.code !== "redirect" || !url || !ticket || redirects >= MAX_REDIRECTS) throw err;
-        const old = this._ws;
-        old.onopen = old.onerror = old.onmessage = old.onclose = null;
-        old.close(1000);
-        await this._connect(websocketUrl(url));
+        this.disconnect();
+        await this.connect(websocketUrl(url));
         message = { ...message, ticket };
         delete message.token;
       }
     }
   }
 
-  /** Send a message with a fresh `id`; resolves to the reply carrying it as `ref`. */
-  _request(type, fields = {}, timeout = this.requestTimeout) {
-    const ws = this._ws;
+  /**
+   * Send a message with a fresh `id`; resolves to the reply carrying it as
+   * `ref`. `mayBeUnknown`: an older server may not know this type, and its
+   * `unknown_type` error carries no `ref` (protocol.md): such an error is taken
+   * as the answer to the oldest request in flight sent with this flag.
+   * @param {string} type
+   * @param {Record<string, any>} [fields]
+   * @param {number} [timeout]  ms
+   * @param {{mayBeUnknown?: boolean}} [options]
+   * @returns {Promise<ServerMessage>}
+   */
+  request(type, fields = {}, timeout = this.#requestTimeout, { mayBeUnknown = false } = {}) {
+    const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) {
       return Promise.reject(new DigiclinicError("closed", "not connected"));
     }
-    const id = this._nextId++;
+    const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this._pending.delete(id);
+        this.#pending.delete(id);
         reject(new DigiclinicError("timeout", `no reply to ${type}`));
       }, timeout);
-      this._pending.set(id, { resolve, reject, timer });
+      this.#pending.set(id, { resolve, reject, timer, mayBeUnknown });
       ws.send(JSON.stringify({ ...fields, type, id }));
     });
   }
 
-  _onMessage(data) {
-    this._lastMessageAt = performance.now(); // the heartbeat's proof that the socket lives
+  /**
+   * One message from the server (the WebSocket's `message` data): settle the
+   * request it answers, or hand it on as an event.
+   * @param {string} data
+   */
+  receive(data) {
+    this.lastMessageAt = performance.now();
+    /** @type {ServerMessage} */
     let msg;
     try { msg = JSON.parse(data); } catch { return; }
     if (typeof msg?.type !== "string") return;
-    this._emit("message", msg);
-    if (msg.type === "error" && msg.ref === undefined && this._unreferencedError?.(msg)) return;
-    const pending = msg.ref !== undefined ? this._pending.get(msg.ref) : undefined;
+    this.#onMessage(msg);
+    if (msg.type === "error" && msg.ref === undefined && this.#settleUnreferenced(msg)) return;
+    const pending = msg.ref !== undefined ? this.#pending.get(msg.ref) : undefined;
     if (pending) { // a reply: settle the request
-      this._pending.delete(msg.ref);
+      this.#pending.delete(msg.ref);
       clearTimeout(pending.timer);
       if (msg.type === "error") pending.reject(new DigiclinicError(msg.code, msg.message, msg));
       else pending.resolve(msg);
       return;
     }
-    if (msg.type === "participants_changed") { // a large room's batch: one event each, here
-      for (const event of expandParticipantsChanged(msg, this.joined?.participant?.id)) {
-        this._updateState(event);
-        this._emit(event.type.replaceAll("_", "-"), event);
-      }
-      return;
-    }
-    this._updateState(msg);
-    this._emit(msg.type.replaceAll("_", "-"), msg);
-    if (msg.type === "admitted") {
-      this._admission?.resolve(msg);
-      this._admission = null;
-      this._rejoinAdmission?.resolve(msg);
-      this._rejoinAdmission = null;
-    } else if (msg.type === "connection_failed") {
-      this._lost(`${msg.pc}_failed`);
-    } else if (msg.type === "reconnect") { // the node is draining: move (to msg.url if given)
-      this._hint = typeof msg.url === "string" ? websocketUrl(msg.url) : null;
-      this._lost(msg.reason ?? "reconnect");
-    } else if (msg.type === "denied") {
-      this._shutdown("denied");
-    } else if (msg.type === "room_closed") {
-      this._shutdown("room_closed");
-    } else if (msg.type === "publisher_layers") {
-      this._onPublisherLayers(msg);
-    } else if (msg.type === "publisher_audio") {
-      this._onPublisherAudio(msg);
-    } else if (msg.type === "subscriber_offer") {
-      const generation = this._generation;
-      this._subscriberChain = this._subscriberChain
-        .then(() => generation === this._generation && this._answerSubscriber(msg))
-        .catch((err) => {
-          // we left or reconnected meanwhile
-          if (this.state !== "active" || generation !== this._generation) return;
-          this._emit("error", {
-            code: err.code ?? "subscriber_failed", message: `subscriber answer: ${err.message}`,
-          });
-        });
-    }
+    this.#onEvent(msg);
   }
 
-  /** Keep `state`, `participants` and `remoteTracks` up to date before emitting. */
-  _updateState(msg) {
-    const who = this.participants.get(msg.participant_id);
-    switch (msg.type) {
-      case "admitted":
-        this.state = "active";
-        this._learnIceServers(msg.ice_servers);
-        this._setRoster(msg.participants);
-        break;
-      case "participant_joined":
-        this.participants.set(msg.participant.id, copyInfo(msg.participant));
-        break;
-      case "participant_left":
-        this.participants.delete(msg.participant_id);
-        break;
-      case "track_published":
-        who?.producers.push({ ...msg.track });
-        break;
-      case "track_unpublished":
-        if (who) who.producers = who.producers.filter((t) => t.id !== msg.track_id);
-        this._removeRemoteTrack(msg.track_id);
-        break;
-      case "quality":
-        this.quality = msg; // the server's latest view of our downlink
-        break;
-      case "track_muted": {
-        const track = who?.producers.find((t) => t.id === msg.track_id);
-        if (track) track.muted = msg.muted;
-        break;
-      }
-      case "participant_audio_only":
-        if (who) who.audio_only = msg.enabled === true;
-        break;
-      case "participant_on_hold":
-        if (who) who.on_hold = msg.enabled === true;
-        break;
+  /**
+   * An `unknown_type` error without `ref`: the answer to our oldest
+   * `mayBeUnknown` request in flight, if any.
+   * @param {ServerMessage} msg
+   * @returns {boolean} whether it settled one
+   */
+  #settleUnreferenced(msg) {
+    if (msg.code !== "unknown_type") return false;
+    for (const [id, pending] of this.#pending) {
+      if (!pending.mayBeUnknown) continue;
+      this.#pending.delete(id);
+      clearTimeout(pending.timer);
+      pending.reject(new DigiclinicError(msg.code, msg.message, msg));
+      return true;
     }
+    return false;
   }
 
-  _setRoster(participants = []) {
-    this.participants = new Map(participants.map((p) => [p.id, copyInfo(p)]));
+  /**
+   * Reject every request awaiting its reply.
+   * @param {Error} error
+   */
+  failPending(error) {
+    for (const { reject, timer } of this.#pending.values()) {
+      clearTimeout(timer);
+      reject(error);
+    }
+    this.#pending.clear();
   }
-};
 
-/**
- * A large room announces arrivals and departures in batches (`participants_changed`,
- * docs/protocol.md): as the `participant_joined` / `participant_left` events a consult
- * gets one by one. Joined first, then left; our own arrival is not news to us.
- */
-export function expandParticipantsChanged(msg, selfId) {
-  const events = [];
-  for (const participant of Array.isArray(msg.joined) ? msg.joined : []) {
-    if (participant?.id && participant.id !== selfId) {
-      events.push({ type: "participant_joined", participant });
+  /** Drop the current WebSocket without hearing of it again (a reconnection or a redirect). */
+  disconnect() {
+    const ws = this.ws;
+    if (ws) {
+      ws.onopen = ws.onerror = ws.onmessage = ws.onclose = null;
+      if (ws.readyState <= WebSocket.OPEN) ws.close(1000);
     }
+    this.ws = null;
   }
-  for (const left of Array.isArray(msg.left) ? msg.left : []) {
-    if (left?.participant_id && left.participant_id !== selfId) {
-      events.push({ type: "participant_left", ...left });
-    }
+
+  /** Close the current WebSocket (the session ends; its `close` is still reported). */
+  close() {
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
   }
-  return events;
 }

@@ -3,7 +3,9 @@
 // names and on the order of `a=simulcast:send q;h;f`), so the server can
 // forward to each subscriber the layer that fits its link and the size at
 // which it shows the video. A screen share is sent as one encoding tuned for
-// detail. Used by client/publisher.js.
+// detail. Pure functions on tracks, SDP and RTCRtpSenders, used by
+// client/publisher.js (sendEncodingsFor, answerHasSimulcast, tuneSender) and
+// client/publisher-control.js (applyLayers).
 
 /** The full ladder, lowest first, for a camera whose longer side is >= 960 px. */
 export const SIMULCAST_LAYERS = Object.freeze([
@@ -36,9 +38,50 @@ export function cameraEncodings(track) {
   let settings = {};
   try { settings = track?.getSettings?.() ?? {}; } catch { settings = {}; }
   const longer = Math.max(settings.width ?? 0, settings.height ?? 0);
+  /** @type {readonly {rid: string, scaleResolutionDownBy: number, maxBitrate: number}[]|null} */
   let ladder = SIMULCAST_LAYERS;
   if (longer > 0 && longer < THREE_LAYERS_FROM) ladder = longer >= TWO_LAYERS_FROM ? TWO_LAYERS : null;
   return ladder ? ladder.map((layer) => ({ ...layer, active: true })) : null;
+}
+
+/**
+ * The `sendEncodings` of a new sender: the camera as simulcast layers
+ * (unless `simulcast` is false or the camera is small), a screen share as one
+ * encoding with `contentHint = "detail"`; null (one default encoding) else.
+ * @param {{kind: string, source: string, track: MediaStreamTrack|null}} item
+ * @param {boolean} simulcast  the session's `simulcast` option
+ * @returns {RTCRtpEncodingParameters[]|null}
+ */
+export function sendEncodingsFor({ kind, source, track }, simulcast) {
+  if (kind !== "video") return null;
+  if (source === "screen_share") {
+    if (track && !track.contentHint) track.contentHint = "detail";
+    return [{ ...SCREEN_ENCODING }];
+  }
+  if (source === "camera" && simulcast) {
+    const encodings = cameraEncodings(track);
+    return encodings && encodings.length > 1 ? encodings : null;
+  }
+  return null;
+}
+
+/**
+ * After a negotiation, one of our video senders: a server that refuses
+ * simulcast leaves one encoding, the lowest layer's: send it at full
+ * resolution instead (fixRefusedSimulcast). A screen share keeps its
+ * resolution (text stays readable) and drops frames when the link is short
+ * (`degradationPreference`, set once: `tuned`).
+ * @param {RTCRtpSender} sender
+ * @param {{source: string, encodings: RTCRtpEncodingParameters[]|null, tuned?: boolean}} label
+ */
+export async function tuneSender(sender, label) {
+  if (label.encodings?.length > 1) await fixRefusedSimulcast(sender, label.encodings);
+  if (label.source === "screen_share" && !label.tuned) {
+    label.tuned = true;
+    const params = sender.getParameters();
+    params.degradationPreference = "maintain-resolution";
+    await sender.setParameters(params);
+  }
 }
 
 /**

@@ -2,15 +2,22 @@
 //
 // One ConsultSession per room, all joined up front; exactly one room is
 // *focused* (camera, microphone, incoming video), every other one is *on
-// hold*. See rooms.js for how focus and hold work, and docs/console.md.
+// hold*. See docs/console.md.
 //
-// This is the page's entry module (index.html loads it). The others:
-//   config.js  query-string parsing (tokens, demo rooms, token claims)
-//   state.js   page context and shared state (language, server, focus, api)
-//   rooms.js   rooms: joining, publishing, focus / hold
-//   lobby.js   lobby notifications (banner, chime), admit / deny
-//   view.js    the tiles and page notices (DOM), error reports
-//   hooks.js   test and debugging helpers
+// This is the page's entry module (index.html loads it): it reads the query
+// string, finds the join tokens (or mints demo ones), creates the controller
+// with ConsultSession as each room's session, exposes the test API and
+// starts. The modules, each importing only those below it:
+//   controller.js  ConsoleController: the rooms, focus switching, keys; wires the rest
+//   room.js        Room: one room's session, lobby, remote tracks, own actions
+//   hold.js        HoldSync: focus / hold applied to a session (replaceTrack, mute, …)
+//   tile.js        TileView: one room's tile (DOM), End confirmation
+//   lobby.js       LobbyAlerts: banner, chime, system notification
+//   page.js        PageView: titles, notices, announcements, self-view
+//   local-media.js the camera and microphone (getUserMedia)
+//   hooks.js       window.digiclinicConsole (test API, summaries)
+//   config.js      query-string parsing, token claims
+//   emitter.js, dom.js, types.js   typed EventTarget, DOM helpers, shared JSDoc types
 //
 // Query string:
 //   tokens=<t1>,<t2>,…  or  tokens=["t1","t2",…]   join tokens, one per room
@@ -19,46 +26,38 @@
 //                           with /demo/token for rooms <prefix>-1..N or a,b,c
 //   prefix=demo-room  identity=specialist  name=…   demo mode token claims
 //   lang=en|fr|rw     focus=N (1-based, initially focused room)
-//
-// Tests read `window.digiclinicConsole`.
 
-import { MAX_ROOMS, parseDemoRooms, parseTokens } from "./config.js";
-import { $, api, lang, params, setFocused, t } from "./state.js";
-import { Room, focusRoom, openLocalMedia, startRoom } from "./rooms.js";
-import { notice, renderAll, report } from "./view.js";
-import { setUpBanner } from "./lobby.js";
-import { connections, inbound, summary } from "./hooks.js";
+import { ConsultSession } from "../digiclinic-client.js";
+import { translator } from "../i18n/catalogue.js";
+import { MAX_ROOMS, parseTokens, readConfig } from "./config.js";
+import { ConsoleController } from "./controller.js";
+import { testApi } from "./hooks.js";
 
 export { MAX_ROOMS, jwtClaims, parseDemoRooms, parseTokens } from "./config.js";
 
-Object.assign(api, {
-  focus: (index) => focusRoom(index, "api"),
-  summary,
-  inbound,
-  connections,
-});
-window.digiclinicConsole = api;
+/** @typedef {import("./config.js").ConsoleConfig} ConsoleConfig */
+/** @typedef {import("./types.js").CreateSession} CreateSession */
+/** @typedef {import("./types.js").RoomSession} RoomSession */
 
-// -- keyboard -------------------------------------------------------------------------
+/** @type {CreateSession} */
+const createSession = (options) => {
+  const session = new ConsultSession(options);
+  // The library's mixin chain (client/*.js, before its rework) hides from tsc that a
+  // session is an EventTarget and has publish(). Every other member the console uses
+  // (RoomSession, types.js) is checked here against the library. Once the library is
+  // typed throughout, `return session` is enough (and checks those two as well).
+  /** @type {Omit<RoomSession, "publish" | keyof EventTarget>} */
+  const checked = session;
+  return /** @type {RoomSession} */ (/** @type {unknown} */ (checked));
+};
 
-document.addEventListener("keydown", (event) => {
-  if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
-  const target = event.target;
-  if (target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
-  if (!/^[0-9]$/.test(event.key)) return;
-  const index = event.key === "0" ? 9 : Number(event.key) - 1;
-  if (index < api.rooms.length) {
-    event.preventDefault();
-    focusRoom(index, "key");
-  }
-});
-
-// -- start ----------------------------------------------------------------------------------
-
-async function demoTokens(rooms) {
-  const identity = params.get("identity") || "specialist";
-  const name = params.get("name") || identity;
-  return Promise.all(rooms.map(async (room) => {
+/**
+ * Development tokens from the server's /demo/token (demo mode; this origin only).
+ * @param {ConsoleConfig} config
+ * @returns {Promise<string[]>}
+ */
+async function demoTokens({ demoRooms, identity, name }) {
+  return Promise.all(demoRooms.map(async (room) => {
     const query = new URLSearchParams({ room, identity, name, role: "specialist" });
     const response = await fetch(`/demo/token?${query}`);
     if (!response.ok) throw new Error(`/demo/token: HTTP ${response.status}`);
@@ -66,21 +65,18 @@ async function demoTokens(rooms) {
   }));
 }
 
-async function main() {
-  document.documentElement.lang = lang;
-  document.title = `digiclinic · ${t("consoleTitle")}`;
-  $("title").textContent = t("consoleTitle");
-  $("hint").textContent = t("keysHint");
-  $("rooms").setAttribute("aria-label", t("roomsLabel"));
-  setUpBanner();
-
+/**
+ * The join tokens: `?tokens=`, else demo mode's. Problems are page notices.
+ * @param {ConsoleConfig} config
+ * @param {(text: string) => void} notice
+ * @param {import("../i18n/catalogue.js").Translate} t
+ * @returns {Promise<string[]>}
+ */
+async function joinTokens(config, notice, t) {
   let tokens;
   try {
-    tokens = parseTokens(params.get("tokens"));
-    if (!tokens.length) {
-      const demo = parseDemoRooms(params.get("rooms"), params.get("prefix") || "demo-room");
-      if (demo.length) tokens = await demoTokens(demo);
-    }
+    tokens = parseTokens(config.tokens);
+    if (!tokens.length && config.demoRooms.length) tokens = await demoTokens(config);
   } catch (err) {
     notice(String(err?.message ?? err));
     tokens = [];
@@ -89,21 +85,26 @@ async function main() {
     notice(t("tooManyRooms", { max: MAX_ROOMS }));
     tokens = tokens.slice(0, MAX_ROOMS);
   }
-  if (!tokens.length) {
-    notice(t("noRooms"));
-    api.ready = true;
-    return;
-  }
-  document.body.dataset.rooms = String(tokens.length);
-  const initial = Number(params.get("focus") ?? 1) - 1;
-  setFocused(initial >= 0 && initial < tokens.length ? initial : 0);
-  api.rooms = tokens.map((token, index) => new Room(index, token));
-  renderAll();
-  await openLocalMedia();
-  // every room at once: their own WebSocket and connections, all up front
-  await Promise.all(api.rooms.map((room) => startRoom(room)));
-  api.ready = true;
-  document.body.dataset.ready = "true";
+  return tokens;
 }
 
-main().catch((err) => report(null, err));
+const config = readConfig(location.search, location, navigator.languages ?? [navigator.language]);
+const t = translator(config.lang);
+const controller = new ConsoleController({
+  t, lang: config.lang, serverUrl: config.serverUrl, createSession,
+});
+Object.assign(window, { digiclinicConsole: testApi(controller, config.lang) });
+
+async function main() {
+  const notice = (/** @type {string} */ text) => controller.page.notice(text);
+  const tokens = await joinTokens(config, notice, t);
+  if (!tokens.length) {
+    notice(t("noRooms"));
+    controller.ready = true;
+    return;
+  }
+  controller.open(tokens, config.focus);
+  await controller.start();
+}
+
+main().catch((err) => controller.report(null, err));

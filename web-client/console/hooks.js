@@ -1,34 +1,72 @@
-// Test and debugging helpers, read through `window.digiclinicConsole`.
+// The test and debugging API, `window.digiclinicConsole` (testApi()): live
+// views of the controller's state (ready, rooms, focused, switches,
+// notifications, errors, local), focus(i), and JSON-able summaries: summary()
+// per room, inbound(i) (getStats of room i's subscriber connection),
+// connections(). Reads only; the one action is focus(i).
 
-import { api } from "./state.js";
-import { tileState } from "./view.js";
+/** @typedef {import("./controller.js").ConsoleController} ConsoleController */
+/** @typedef {import("./room.js").Room} Room */
 
-/** A JSON-able view of every room. */
-export function summary() {
-  return api.rooms.map((room) => ({
+/**
+ * @typedef {object} RoomSummary
+ * @property {number} index
+ * @property {string | null} room  the room id
+ * @property {string} state  the Room's state
+ * @property {string} tileState  the tile's data-state
+ * @property {boolean} held
+ * @property {string | null} participantId
+ * @property {{id: string, name: string}[]} lobby
+ * @property {{kind: string, trackId: string, track: string | null, live: boolean}[]} senders  our senders
+ * @property {Record<string, boolean>} muted  `mute` states sent, per track id
+ * @property {Record<string, boolean>} paused  `pause_video` states sent
+ * @property {Record<string, boolean>} serverPaused  `track_paused` states confirmed by the server
+ * @property {{trackId: string, kind: string, participantId: string, renderSize: unknown}[]} remote
+ */
+
+/**
+ * @typedef {object} InboundStats  one inbound-rtp report of a room's subscriber connection
+ * @property {string} kind
+ * @property {string | null} trackId
+ * @property {string | null} participantId
+ * @property {number} packetsReceived
+ * @property {number} framesDecoded
+ * @property {number} frameWidth
+ * @property {number} frameHeight
+ */
+
+/**
+ * @param {Room} room
+ * @returns {RoomSummary}
+ */
+function summarise(room) {
+  return {
     index: room.index,
     room: room.roomId,
     state: room.state,
-    tileState: tileState(room),
+    tileState: room.tileState,
     held: room.held,
     participantId: room.session?.participantId ?? null,
     lobby: room.lobby,
     senders: room.ourSenders().map(({ sender, kind, trackId }) => ({
       kind, trackId, track: sender.track?.id ?? null, live: sender.track?.readyState === "live",
     })),
-    muted: Object.fromEntries(room.sentMuted),
-    paused: Object.fromEntries(room.sentPaused),
-    serverPaused: Object.fromEntries(room.serverPaused),
-    remote: [...room.media].map(([trackId, m]) => ({
-      trackId, kind: m.kind, participantId: m.participantId, renderSize: m.watcher?.lastSent ?? null,
+    muted: Object.fromEntries(room.hold.sentMuted),
+    paused: Object.fromEntries(room.hold.sentPaused),
+    serverPaused: Object.fromEntries(room.hold.serverPaused),
+    remote: [...room.media.values()].map((m) => ({
+      trackId: m.trackId, kind: m.kind, participantId: m.participantId, renderSize: m.watcher?.lastSent ?? null,
     })),
-  }));
+  };
 }
 
-/** Frames decoded / packets received per remote track of one room (its subscriber connection). */
-export async function inbound(index) {
-  const room = api.rooms[index];
+/**
+ * Frames decoded / packets received per remote track of one room (its subscriber connection).
+ * @param {Room | undefined} room
+ * @returns {Promise<InboundStats[]>}
+ */
+async function inbound(room) {
   const pc = room?.session?.subscriberPc;
+  /** @type {InboundStats[]} */
   const out = [];
   if (!pc) return out;
   const byMid = new Map([...room.session.remoteTracks.values()].map((info) => [info.mid, info]));
@@ -44,13 +82,42 @@ export async function inbound(index) {
   return out;
 }
 
-/** The RTCPeerConnections and WebSockets of every room (the ones the console holds). */
-export function connections() {
-  const pcs = api.rooms.flatMap((r) => [r.session?.publisherPc, r.session?.subscriberPc]).filter(Boolean);
+/**
+ * The RTCPeerConnections and WebSockets of every room (the ones the console holds).
+ * @param {Room[]} rooms
+ */
+function connections(rooms) {
+  const pcs = rooms.flatMap((r) => [r.session?.publisherPc, r.session?.subscriberPc]).filter(Boolean);
   return {
     peerConnections: pcs.length,
     open: pcs.filter((pc) => pc.connectionState !== "closed").length,
     states: pcs.map((pc) => pc.connectionState),
-    websockets: api.rooms.filter((r) => r.session?._ws?.readyState === WebSocket.OPEN).length,
+    websockets: rooms.filter((r) => r.session?._ws?.readyState === WebSocket.OPEN).length,
+  };
+}
+
+/**
+ * What tests (and curious developers) can read: `window.digiclinicConsole`.
+ * @param {ConsoleController} controller
+ * @param {string} lang
+ */
+export function testApi(controller, lang) {
+  return {
+    /** every room has joined (or failed) and applied its focus / hold state */
+    get ready() { return controller.ready; },
+    lang,
+    /** Room objects (not serialisable: use summary()) */
+    get rooms() { return controller.rooms; },
+    get focused() { return controller.focused; },
+    switches: controller.switches,
+    notifications: controller.alerts.notifications,
+    errors: controller.errors,
+    local: controller.local,
+    /** @param {number} index */
+    focus: (index) => controller.focus(index, "api"),
+    summary: () => controller.rooms.map(summarise),
+    /** @param {number} index */
+    inbound: (index) => inbound(controller.rooms[index]),
+    connections: () => connections(controller.rooms),
   };
 }

@@ -2,27 +2,30 @@
 // issuers): pick a role and a room, get a development token from
 // /demo/token, and show the consult widget.
 
-const form = document.getElementById("start");
+const form = /** @type {HTMLFormElement} */ (document.getElementById("start"));
+/** @param {string} name */
+const field = (name) => /** @type {HTMLInputElement} */ (form.elements.namedItem(name));
 const errorLine = document.getElementById("error");
 const DEFAULT_NAMES = { patient: "Amina (patient)", health_worker: "Nurse Grace", specialist: "Dr. Okafor" };
 
 const params = new URLSearchParams(location.search);
 for (const name of ["room", "name", "lang"]) {
-  if (params.get(name)) form.elements[name].value = params.get(name);
+  if (params.get(name)) field(name).value = params.get(name);
 }
 // the console link (demo mode, ?rooms=3) carries the chosen language
-const consoleLink = document.getElementById("console-link");
+const consoleLink = /** @type {HTMLAnchorElement} */ (document.getElementById("console-link"));
 function updateConsoleLink() {
   const url = new URL(consoleLink.href);
-  const lang = form.elements.lang.value;
+  const lang = field("lang").value;
   if (lang) url.searchParams.set("lang", lang);
   else url.searchParams.delete("lang");
   consoleLink.href = url.pathname + url.search;
 }
 updateConsoleLink();
-form.elements.lang.addEventListener("change", updateConsoleLink);
+field("lang").addEventListener("change", updateConsoleLink);
 if (params.get("role")) {
-  const radio = form.querySelector(`input[name="role"][value="${CSS.escape(params.get("role"))}"]`);
+  const radio = /** @type {HTMLInputElement|null} */ (
+    form.querySelector(`input[name="role"][value="${CSS.escape(params.get("role"))}"]`));
   if (radio) radio.checked = true;
 }
 
@@ -30,7 +33,7 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   errorLine.hidden = true;
   const data = new FormData(form);
-  const role = data.get("role");
+  const role = String(data.get("role"));
   const room = String(data.get("room")).trim();
   const name = String(data.get("name")).trim() || DEFAULT_NAMES[role];
   // a fresh identity per tab: the server admits one connection per identity and room
@@ -46,7 +49,8 @@ form.addEventListener("submit", async (event) => {
     errorLine.hidden = false;
     return;
   }
-  const widget = document.createElement("digiclinic-consult");
+  const widget = /** @type {import("../widget/digiclinic-consult.js").DigiclinicConsult} */ (
+    document.createElement("digiclinic-consult"));
   widget.token = reply.token;
   if (data.get("lang")) widget.setAttribute("lang", String(data.get("lang")));
   document.getElementById("widget").replaceChildren(widget);

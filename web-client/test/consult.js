@@ -36,7 +36,7 @@ const test = {
   errors: [], // error events, failures, CSP violations
   stats,
 };
-window.digiclinicTest = test;
+/** @type {any} */ (window).digiclinicTest = test;
 
 const $ = (id) => document.getElementById(id);
 

@@ -8,22 +8,35 @@
 // consult.css on the same server (a <link> in the shadow root): it runs
 // under a strict Content-Security-Policy. docs/widget.md is the manual.
 //
-// This module is the element itself: attributes, public API, lifecycle,
-// joining and ending, and the call screen's layout. Its parts are mixins:
-// session-events.js, controls.js, chat.js, lobby.js, tiles.js, quality.js;
-// the recording UI is recording.js and the pre-call check precall.js.
+// This module is the element: attributes, public API, lifecycle, the
+// screens (pre-call, lobby, call, ended), joining and ending. It composes
+// the parts, each with a small interface and no access to the others' state:
+//   ui.js           WidgetUi: translate, status line, banner, events, errors
+//   call-state.js   CallState: what the widget knows about the call (element.call)
+//   local-media.js  LocalMedia: our microphone, camera, audio-only mode, screen share
+//   control-bar.js  ControlBar: the buttons that drive them
+//   stage.js        Stage: the tiles, the self-view, the spotlight, the notices
+//   quality.js      QualityMonitor: getStats polling, active speaker, quality badges
+//   lobby.js        our waiting screen; WaitingList: admitting others
+//   chat.js         ChatPanel
+//   recording.js    RecordingPanel: consent question, indicator, record control
+//   session-events.js CallEvents: the session's events, routed to the parts
+//   precall.js      PreCallCheck
 
 import { ConsultSession } from "../digiclinic-client.js";
-import { Chat } from "./chat.js";
-import { CAMERA_CONSTRAINTS, Controls } from "./controls.js";
-import { h, replace } from "./dom.js";
 import { pickLanguage, translator } from "../i18n/catalogue.js";
-import { Lobby } from "./lobby.js";
+import { CallState } from "./call-state.js";
+import { ChatPanel } from "./chat.js";
+import { ControlBar } from "./control-bar.js";
+import { h, replace } from "./dom.js";
+import { CAMERA_CONSTRAINTS, LocalMedia } from "./local-media.js";
+import { WaitingList, renderLobbyScreen } from "./lobby.js";
 import { PreCallCheck } from "./precall.js";
-import { Quality } from "./quality.js";
+import { QualityMonitor } from "./quality.js";
 import { RecordingPanel } from "./recording.js";
-import { SessionEvents } from "./session-events.js";
-import { Tiles } from "./tiles.js";
+import { CallEvents } from "./session-events.js";
+import { Stage } from "./stage.js";
+import { WidgetUi } from "./ui.js";
 
 export { qualityLevel } from "./quality.js";
 
@@ -35,17 +48,63 @@ const defaultServer = () => {
   return u.href;
 };
 
-export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Quality(HTMLElement)))))) {
+/** Join errors after which "Join again" cannot help. */
+const FINAL_ERRORS = ["token_expired", "token_invalid", "token_used", "unknown_issuer", "no_token"];
+
+export class DigiclinicConsult extends HTMLElement {
   static get observedAttributes() { return ["lang"]; }
 
   constructor() {
     super();
     this.attachShadow({ mode: "open" });
+    /** @type {string|null} a token set as a property stays out of the DOM */
     this._token = null;
-    this.screen = "new"; // new, media, precall, connecting, lobby, call, ended
+    /** @type {"new"|"media"|"precall"|"connecting"|"lobby"|"call"|"ended"} */
+    this.screen = "new";
+    /** @type {ConsultSession|null} */
     this.session = null;
-    this.iceServers = undefined; // optional RTCIceServer[] for the pre-call check and the call
-    this._resetCall();
+    /** @type {RTCIceServer[]|undefined} optional, for the pre-call check and the call */
+    this.iceServers = undefined;
+    /** @type {MediaStream|null} our capture */
+    this.localStream = null;
+    /** @type {string|null} why the camera or microphone could not be opened */
+    this.mediaError = null;
+    /** @type {AudioContext|null} */
+    this.audioContext = null;
+    /** @type {PreCallCheck|null} */
+    this._precall = null;
+    /** @type {CallState} what the widget knows about the call (read-only for portals and tests) */
+    this.call = new CallState();
+    this.t = translator(this.language);
+    this.ui = new WidgetUi(this, this.t);
+    const call = () => this.call;
+    const session = () => this.session;
+    this.media = new LocalMedia({
+      ui: this.ui, call, session, stream: () => this.localStream, changed: () => this._refresh(),
+    });
+    this.recording = new RecordingPanel(this.ui);
+    this.stage = new Stage({ ui: this.ui, call, session });
+    this._headerInfo = h("span", { class: "dc-header-info" });
+    this._audioSink = h("div", { class: "dc-audio-sink", hidden: true });
+    this.quality = new QualityMonitor({
+      ui: this.ui, call, session, stage: this.stage, header: this._headerInfo, inCall: () => this.screen === "call",
+    });
+    this.stage.quality = this.quality;
+    this.chat = new ChatPanel({
+      ui: this.ui, call, session, language: () => this.language, changed: () => this._sideChanged(),
+    });
+    this.waitingList = new WaitingList({ ui: this.ui, call, session, changed: () => this._sideChanged() });
+    this.controls = new ControlBar({
+      ui: this.ui, call, session, media: this.media, recordControl: this.recording.control,
+      toggleChat: () => this.chat.toggle(), leave: () => this.leave(),
+    });
+    this.events = new CallEvents({
+      ui: this.ui, call, session, screen: () => this.screen, stage: this.stage,
+      waiting: this.waitingList, chat: this.chat, quality: this.quality, media: this.media,
+      audioSink: this._audioSink,
+      refresh: () => this._refresh(), showLobby: () => this._showLobby(),
+      joinedDetail: () => this._joinedDetail(), end: (reason) => this._end(reason),
+    });
   }
 
   // -- attributes and public API ----------------------------------------------
@@ -58,6 +117,9 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
   /** The language in use: en, fr or rw (from `lang`, else the browser's). */
   get language() { return pickLanguage(this.getAttribute("lang")); }
   get state() { return this.screen; }
+
+  /** The pre-call results ({rttMs, kbps, ice, verdict, ...}), for portals and tests. */
+  get precallResults() { return this._precall?.results ?? null; }
 
   connectedCallback() {
     // a `token` property set before the element was defined shadows our accessor
@@ -79,7 +141,7 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
 
   attributeChangedCallback(name, old, value) {
     if (name === "lang" && old !== value && this._booted) {
-      this.t = translator(this.language);
+      this.t = this.ui.t = translator(this.language);
       this._root.lang = this.language;
       this._rerender();
     }
@@ -97,50 +159,22 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     else this._end("left");
   }
 
-  mute() { return this._setMicMuted(true); }
-  unmute() { return this._setMicMuted(false); }
-  setAudioOnly(enabled) { return this._setAudioOnly(Boolean(enabled)); }
+  mute() { return this.media.setMicMuted(true); }
+  unmute() { return this.media.setMicMuted(false); }
+  setAudioOnly(enabled) { return this.media.setAudioOnly(Boolean(enabled)); }
 
-  // -- building blocks ----------------------------------------------------------
-
-  _resetCall() {
-    this.people = new Map(); // participantId -> view of a remote participant
-    this.waiting = [];
-    this.micMuted ??= false; // kept from before the call (mute in the pre-call screen or lobby)
-    this.pausedByUs = new Set(); // remote video track ids we paused (audio-only mode)
-    this.pausedByServer = new Map(); // remote video track id -> reason
-    this.weakUplinks = new Set(); // remote participant ids whose own uplink is weak (publisher_link)
-    this.pinned = null; // participant id whose camera is pinned (shown large)
-    this.serverQuality = null; // the latest `quality` event: {estimate, tracks: Map, at}
-    this.recentlyDropped = new Map(); // "name|role" -> time dropped
-    this.unread = 0;
-    this.chatOpen = false;
-    this._chatLog = null; // kept across re-renders of the call screen
-    this._camWantedAtJoin = false;
-    this.mic = null; // {track, trackId}
-    this.cam = null; // {track|null, trackId|null}
-    this.share = null; // {stream, trackIds}
-    this.cameraOff = false;
-    this.audioOnly = false;
-    this.self = { quality: null, level: 0 };
-  }
+  // -- the frame: header, banner, body ------------------------------------------
 
   _build() {
-    this.t = translator(this.language);
-    const shadow = this.shadowRoot;
+    this.t = this.ui.t = translator(this.language); // the `lang` attribute is known by now
     const css = h("link", { rel: "stylesheet", href: new URL("consult.css", BASE).href });
-    this._status = h("div", { class: "dc-status", role: "status", aria: { live: "polite", atomic: "true" } });
-    this._alert = h("div", { class: "dc-banner", role: "alert", hidden: true });
     this._title = h("h2", { class: "dc-title" });
-    this._headerInfo = h("span", { class: "dc-header-info" });
-    this._recording = new RecordingPanel(this);
     this._body = h("div", { class: "dc-body" });
-    this._audioSink = h("div", { class: "dc-audio-sink", hidden: true });
     this._root = h("div", { class: "dc-root", lang: this.language },
-      h("header", { class: "dc-header" }, this._title, this._recording.indicator, this._status,
+      h("header", { class: "dc-header" }, this._title, this.recording.indicator, this.ui.status,
         this._headerInfo),
-      this._alert, this._recording.dialog, this._body, this._audioSink);
-    shadow.replaceChildren(css, this._root);
+      this.ui.alert, this.recording.dialog, this._body, this._audioSink);
+    this.shadowRoot.replaceChildren(css, this._root);
     this._title.textContent = this.t("title");
   }
 
@@ -148,40 +182,20 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     this._title.textContent = this.t("title");
     if (this.screen === "call") this._renderCall();
     else if (this.screen === "precall") this._showPrecall();
-    else if (this.screen === "lobby") this._renderLobby();
+    else if (this.screen === "lobby") this._showLobby();
     else if (this.screen === "ended") this._renderEnded(this._endReason);
-  }
-
-  _fire(name, detail = {}) {
-    this.dispatchEvent(new CustomEvent(`digiclinic-${name}`, { detail, bubbles: true, composed: true }));
-  }
-
-  /** A status message: shown, and read by screen readers (aria-live). */
-  _say(text) {
-    this._status.textContent = text;
-    this._status.classList.add("dc-status-on");
-    clearTimeout(this._statusTimer);
-    this._statusTimer = setTimeout(() => {
-      this._status.classList.remove("dc-status-on");
-      this._statusTimer = setTimeout(() => { this._status.textContent = ""; }, 400); // after the fade
-    }, 6000);
-  }
-
-  _banner(text) {
-    this._alert.hidden = !text;
-    this._alert.textContent = text ?? "";
   }
 
   _setScreen(screen) {
     this.screen = screen;
     this._root.dataset.screen = screen;
-    this._fire("state", { state: screen });
+    this.ui.fire("state", { state: screen });
   }
 
   // -- start: media, pre-call check -------------------------------------------
 
   async _boot() {
-    this._fire("ready", { lang: this.language });
+    this.ui.fire("ready", { lang: this.language });
     if (!this.token) {
       this._end("error", { code: "no_token", message: "no token" });
       return;
@@ -231,8 +245,9 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     this._precall.render(this._body);
   }
 
-  /** The pre-call results ({rttMs, kbps, ice, verdict, ...}), for portals and tests. */
-  get precallResults() { return this._precall?.results ?? null; }
+  _showLobby() {
+    renderLobbyScreen(this._body, { ui: this.ui, stream: this.localStream, leave: () => this.leave() });
+  }
 
   // -- joining --------------------------------------------------------------------
 
@@ -241,7 +256,9 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     if (this.session && !["closed", "denied"].includes(this.session.state)) return;
     // a single-use token joins again only with the resume secret of its previous session
     const resume = this.session?.resume ?? null;
-    this._resetCall();
+    this.call = new CallState({ micMuted: this.call.micMuted }); // muted before the call: stays muted
+    this.chat.reset();
+    this.quality.reset();
     this._audioContext();
     if (!this.localStream || this.localStream.getTracks().every((t) => t.readyState === "ended")) {
       await this._acquireMedia();
@@ -253,8 +270,8 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
       iceTransportPolicy: this.relay ? "relay" : "all", reconnect: true, resume,
     });
     this.session = session;
-    this._listen(session);
-    this._recording.attach(session);
+    this.events.listen(session);
+    this.recording.attach(session);
     let joined;
     try {
       joined = await session.join();
@@ -264,26 +281,30 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     }
     if (joined.state === "lobby") {
       this._setScreen("lobby");
-      this._renderLobby();
-      this._fire("lobby", { waiting: true });
+      this._showLobby();
+      this.ui.fire("lobby", { waiting: true });
       try { await session.admitted(); } catch { return; } // denied or left: `closed` handles it
-      this._say(this.t("statusAdmittedIn"));
+      this.ui.say(this.t("statusAdmittedIn"));
     }
+    const call = this.call;
     const canPublish = Boolean(session.joined.participant.grants?.publish);
     const audio = canPublish ? this.localStream.getAudioTracks()[0] : null;
     const video = canPublish ? this.localStream.getVideoTracks()[0] : null;
-    this.mic = audio ? { track: audio, trackId: null } : null;
-    this.cam = video ? { track: video, trackId: null } : null;
-    if (audio) audio.enabled = !this.micMuted;
-    this._enterCall();
-    await this._publishLocal(audioOnly);
-    this._fire("joined", this._joinedDetail());
-    this._recording.joined(); // the record control for clinicians with the record grant
-    this._fire("recording-state", {
-      recording: this._recording.state === "recording",
+    call.mic = audio ? { track: audio, trackId: null } : null;
+    call.cam = video ? { track: video, trackId: null } : null;
+    if (audio) audio.enabled = !call.micMuted;
+    this._setScreen("call");
+    this.events.syncRoster();
+    this._renderCall();
+    this.quality.start();
+    await this.media.publish(audioOnly);
+    this.ui.fire("joined", this._joinedDetail());
+    this.recording.joined(); // the record control for clinicians with the record grant
+    this.ui.fire("recording-state", {
+      recording: this.recording.state === "recording",
       canRecord: Boolean(session.joined.participant.grants?.record),
     });
-    if (audioOnly) await this._setAudioOnly(true);
+    if (audioOnly) await this.media.setAudioOnly(true);
   }
 
   _joinedDetail() {
@@ -292,80 +313,31 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     return { room: s.room, participantId: s.participantId, name: me.name, role: me.role, state: s.state };
   }
 
-  async _publishLocal(audioOnly) {
-    const s = this.session;
-    const audio = this.mic?.track;
-    const video = this.cam?.track;
-    if (audioOnly && video) { // do not even start sending the camera
-      video.stop();
-      this.localStream.removeTrack(video);
-      this.cam.track = null;
-      this.cameraOff = true;
-      this._camWantedAtJoin = true; // leaving audio-only mode turns it on
-    }
-    const tracks = [audio, audioOnly ? null : video].filter(Boolean);
-    if (tracks.length) {
-      try {
-        await s.publish(new MediaStream(tracks));
-      } catch (err) {
-        // lost the connection meanwhile: published when the call is restored
-        if (err.code === "reconnecting" || s.state === "reconnecting") this._publishAfterReconnect = tracks;
-        else this._error(err);
-      }
-    }
-    this._learnPublished();
-    await this._reconcile(); // e.g. muted while publishing
-  }
-
-  /** Our track ids, from the session (they change after a reconnection). */
-  _learnPublished() {
-    const published = [...(this.session?.published.values() ?? [])];
-    const by = (source) => published.find((entry) => entry.source === source);
-    if (this.mic) this.mic.trackId = by("microphone")?.trackId ?? null;
-    if (this.cam) this.cam.trackId = by("camera")?.trackId ?? null;
-    if (this.share) {
-      this.share.trackIds = published.filter((e) => e.source.startsWith("screen_share")).map((e) => e.trackId);
-    }
-  }
-
-  _enterCall() {
-    this._setScreen("call");
-    this._syncRoster();
-    this._renderCall();
-    this._startPolling();
-  }
-
-  _error(err) {
-    const detail = { code: err.code ?? err.name ?? "error", message: err.message ?? String(err) };
-    this._fire("error", detail);
-  }
-
   _fail(err) {
-    this._error(err);
+    this.ui.error(err);
     this._end("error", err);
   }
 
   _end(reason, err = null) {
     if (this.screen === "ended") return;
-    this._stopPolling();
+    this.quality.stop();
     this._precall?.stop();
-    this._banner(null);
-    for (const person of this.people.values()) {
+    this.ui.banner(null);
+    for (const person of this.call.people.values()) {
       for (const key of ["audio", "screenAudio"]) person[key]?.element.remove();
     }
     this._audioSink.replaceChildren();
-    this.share?.stream.getTracks().forEach((track) => track.stop());
-    this.localStream?.getTracks().forEach((track) => track.stop());
+    this.media.stop();
     this.localStream = null;
-    this.micMuted = false; // a new capture next time
+    this.call.micMuted = false; // a new capture next time
     this._endReason = reason;
     this._endError = err;
     this._setScreen("ended");
-    this._renderHeaderQuality(); // cleared outside the call
-    this._status.classList.remove("dc-status-on");
+    this.quality.renderHeader(); // cleared outside the call
+    this.ui.stop();
     this._renderEnded(reason);
-    if (err) this._fire("error", { code: err.code ?? "error", message: err.message ?? "" });
-    this._fire("left", { reason });
+    if (err) this.ui.fire("error", { code: err.code ?? "error", message: err.message ?? "" });
+    this.ui.fire("left", { reason });
   }
 
   _teardown(reason) {
@@ -376,8 +348,6 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
   }
 
   // -- rendering ----------------------------------------------------------------------
-
-  _role(role) { return role ? this.t(`role_${role}`) : ""; }
 
   _renderEnded(reason) {
     const err = this._endError;
@@ -392,7 +362,7 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
     } else text = this.t("endedClosed");
     // a single-use token that left is spent (docs/protocol.md#single-use-tokens)
     const spent = reason === "left" && Boolean(this.session?.resume);
-    const canRejoin = this.token && reason !== "denied" && !spent && !["token_expired", "token_invalid", "token_used", "unknown_issuer", "no_token"].includes(err?.code);
+    const canRejoin = this.token && reason !== "denied" && !spent && !FINAL_ERRORS.includes(err?.code);
     replace(this._body, h("section", { class: "dc-ended dc-center" },
       h("h3", { class: "dc-screen-title" }, reason === "error" ? this.t("errorTitle") : this.t("title")),
       h("p", { class: "dc-ended-text", dataset: { reason: err?.code ?? reason } }, text),
@@ -402,31 +372,35 @@ export class DigiclinicConsult extends SessionEvents(Controls(Chat(Lobby(Tiles(Q
       }, h("span", {}, this.t("rejoin"))) : null));
   }
 
+  /** The call screen: stage, side panel (waiting room, chat), control bar. */
   _renderCall() {
     if (this.screen !== "call") return;
-    const t = this.t;
-    this._spotlight = h("div", { class: "dc-spotlight" });
-    this._tiles = h("div", { class: "dc-tiles", role: "list", aria: { label: t("participantsLabel") } });
-    this._alone = h("p", { class: "dc-alone dc-muted", hidden: true }, t("waitingForOthers"));
-    this._onHold = h("p", { class: "dc-on-hold", hidden: true });
-    this._selfView = h("div", { class: "dc-self-view", role: "list", hidden: true, aria: { label: t("you") } });
-    this._stage = h("div", { class: "dc-stage" }, this._onHold, this._spotlight, this._alone, this._tiles, this._selfView);
-    // side panel: waiting room (admitters) and chat
-    this._waitingSection = h("section", { class: "dc-waiting", aria: { labelledby: "dc-waiting-title" }, hidden: true });
-    this._side = h("aside", { class: "dc-side" }, this._waitingSection, this._buildChat());
-    this._controls = h("div", { class: "dc-controls", role: "toolbar", aria: { label: t("controlsLabel") } });
-    replace(this._body, h("div", { class: "dc-call" }, this._stage, this._side, this._controls));
-    this._buildControls();
-    this._renderTiles();
-    this._renderWaiting();
-    this._renderHeaderQuality();
+    this.stage.label();
+    this._side = h("aside", { class: "dc-side" }, this.waitingList.build(), this.chat.build());
+    this._callLayout = h("div", { class: "dc-call" }, this.stage.element, this._side, this.controls.element);
+    replace(this._body, this._callLayout);
+    this.recording.render();
+    this.controls.update();
+    this.stage.render();
+    this.waitingList.render();
+    this.quality.renderHeader();
   }
 
-  _updateSide() {
-    if (!this._side) return;
-    const open = !this._waitingSection.hidden || !this._chatSection.hidden;
+  /** Our media or the call changed: the controls and the tiles are drawn again. */
+  _refresh() {
+    if (this.screen !== "call") return;
+    this.controls.update();
+    this.stage.render();
+  }
+
+  /** The waiting room or the chat opened or closed: so does the side panel. */
+  _sideChanged() {
+    if (this.screen !== "call" || !this._side) return;
+    this.controls.update();
+    const open = !this.waitingList.section.hidden || !this.chat.section.hidden;
     this._side.hidden = !open;
-    this._body.querySelector(".dc-call")?.classList.toggle("dc-with-side", open);
+    this._side.classList.toggle("dc-chat-open", this.call.chatOpen);
+    this._callLayout.classList.toggle("dc-with-side", open);
   }
 }
 

@@ -38,7 +38,7 @@ function parentOriginParam(value) {
 const parentOrigin = parentOriginParam(query.get("parentOrigin"));
 const embedded = window.parent !== window;
 const embedTest = { violations: [], commands: [], refused: [] };
-window.digiclinicEmbed = embedTest;
+/** @type {any} */ (window).digiclinicEmbed = embedTest;
 document.addEventListener("securitypolicyviolation", (e) => {
   embedTest.violations.push(`${e.violatedDirective} ${e.blockedURI}`);
 });
@@ -46,7 +46,8 @@ if (embedded && !parentOrigin) {
   console.warn("digiclinic embed: no valid parentOrigin: no events are posted, no commands accepted");
 }
 
-const element = document.createElement("digiclinic-consult");
+const element = /** @type {import("./digiclinic-consult.js").DigiclinicConsult} */ (
+  document.createElement("digiclinic-consult"));
 element.token = token;
 if (query.get("server")) element.setAttribute("server", query.get("server"));
 if (query.get("lang")) element.setAttribute("lang", query.get("lang"));
@@ -61,7 +62,7 @@ function post(event, detail) {
 }
 
 for (const name of EVENTS) {
-  element.addEventListener(`digiclinic-${name}`, (e) => post(name, e.detail));
+  element.addEventListener(`digiclinic-${name}`, (e) => post(name, /** @type {CustomEvent} */ (e).detail));
 }
 
 const COMMANDS = {

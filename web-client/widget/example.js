@@ -4,13 +4,14 @@
 
 const params = new URLSearchParams(location.search);
 const widgetTest = { events: [], violations: [], element: null };
-window.widgetTest = widgetTest;
+/** @type {any} */ (window).widgetTest = widgetTest;
 
 document.addEventListener("securitypolicyviolation", (e) => {
   widgetTest.violations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
 });
 
-const element = document.createElement("digiclinic-consult");
+const element = /** @type {import("./digiclinic-consult.js").DigiclinicConsult} */ (
+  document.createElement("digiclinic-consult"));
 element.token = params.get("token") ?? ""; // a property: the token stays out of the DOM
 if (params.get("server")) element.setAttribute("server", params.get("server"));
 if (params.get("lang")) element.setAttribute("lang", params.get("lang"));
@@ -22,7 +23,9 @@ const events = [
   "recording-state", "error", "reconnecting", "reconnected", "mute-state", "audio-only", "pin",
 ];
 for (const name of events) {
-  element.addEventListener(`digiclinic-${name}`, (e) => widgetTest.events.push({ type: name, detail: e.detail }));
+  element.addEventListener(`digiclinic-${name}`, (e) => widgetTest.events.push({ type: name, detail: /** @type {CustomEvent} */ (e).detail }));
 }
 widgetTest.element = element;
 document.getElementById("host").append(element);
+
+export {}; // a module (loaded with type="module")

@@ -26,7 +26,7 @@ iframe.src = src.href;
 document.getElementById("frame-host").append(iframe);
 
 const portal = { events: [], violations: [] };
-window.portalEvents = portal;
+/** @type {any} */ (window).portalEvents = portal;
 document.addEventListener("securitypolicyviolation", (e) => {
   portal.violations.push(`${e.violatedDirective} ${e.blockedURI}`);
 });
@@ -61,3 +61,5 @@ document.getElementById("audio-only").addEventListener("click", () => {
   audioOnly = !audioOnly;
   command("audio-only", { enabled: audioOnly });
 });
+
+export {}; // a module (loaded with type="module")

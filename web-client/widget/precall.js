@@ -143,8 +143,28 @@ export class LevelMeter {
  * (the Join buttons work at once: the check is skippable).
  */
 export class PreCallCheck {
+  /**
+   * @param {object} options
+   * @param {import("../i18n/catalogue.js").Translate} options.t
+   * @param {string} [options.language]
+   * @param {MediaStream|null} options.stream our capture
+   * @param {string|null} options.mediaError why the camera or microphone could not be opened
+   * @param {string} options.serverUrl the signalling WebSocket (pinged)
+   * @param {string} options.probeUrl the file whose download measures the throughput
+   * @param {RTCIceServer[]} [options.iceServers]
+   * @param {AudioContext|null} options.audioContext for the microphone level
+   * @param {(choice: {audioOnly: boolean}) => void} options.onJoin
+   */
   constructor({ t, language = "en", stream, mediaError, serverUrl, probeUrl, iceServers = [], audioContext, onJoin }) {
-    Object.assign(this, { t, language, stream, mediaError, serverUrl, probeUrl, iceServers, audioContext, onJoin });
+    this.t = t;
+    this.language = language;
+    this.stream = stream;
+    this.mediaError = mediaError;
+    this.serverUrl = serverUrl;
+    this.probeUrl = probeUrl;
+    this.iceServers = iceServers;
+    this.audioContext = audioContext;
+    this.onJoin = onJoin;
     this.results = { camera: null, microphone: null, rttMs: null, kbps: null, ice: null, verdict: null, micLevel: 0 };
     this._timers = [];
     this._meter = null;

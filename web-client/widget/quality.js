@@ -3,9 +3,14 @@
 // time) from getStats, combined with the server's `quality` events (our
 // downlink estimate, the layer forwarded per video, paused for bandwidth),
 // and the quality badges in the header and on tiles.
-// A mixin of the element (digiclinic-consult.js).
+// One QualityMonitor per widget: it owns its polling timers (start/stop).
 
 import { h, replace } from "./dom.js";
+
+/** @typedef {import("../digiclinic-client.js").ConsultSession} ConsultSession */
+/** @typedef {import("./call-state.js").CallState} CallState */
+/** @typedef {import("./ui.js").WidgetUi} WidgetUi */
+/** @typedef {import("./stage.js").Stage} Stage */
 
 const STATS_EVERY_MS = 2000;
 // `quality` events come every ~2 s: older than this, the server's view is stale
@@ -53,15 +58,55 @@ export function serverLevel(track) {
   return null;
 }
 
-export const Quality = (Base) => class Quality extends Base {
-  /** Start polling getStats (each call restarts the timers). */
-  _startPolling() {
-    this._stopPolling();
-    this._statsTimer = setInterval(() => this._pollStats().catch(() => {}), STATS_EVERY_MS);
-    this._speakerTimer = setInterval(() => this._pollSpeakers().catch(() => {}), SPEAKER_EVERY_MS);
+export class QualityMonitor {
+  /**
+   * @param {object} parts
+   * @param {WidgetUi} parts.ui
+   * @param {() => CallState} parts.call
+   * @param {() => ConsultSession|null} parts.session
+   * @param {Stage} parts.stage its tiles get the badges, its speaker the outline
+   * @param {HTMLElement} parts.header where our own link's badge goes
+   * @param {() => boolean} parts.inCall
+   */
+  constructor({ ui, call, session, stage, header, inCall }) {
+    this.ui = ui;
+    this._call = call;
+    this._session = session;
+    this.stage = stage;
+    this.header = header;
+    this.inCall = inCall;
+    /** @type {{estimate: number|null, tracks: Map<string, object>, at: number}|null} the latest `quality` event */
+    this.serverQuality = null;
+    /** @type {Map<string, {energy: number, duration: number}>} audio energy counters, for deltas */
+    this._energy = new Map();
+    /** @type {Map<string, number>} the latest audio level per participant */
+    this.levels = new Map();
+    /** @type {{id: string, until: number}|null} */
+    this._speaker = null;
+    this._speakerBusy = false;
+    /** @type {ReturnType<typeof setInterval>|undefined} */
+    this._statsTimer = undefined;
+    /** @type {ReturnType<typeof setInterval>|undefined} */
+    this._speakerTimer = undefined;
   }
 
-  _stopPolling() {
+  /** A new call: nothing measured yet. */
+  reset() {
+    this.serverQuality = null;
+    this._energy = new Map();
+    this.levels = new Map();
+    this._speaker = null;
+    this.stage.speaker = null;
+  }
+
+  /** Start polling getStats (each call restarts the timers). */
+  start() {
+    this.stop();
+    this._statsTimer = setInterval(() => this.pollStats().catch(() => {}), STATS_EVERY_MS);
+    this._speakerTimer = setInterval(() => this.pollSpeakers().catch(() => {}), SPEAKER_EVERY_MS);
+  }
+
+  stop() {
     clearInterval(this._statsTimer);
     clearInterval(this._speakerTimer);
   }
@@ -73,12 +118,12 @@ export const Quality = (Base) => class Quality extends Base {
    * polls); remote tracks from the subscriber connection, ours from the
    * publisher's `media-source`.
    */
-  async _pollSpeakers() {
-    const s = this.session;
-    if (this.screen !== "call" || s?.state !== "active" || this._speakerBusy) return;
+  async pollSpeakers() {
+    const s = this._session();
+    const call = this._call();
+    if (!this.inCall() || s?.state !== "active" || this._speakerBusy) return;
     this._speakerBusy = true;
     try {
-      this._energy ??= new Map();
       const levels = new Map();
       const measure = (key, who, report) => {
         const energy = report.totalAudioEnergy;
@@ -96,13 +141,13 @@ export const Quality = (Base) => class Quality extends Base {
         const info = byMid.get(report.mid);
         if (info && info.source === "microphone") measure(`in:${report.id}`, info.participantId, report);
       }
-      const mic = this.mic?.track;
+      const mic = call.mic?.track;
       for (const report of (await s.publisherPc?.getStats())?.values() ?? []) {
         if (report.type === "media-source" && report.kind === "audio" && report.trackIdentifier === mic?.id) {
           measure("self", "self", report);
         }
       }
-      if (this.micMuted) levels.set("self", 0);
+      if (call.micMuted) levels.set("self", 0);
       let loudest = null;
       let max = SPEAKING_LEVEL;
       for (const [id, level] of levels) if (level > max) { max = level; loudest = id; }
@@ -110,20 +155,16 @@ export const Quality = (Base) => class Quality extends Base {
       const now = performance.now();
       if (loudest) this._speaker = { id: loudest, until: now + 1500 };
       const active = this._speaker && this._speaker.until > now ? this._speaker.id : null;
-      if (active !== this._activeSpeaker) {
-        this._activeSpeaker = active;
-        for (const tile of this._stage?.querySelectorAll('.dc-tile[data-kind="camera"]') ?? []) {
-          tile.classList.toggle("dc-speaking", tile.dataset.participant === active);
-        }
-      }
+      if (active !== this.stage.speaker) this.stage.highlightSpeaker(active);
     } finally {
       this._speakerBusy = false;
     }
   }
 
-  async _pollStats() {
-    const s = this.session;
-    if (this.screen !== "call" || s?.state !== "active") return;
+  async pollStats() {
+    const s = this._session();
+    const call = this._call();
+    if (!this.inCall() || s?.state !== "active") return;
     const byMid = new Map([...s.remoteTracks.values()].map((info) => [info.mid, info]));
     const sub = await s.subscriberPc?.getStats();
     let rtt = 0;
@@ -136,7 +177,7 @@ export const Quality = (Base) => class Quality extends Base {
     for (const report of sub?.values() ?? []) {
       if (report.type !== "inbound-rtp") continue;
       const info = byMid.get(report.mid);
-      const person = info && this.people.get(info.participantId);
+      const person = info && call.people.get(info.participantId);
       if (!person) continue;
       const prev = person.loss.get(report.ssrc) ?? { lost: 0, received: 0 };
       const lost = Math.max(0, (report.packetsLost ?? 0) - prev.lost);
@@ -179,89 +220,90 @@ export const Quality = (Base) => class Quality extends Base {
       } else if (report.type === "candidate-pair" && report.nominated && report.state === "succeeded") {
         selfRtt = Math.max(selfRtt, report.currentRoundTripTime ?? 0);
         seen = true;
-      } else if (report.type === "outbound-rtp" && report.kind === "video" && !this.cameraOff) {
+      } else if (report.type === "outbound-rtp" && report.kind === "video" && !call.cameraOff) {
         // what our camera manages to send (the browser lowers it on a thin uplink)
         sentFps = Math.max(sentFps ?? 0, report.framesPerSecond ?? 0);
       }
     }
     if (seen) {
-      this.self.quality = worseLevel(
+      call.self.quality = worseLevel(
         qualityLevel({ loss: selfLoss, jitter: selfJitter, rtt: selfRtt }), videoLevel(sentFps));
-      this.self.metrics = { loss: selfLoss, jitter: selfJitter, rtt: selfRtt, fps: sentFps };
+      call.self.metrics = { loss: selfLoss, jitter: selfJitter, rtt: selfRtt, fps: sentFps };
     }
-    this._renderAllQuality();
+    this.renderAll();
   }
 
-  _renderAllQuality() {
-    for (const tile of this._stage?.querySelectorAll(".dc-tile") ?? []) this._renderQuality(tile);
-    this._renderHeaderQuality();
+  renderAll() {
+    for (const tile of this.stage.element.querySelectorAll(".dc-tile")) this.renderTile(/** @type {HTMLElement} */ (tile));
+    this.renderHeader();
   }
 
   /** A `quality` event: the server's downlink estimate and what it forwards per video. */
-  _serverQuality(msg) {
+  serverReport(msg) {
     const tracks = new Map();
     for (const track of Array.isArray(msg.tracks) ? msg.tracks : []) {
       if (typeof track?.track_id === "string") tracks.set(track.track_id, track);
     }
     this.serverQuality = { estimate: msg.estimate_bps ?? null, tracks, at: performance.now() };
-    if (this.screen === "call") this._renderAllQuality();
+    if (this.inCall()) this.renderAll();
   }
 
   /** The server's latest view of a remote video we receive, if fresh. */
-  _serverTrack(trackId) {
+  serverTrack(trackId) {
     const view = this.serverQuality;
     if (!trackId || !view || performance.now() - view.at > SERVER_QUALITY_FRESH_MS) return null;
     return view.tracks.get(trackId) ?? null;
   }
 
   _levelText(level) {
-    return this.t(level ? `quality${level[0].toUpperCase()}${level.slice(1)}` : "qualityUnknown");
+    return this.ui.t(level ? `quality${level[0].toUpperCase()}${level.slice(1)}` : "qualityUnknown");
   }
 
   /** {level, text} of a tile's indicator: getStats and the server's view combined. */
-  _qualityOf(id) {
+  qualityOf(id) {
+    const call = this._call();
     if (id === "self") {
-      const level = this.self.quality;
+      const level = call.self.quality;
       const parts = [this._levelText(level)];
       const view = this.serverQuality;
       const estimate = view && performance.now() - view.at <= SERVER_QUALITY_FRESH_MS ? view.estimate : null;
-      if (estimate > 0) parts.push(this.t("qualityDownlink", { kbps: Math.round(estimate / 1000) }));
+      if (estimate > 0) parts.push(this.ui.t("qualityDownlink", { kbps: Math.round(estimate / 1000) }));
       return { level, text: parts.join(" · ") };
     }
-    const person = this.people.get(id);
-    const track = this._serverTrack(person?.camera?.trackId) ?? this._serverTrack(person?.screen?.trackId);
-    const theirs = this.weakUplinks.has(id) || track?.publisher_weak ? "poor" : null;
+    const person = call.people.get(id);
+    const track = this.serverTrack(person?.camera?.trackId) ?? this.serverTrack(person?.screen?.trackId);
+    const theirs = call.weakUplinks.has(id) || track?.publisher_weak ? "poor" : null;
     const level = worseLevel(worseLevel(person?.quality ?? null, serverLevel(track)), theirs);
     const parts = [this._levelText(level)];
-    if (theirs) parts.push(this.t("peerConnectionWeak", { name: person?.info.name ?? "" }));
-    else if (track?.paused && track.reason === "bandwidth") parts.push(this.t("videoPausedWeak"));
+    if (theirs) parts.push(this.ui.t("peerConnectionWeak", { name: person?.info.name ?? "" }));
+    else if (track?.paused && track.reason === "bandwidth") parts.push(this.ui.t("videoPausedWeak"));
     else if (track && !track.paused && track.height > 0) {
-      parts.push(this.t("qualityReceiving", {
+      parts.push(this.ui.t("qualityReceiving", {
         res: `${track.height}p`, kbps: Math.round((track.bitrate_bps ?? 0) / 1000),
       }));
     }
     return { level, text: parts.join(" · "), layer: track?.layer ?? null };
   }
 
-  _renderHeaderQuality() {
-    const { level, text } = this._qualityOf("self");
-    replace(this._headerInfo, this.screen === "call" ? this._qualityBadge(level, text) : null);
+  renderHeader() {
+    const { level, text } = this.qualityOf("self");
+    replace(this.header, this.inCall() ? this.badge(level, text) : null);
   }
 
-  _qualityBadge(level, text) {
+  badge(level, text) {
     return h("span", { class: "dc-quality", dataset: { level: level ?? "unknown" }, role: "img", aria: { label: text }, title: text },
       h("span", { class: "dc-bar" }), h("span", { class: "dc-bar" }), h("span", { class: "dc-bar" }));
   }
 
-  _renderQuality(tile) {
+  renderTile(tile) {
     const slot = tile.querySelector(".dc-quality-slot");
     if (!slot) return;
-    const { level, text, layer } = this._qualityOf(tile.dataset.participant);
+    const { level, text, layer } = this.qualityOf(tile.dataset.participant);
     if (slot.dataset.level === (level ?? "unknown") && slot.dataset.text === text) return;
     slot.dataset.level = level ?? "unknown";
     slot.dataset.text = text;
-    const badge = this._qualityBadge(level, text);
+    const badge = this.badge(level, text);
     if (layer) badge.dataset.layer = layer;
     replace(slot, badge);
   }
-};
+}

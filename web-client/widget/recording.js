@@ -7,10 +7,9 @@
 import { h, replace } from "./dom.js";
 
 export class RecordingPanel {
-  /** @param {{t: (key: string) => string, _say: (text: string) => void,
-   *            _fire: (name: string, detail?: object) => void}} widget */
-  constructor(widget) {
-    this.widget = widget;
+  /** @param {import("./ui.js").WidgetUi} ui */
+  constructor(ui) {
+    this.ui = ui;
     this.session = null;
     this.state = "off";
     this.recordingId = null;
@@ -53,7 +52,7 @@ export class RecordingPanel {
     this.recordingId = detail.recording_id;
     if (Array.isArray(detail.recorded) && detail.recorded.includes(me)) this.mine = true;
     if (detail.state === "stopped" || detail.state === "off") this.mine = false;
-    this.widget._fire("recording-state", {
+    this.ui.fire("recording-state", {
       recording: detail.state === "recording", state: detail.state,
       recordingId: detail.recording_id, canRecord: this.canRecord,
     });
@@ -62,15 +61,15 @@ export class RecordingPanel {
   }
 
   _showQuestion() {
-    const t = this.widget.t;
+    const t = this.ui.t;
     const answer = (given) => async () => {
       this.dialog.hidden = true;
       try {
         await this.session._request("consent", { given });
         this.mine = given;
-        this.widget._say(t(given ? "recordingAgreed" : "recordingDeclined"));
+        this.ui.say(t(given ? "recordingAgreed" : "recordingDeclined"));
       } catch (err) {
-        this.widget._say(String(err?.message || err));
+        this.ui.say(String(err?.message || err));
       }
       this.render();
     };
@@ -85,7 +84,7 @@ export class RecordingPanel {
   }
 
   async _toggle() {
-    const t = this.widget.t;
+    const t = this.ui.t;
     const running = ["recording", "paused", "awaiting_consent"].includes(this.state);
     try {
       if (this.canRecord) {
@@ -94,16 +93,16 @@ export class RecordingPanel {
       } else if (this.mine) {
         await this.session._request("consent", { given: false }); // withdraw
         this.mine = false;
-        this.widget._say(t("recordingDeclined"));
+        this.ui.say(t("recordingDeclined"));
       }
     } catch (err) {
-      this.widget._say(String(err?.message || err));
+      this.ui.say(String(err?.message || err));
     }
     this.render();
   }
 
   render() {
-    const t = this.widget.t;
+    const t = this.ui.t;
     const label = { recording: "recordingOn", paused: "recordingPaused",
       awaiting_consent: "recordingWaiting" }[this.state];
     this.indicator.hidden = !label;

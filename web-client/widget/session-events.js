@@ -1,94 +1,118 @@
-// The <digiclinic-consult> widget's reactions to its ConsultSession's events:
-// people joining and leaving, remote tracks arriving and ending, paused
-// video, and a lost connection being restored. A mixin of the element
-// (digiclinic-consult.js); the state it updates lives on the element.
+// The call's reactions to its ConsultSession's events: people joining and
+// leaving, remote tracks arriving and ending, paused video, a participant's
+// weak uplink, the lobby, the chat, and a lost connection being restored.
+// It wires the session to the widget's parts (stage, waiting list, chat,
+// quality, local media); the state it changes is the call state's.
 
 import { h } from "./dom.js";
 
-export const SessionEvents = (Base) => class SessionEvents extends Base {
-  _listen(session) {
-    const on = (type, fn) => session.addEventListener(type, (e) => {
-      if (session === this.session) fn(e.detail);
-    });
-    on("lobby-wait", () => {
-      if (this.screen === "call") this._banner(`${this.t("statusReconnecting")} ${this.t("lobbyTitle")}`);
-    });
-    on("participant-joined", ({ participant }) => this._personJoined(participant));
-    on("participant-left", ({ participant_id: id, reason }) => this._personLeft(id, reason));
-    on("track", (detail) => this._remoteTrack(detail));
-    on("track-removed", (detail) => this._remoteTrackGone(detail));
-    on("track-muted", ({ participant_id: id }) => { if (id !== session.participantId) this._updateTile(id); });
-    on("track-published", ({ participant_id: id }) => this._updateTile(id));
-    on("track-paused", ({ track_id: trackId, paused, reason }) => this._trackPaused(trackId, paused, reason));
-    on("quality", (msg) => this._serverQuality(msg));
-    on("publisher-link", ({ participant_id: id, weak }) => this._publisherLink(id, weak));
-    on("participant-audio-only", () => this._renderTiles());
-    on("participant-on-hold", ({ participant_id: id, enabled }) => this._personOnHold(id, enabled));
-    on("chat", (msg) => this._chatMessage(msg));
-    on("lobby", ({ waiting }) => this._lobbyChanged(waiting));
-    on("reconnecting", (detail) => this._reconnecting(detail));
-    on("reconnected", () => this._reconnected());
-    on("error", (detail) => this._error(detail));
-    // a refused join is reported by _startCall, with the server's error code
-    on("closed", ({ reason }) => { if (reason !== "join_failed") this._end(reason); });
+/** @typedef {import("../digiclinic-client.js").ConsultSession} ConsultSession */
+/** @typedef {import("./call-state.js").CallState} CallState */
+/** @typedef {import("./ui.js").WidgetUi} WidgetUi */
+
+export class CallEvents {
+  /**
+   * @param {object} parts
+   * @param {WidgetUi} parts.ui
+   * @param {() => CallState} parts.call
+   * @param {() => ConsultSession|null} parts.session the current session (events of an older one are ignored)
+   * @param {() => string} parts.screen the element's screen (lobby, call, …)
+   * @param {import("./stage.js").Stage} parts.stage
+   * @param {import("./lobby.js").WaitingList} parts.waiting
+   * @param {import("./chat.js").ChatPanel} parts.chat
+   * @param {import("./quality.js").QualityMonitor} parts.quality
+   * @param {import("./local-media.js").LocalMedia} parts.media
+   * @param {HTMLElement} parts.audioSink where the remote <audio> elements go
+   * @param {() => void} parts.refresh draw the controls and the tiles again
+   * @param {() => void} parts.showLobby draw our waiting screen again
+   * @param {() => object} parts.joinedDetail the `joined` / `reconnected` event's detail
+   * @param {(reason: string) => void} parts.end the call is over
+   */
+  constructor(parts) {
+    this.parts = parts;
+    this.ui = parts.ui;
   }
 
-  _personJoined(info) {
+  get call() { return this.parts.call(); }
+
+  /** Follow `session`'s events for as long as it is the current one. @param {ConsultSession} session */
+  listen(session) {
+    const { ui, stage, chat, quality, waiting } = this.parts;
+    const on = (type, fn) => session.addEventListener(type, (e) => {
+      if (session === this.parts.session()) fn(e.detail);
+    });
+    on("lobby-wait", () => {
+      if (this.parts.screen() === "call") ui.banner(`${ui.t("statusReconnecting")} ${ui.t("lobbyTitle")}`);
+    });
+    on("participant-joined", ({ participant }) => this.personJoined(participant));
+    on("participant-left", ({ participant_id: id, reason }) => this.personLeft(id, reason));
+    on("track", (detail) => this.remoteTrack(detail));
+    on("track-removed", (detail) => this.remoteTrackGone(detail));
+    on("track-muted", ({ participant_id: id }) => { if (id !== session.participantId) stage.render(); });
+    on("track-published", () => stage.render());
+    on("track-paused", ({ track_id: trackId, paused, reason }) => this.trackPaused(trackId, paused, reason));
+    on("quality", (msg) => quality.serverReport(msg));
+    on("publisher-link", ({ participant_id: id, weak }) => this.publisherLink(id, weak));
+    on("participant-audio-only", () => stage.render());
+    on("participant-on-hold", ({ participant_id: id, enabled }) => this.personOnHold(id, enabled));
+    on("chat", (msg) => chat.received(msg));
+    on("lobby", ({ waiting: list }) => waiting.update(list));
+    on("reconnecting", (detail) => this.reconnecting(detail));
+    on("reconnected", () => this.reconnected());
+    on("error", (detail) => ui.error(detail));
+    // a refused join is reported by the element's join, with the server's error code
+    on("closed", ({ reason }) => { if (reason !== "join_failed") this.parts.end(reason); });
+  }
+
+  personJoined(info) {
+    const call = this.call;
     const key = `${info.name}|${info.role}`;
-    const back = this.recentlyDropped.has(key);
-    this.recentlyDropped.delete(key);
-    this._person(info);
-    this._renderTiles();
-    this._say(this.t(back ? "statusBack" : "statusJoined", { name: info.name }));
-    this._fire("participant-joined", { participantId: info.id, name: info.name, role: info.role });
+    const back = call.recentlyDropped.has(key);
+    call.recentlyDropped.delete(key);
+    call.person(info);
+    this.parts.stage.render();
+    this.ui.say(this.ui.t(back ? "statusBack" : "statusJoined", { name: info.name }));
+    this.ui.fire("participant-joined", { participantId: info.id, name: info.name, role: info.role });
   }
 
   /** A specialist put the consultation on hold (busy in another room) or came back. */
-  _personOnHold(id, enabled) {
-    const name = this.people.get(id)?.info.name;
-    this._renderTiles();
-    if (name) this._say(this.t(enabled ? "onHoldBanner" : "statusBack", { name }));
+  personOnHold(id, enabled) {
+    const name = this.call.people.get(id)?.info.name;
+    this.parts.stage.render();
+    if (name) this.ui.say(this.ui.t(enabled ? "onHoldBanner" : "statusBack", { name }));
   }
 
-  _personLeft(id, reason) {
-    const person = this.people.get(id);
+  personLeft(id, reason) {
+    const call = this.call;
+    const person = call.people.get(id);
     if (!person) return;
-    this.people.delete(id);
+    call.people.delete(id);
     for (const key of ["audio", "screenAudio"]) person[key]?.element.remove();
-    this.weakUplinks.delete(id);
-    if (reason === "disconnected") this.recentlyDropped.set(`${person.info.name}|${person.info.role}`, Date.now());
-    this._renderTiles();
-    this._say(this.t(reason === "disconnected" ? "statusDropped" : "statusLeft", { name: person.info.name }));
-    this._fire("participant-left", {
+    call.weakUplinks.delete(id);
+    if (reason === "disconnected") call.dropped(person);
+    this.parts.stage.render();
+    this.ui.say(this.ui.t(reason === "disconnected" ? "statusDropped" : "statusLeft", { name: person.info.name }));
+    this.ui.fire("participant-left", {
       participantId: id, name: person.info.name, role: person.info.role, reason,
     });
   }
 
-  /** The view of a remote participant (created on first use). */
-  _person(info) {
-    let person = this.people.get(info.id);
-    if (!person) {
-      person = { info, camera: null, audio: null, screen: null, quality: null, level: 0, loss: new Map() };
-      this.people.set(info.id, person);
-    } else {
-      person.info = info;
-    }
-    return person;
+  /** Everyone the session knows about gets a view (after joining, after a reconnection). */
+  syncRoster() {
+    for (const info of this.parts.session().participants.values()) this.call.person(info);
   }
 
-  _syncRoster() {
-    for (const info of this.session.participants.values()) this._person(info);
-  }
-
-  _remoteTrack({ track, trackId, participantId, kind, source, transceiver }) {
-    const info = this.session.participants.get(participantId) ?? { id: participantId, name: "", role: "" };
-    const person = this._person(info);
+  remoteTrack({ track, trackId, participantId, kind, source, transceiver }) {
+    const call = this.call;
+    const session = this.parts.session();
+    const info = session.participants.get(participantId) ?? { id: participantId, name: "", role: "" };
+    const person = call.person(info);
     const stream = new MediaStream([track]);
-    const receiver = this.session.subscriberPc?.getReceivers().find((r) => r.track === track) ?? transceiver?.receiver;
+    const receiver = session.subscriberPc?.getReceivers().find((r) => r.track === track) ?? transceiver?.receiver;
     if (kind === "audio") {
       const element = h("audio", { autoplay: true, dataset: { trackId } });
       element.srcObject = stream;
-      this._audioSink.append(element);
+      this.parts.audioSink.append(element);
       const entry = { track, trackId, element, receiver };
       if (source === "screen_share_audio") person.screenAudio = entry;
       else person.audio = entry;
@@ -97,25 +121,26 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
     const entry = { track, trackId, stream, source };
     if (source === "screen_share") {
       person.screen = entry;
-      this._say(this.t("statusSharing", { name: person.info.name }));
+      this.ui.say(this.ui.t("statusSharing", { name: person.info.name }));
     } else {
       person.camera = entry;
     }
-    if (this.audioOnly) this._pause(trackId, true);
-    this._renderTiles();
+    if (call.audioOnly) this.parts.media.pause(trackId, true);
+    this.parts.stage.render();
   }
 
-  _remoteTrackGone({ trackId, participantId }) {
-    const person = this.people.get(participantId);
+  remoteTrackGone({ trackId, participantId }) {
+    const call = this.call;
+    const person = call.people.get(participantId);
     if (!person) return;
     for (const key of ["audio", "screenAudio", "camera", "screen"]) {
       if (person[key]?.trackId !== trackId) continue;
       person[key].element?.remove();
       person[key] = null;
     }
-    this.pausedByUs.delete(trackId);
-    this.pausedByServer.delete(trackId);
-    this._renderTiles();
+    call.pausedByUs.delete(trackId);
+    call.pausedByServer.delete(trackId);
+    this.parts.stage.render();
   }
 
   /**
@@ -123,20 +148,22 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
    * (reason `subscriber`) is shown by audio-only mode; `bandwidth` means our
    * link cannot carry even the lowest layer: the tile says so until resumed.
    */
-  _trackPaused(trackId, paused, reason) {
+  trackPaused(trackId, paused, reason) {
+    const call = this.call;
+    const { ui } = this;
     if (reason !== "subscriber") {
-      const name = this._ownerOf(trackId)?.info.name ?? "";
+      const name = call.ownerOf(trackId)?.info.name ?? "";
       if (paused) {
-        const known = this.pausedByServer.get(trackId) === reason;
-        this.pausedByServer.set(trackId, reason);
+        const known = call.pausedByServer.get(trackId) === reason;
+        call.pausedByServer.set(trackId, reason);
         if (!known) {
-          this._say(reason === "bandwidth" ? this.t("statusVideoPausedWeak", { name }) : this.t("videoPausedBandwidth"));
+          ui.say(reason === "bandwidth" ? ui.t("statusVideoPausedWeak", { name }) : ui.t("videoPausedBandwidth"));
         }
-      } else if (this.pausedByServer.delete(trackId)) {
-        this._say(this.t("statusVideoResumed", { name }));
+      } else if (call.pausedByServer.delete(trackId)) {
+        ui.say(ui.t("statusVideoResumed", { name }));
       }
     }
-    this._renderTiles();
+    this.parts.stage.render();
   }
 
   /**
@@ -144,80 +171,55 @@ export const SessionEvents = (Base) => class SessionEvents extends Base {
    * arrives at a few frames a second, or not at all): its tile is dimmed
    * with "Amina's connection is weak" instead of a stale frame shown as live.
    */
-  _publisherLink(id, weak) {
-    const name = this.people.get(id)?.info.name ?? "";
-    if (weak && !this.weakUplinks.has(id)) {
-      this.weakUplinks.add(id);
-      this._say(this.t("peerConnectionWeak", { name }));
-    } else if (!weak && this.weakUplinks.delete(id)) {
-      this._say(this.t("statusPeerConnectionBack", { name }));
+  publisherLink(id, weak) {
+    const call = this.call;
+    const name = call.people.get(id)?.info.name ?? "";
+    if (weak && !call.weakUplinks.has(id)) {
+      call.weakUplinks.add(id);
+      this.ui.say(this.ui.t("peerConnectionWeak", { name }));
+    } else if (!weak && call.weakUplinks.delete(id)) {
+      this.ui.say(this.ui.t("statusPeerConnectionBack", { name }));
     }
-    this._renderTiles();
+    this.parts.stage.render();
   }
 
-  /** The participant view whose camera or screen is `trackId`. */
-  _ownerOf(trackId) {
-    for (const person of this.people.values()) {
-      if (person.camera?.trackId === trackId || person.screen?.trackId === trackId) return person;
-    }
-    return null;
-  }
-
-  _reconnecting({ attempt, reason }) {
-    if (this.screen !== "call") {
-      if (this.screen === "lobby") this._banner(this.t("statusReconnecting"));
+  reconnecting({ attempt, reason }) {
+    const { ui } = this;
+    const call = this.call;
+    const screen = this.parts.screen();
+    if (screen !== "call") {
+      if (screen === "lobby") ui.banner(ui.t("statusReconnecting"));
       return;
     }
-    for (const person of this.people.values()) {
-      this.recentlyDropped.set(`${person.info.name}|${person.info.role}`, Date.now());
+    for (const person of call.people.values()) {
+      call.dropped(person);
       for (const key of ["audio", "screenAudio"]) person[key]?.element.remove();
     }
-    this.people = new Map();
-    this.waiting = [];
-    this.pausedByUs.clear();
-    this.pausedByServer.clear();
-    this.weakUplinks.clear();
-    this._banner(this.t("statusReconnecting"));
-    if (attempt === 1) this._say(this.t("statusReconnecting"));
-    this._updateControls();
-    this._renderTiles();
-    this._renderWaiting();
-    this._fire("reconnecting", { attempt, reason });
+    call.people = new Map();
+    call.waiting = [];
+    call.pausedByUs.clear();
+    call.pausedByServer.clear();
+    call.weakUplinks.clear();
+    ui.banner(ui.t("statusReconnecting"));
+    if (attempt === 1) ui.say(ui.t("statusReconnecting"));
+    this.parts.refresh();
+    this.parts.waiting.render();
+    ui.fire("reconnecting", { attempt, reason });
   }
 
-  async _reconnected() {
-    this._banner(null);
-    if (this.screen === "lobby") { // we were still waiting: nothing to restore
-      this._renderLobby();
+  async reconnected() {
+    const { ui } = this;
+    ui.banner(null);
+    if (this.parts.screen() === "lobby") { // we were still waiting: nothing to restore
+      this.parts.showLobby();
       return;
     }
-    this._learnPublished();
-    this._syncRoster();
-    this._updateControls();
-    this._renderTiles();
-    this._renderWaiting();
-    this._say(this.t("statusReconnected"));
-    this._fire("reconnected", this._joinedDetail());
-    await this._reconcile();
+    this.parts.media.learnPublished();
+    this.syncRoster();
+    this.parts.refresh();
+    this.parts.waiting.render();
+    ui.say(ui.t("statusReconnected"));
+    ui.fire("reconnected", this.parts.joinedDetail());
+    await this.parts.media.reconcile();
   }
-
-  /** After a reconnection: what changed locally while we were away reaches the server. */
-  async _reconcile() {
-    const s = this.session;
-    if (s?.state !== "active") return;
-    if (this._publishAfterReconnect) {
-      const tracks = this._publishAfterReconnect.filter((track) => track.readyState === "live");
-      this._publishAfterReconnect = null;
-      if (tracks.length && !s.published.size) await s.publish(new MediaStream(tracks)).catch((err) => this._error(err));
-      this._learnPublished();
-    }
-    const entry = (trackId) => (trackId ? s.published.get(trackId) : null);
-    if (this.audioOnly) await s.setAudioOnly(true).catch((err) => this._error(err));
-    const mic = entry(this.mic?.trackId);
-    if (mic && mic.muted !== this.micMuted) await s.mute(mic.trackId, this.micMuted).catch((err) => this._error(err));
-    const cam = entry(this.cam?.trackId);
-    if (cam && cam.muted !== this.cameraOff) await s.mute(cam.trackId, this.cameraOff).catch((err) => this._error(err));
-    this._updateControls();
-    this._renderTiles();
-  }
-};
+}
