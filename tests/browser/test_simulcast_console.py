@@ -12,11 +12,8 @@ published as three simulcast layers in every room (placeholders, then
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
-
-import pytest
 
 from sfu.media import Source
 from sfu.participant import Role
@@ -24,8 +21,6 @@ from signaling.client import ConsultClient
 from signaling.demo_media import CameraTrack, ToneTrack
 from tests.browser.conftest import ConsultPage
 from tests.conftest import RunningServer
-
-CONSOLE_PAGE = "/client/console/index.html"
 
 SIZES_JS = """() => digiclinicConsole.summary().map(r =>
   r.remote.filter(m => m.kind === "video").map(m => ({trackId: m.trackId, size: m.renderSize})))"""
@@ -36,25 +31,6 @@ CAMERA_JS = """(i) => {
   return {trackId: entry.trackId, simulcast: entry.simulcast,
           rids: s.sendEncodings(entry.trackId).map(e => e.rid)};
 }"""
-
-
-@pytest.fixture
-async def console_page(chromium: Any, server: RunningServer) -> AsyncIterator[Callable[..., Any]]:
-    contexts: list[Any] = []
-
-    async def open_page(**query: str) -> ConsultPage:
-        context = await chromium.new_context(viewport={"width": 1280, "height": 800})
-        contexts.append(context)
-        page = ConsultPage(await context.new_page(), "console")
-        await page.page.goto(str(server.server.make_url(CONSOLE_PAGE)) + "?" + urlencode(query))
-        await page.wait_for("window.digiclinicConsole?.ready", what="console ready")
-        return page
-
-    try:
-        yield open_page
-    finally:
-        for context in contexts:
-            await context.close()
 
 
 async def wait_sizes(
@@ -83,7 +59,7 @@ async def wait_sizes(
 
 
 async def test_console_reports_thumbnail_and_focused_sizes(
-    server: RunningServer, console_page: Callable[..., Any]
+    server: RunningServer, open_console: Callable[..., Any]
 ) -> None:
     rooms = ["hospital-a", "hospital-b"]
     nurses: list[ConsultClient] = []
@@ -97,7 +73,7 @@ async def test_console_reports_thumbnail_and_focused_sizes(
             )
             nurses.append(client)
         tokens = ",".join(server.token(room, "dr-console", Role.SPECIALIST) for room in rooms)
-        page = await console_page(tokens=tokens)
+        page = await open_console(tokens=tokens)
 
         # room 1 (focused) is shown large, room 2 (on hold) as a thumbnail
         sizes = await wait_sizes(
