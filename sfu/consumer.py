@@ -218,13 +218,17 @@ class Consumer:
         selection = self.layer_selection
         if state is ConsumerState.FORWARDING:
             if packet.layer != selection.current_layer:
-                if packet.layer != selection.target_layer or not packet.keyframe:
+                if packet.layer != selection.target_layer:
+                    return
+                if not packet.keyframe:  # a switch waits for this layer's keyframe
+                    self.producer.request_keyframe_if_unanswered(packet.layer)
                     return
                 self._start(packet)
         elif state is ConsumerState.WAITING_KEYFRAME:
-            if packet.layer != selection.target_layer or (
-                self._class is PacketClass.VIDEO and not packet.keyframe
-            ):
+            if packet.layer != selection.target_layer:
+                return
+            if self._class is PacketClass.VIDEO and not packet.keyframe:
+                self.producer.request_keyframe_if_unanswered(packet.layer)
                 return
             self._start(packet)
         else:

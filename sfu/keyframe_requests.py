@@ -19,6 +19,11 @@ from sfu.media import TrafficCounters
 KEYFRAME_REQUEST_INTERVAL = 0.25
 """Minimum seconds between two keyframe requests sent to one publisher layer."""
 KEYFRAME_INTERVAL_RTTS = 1.25  # upstream keyframe requests: at most one per this many RTTs
+KEYFRAME_RETRY_S = 2.0
+"""A consumer that still waits for a layer's keyframe this long after the last request
+asks again: a publisher may drop a PLI (Chrome did, for a layer whose encoder was not
+running yet: a console room switched back in; tests/browser/test_console.py), and
+nothing else would ask again while that layer's other packets keep flowing."""
 
 
 class KeyframeRequests:
@@ -49,6 +54,13 @@ class KeyframeRequests:
             self._send(layer)
         elif layer.pending_request is None:
             layer.pending_request = loop.call_later(wait, self._send, layer)
+
+    def request_if_unanswered(self, layer: Layer) -> None:
+        """Ask again when no request is pending and the last is KEYFRAME_RETRY_S old."""
+        if layer.pending_request is not None:
+            return
+        if asyncio.get_running_loop().time() - layer.last_keyframe_request >= KEYFRAME_RETRY_S:
+            self.request(layer)
 
     def close(self) -> None:
         """The track ended: a deferred request still pending sends nothing."""

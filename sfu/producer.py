@@ -321,3 +321,13 @@ class Producer:
         if layer.ssrc is None:
             return
         self._keyframes.request(layer)
+
+    def request_keyframe_if_unanswered(self, layer_index: int) -> None:
+        """A consumer still waits for a keyframe of this layer: ask again if the last
+        request went unanswered for a while (sfu/keyframe_requests.py)."""
+        if not self._is_video or self.state is ProducerState.CLOSED:
+            return
+        layers = self._layers.layers
+        layer = layers[min(layer_index, len(layers) - 1)]
+        if layer.ssrc is not None:
+            self._keyframes.request_if_unanswered(layer)

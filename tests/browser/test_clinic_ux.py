@@ -31,6 +31,13 @@ async def test_a_patient_admitted_into_a_room_on_hold_is_told_the_specialist_wil
     assert [r["tileState"] for r in summary] == ["in-call", "on-hold"], await console.dump()
     patient = await open_widget("ux-hold-2", "patient-amina", Role.PATIENT, name="Amina Uwase")
     await patient.wait_screen("lobby")
+    # the lobby banner offers "Go to room" only while that room is on hold
+    go = console.page.locator("#banner-go")
+    await go.wait_for(state="visible", timeout=10000)
+    await console.page.keyboard.press("2")
+    await go.wait_for(state="hidden", timeout=10000)
+    await console.page.keyboard.press("1")
+    await go.wait_for(state="visible", timeout=10000)
     admit = console.page.locator('button[aria-label="Admit Amina Uwase to ux-hold-2"]')
     await admit.first.click()
     await patient.wait_screen("call")

@@ -6,6 +6,8 @@ a simulated publisher); the tests check the output bytes, parsed back.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from sfu.consumer import ConsumerState
@@ -165,6 +167,39 @@ async def test_a_keyframe_request_goes_to_the_layer_being_forwarded_or_awaited()
     assert rig.requests[-1] == LAYER_SSRCS[0]
     rig.consumer.set_target(0, 1)  # same layer: no new request
     assert len(rig.requests) == 4
+
+
+@pytest.mark.parametrize("forwarding", [True, False], ids=["switching", "starting"])
+async def test_a_keyframe_request_left_unanswered_is_sent_again(
+    forwarding: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publisher dropped the request (Chrome did, for a layer whose encoder was not
+    running yet): the target layer's other packets keep arriving, and after
+    KEYFRAME_RETRY_S the consumer asks again, once per retry interval."""
+    monkeypatch.setattr("sfu.keyframe_requests.KEYFRAME_RETRY_S", 0.05)
+    rig = make_rig()
+    q, h, _ = rig.layers
+    if forwarding:  # forwarding h; the allocation moves the target down to q
+        rig.consumer.set_target(1, 3)
+        h.picture(0, keyframe=True)
+        assert rig.consumer.current_layer == 1
+        rig.consumer.set_target(0, 3)
+    rig.requests.clear()
+    q.picture(0)  # the last request is recent: nothing more yet
+    assert rig.requests == []
+    await asyncio.sleep(0.06)
+    q.picture(2)
+    q.picture(1)  # one request per interval, not one per packet
+    assert rig.requests == [LAYER_SSRCS[0]]
+    h.picture(2)  # packets of another layer than the target ask nothing
+    await asyncio.sleep(0.06)
+    h.picture(0)
+    assert rig.requests == [LAYER_SSRCS[0]]
+    q.picture(0, keyframe=True)  # answered: forwarding q
+    assert rig.consumer.current_layer == 0
+    await asyncio.sleep(0.06)
+    q.picture(2)
+    assert rig.requests == [LAYER_SSRCS[0]]
 
 
 # --------------------------------------------------------------------------

@@ -93,7 +93,10 @@ export class ConsoleController {
     }));
     this.tiles = this.rooms.map((room) => {
       const tile = new TileView(room, { t, container: this.page.rooms, onFocus: (index) => this.focus(index, "click") });
-      room.on("change", () => { if (!room.held) this.page.selfCaption(room.label); });
+      room.on("change", () => {
+        if (!room.held) this.page.selfCaption(room.label);
+        this.alerts.focusChanged();
+      });
       room.on("lobby", (fresh) => this.alerts.update(room, fresh));
       room.on("error", (entry) => this.record(entry));
       return tile;

@@ -100,6 +100,11 @@ export class LobbyAlerts {
     this.about = null;
   }
 
+  /** The focus moved: "Go to room" only while the waiting patient's room is on hold. */
+  focusChanged() {
+    if (this.about) this.go.hidden = !this.about.room.held;
+  }
+
   /** A short two-tone chime; silently nothing when audio cannot start. */
   beep() {
     try {
