@@ -59,6 +59,16 @@ EVENTS = frozenset(
         "recording_deleted",
         "recording_sealed",  # a participant file completed: file id, chunks, digest
         "guest_joined",  # another hospital's participant joined on an invitation
+        # clinical captures (docs/capture.md)
+        "capture_requested",
+        "capture_consent_given",
+        "capture_consent_withdrawn",
+        "capture_uploaded",  # complete, SHA-256 verified
+        "capture_stored",  # file id, chunks, digest
+        "capture_viewed",
+        "capture_discarded",  # no consent by the end of the consult
+        "capture_exported",
+        "capture_deleted",
     }
 )
 

@@ -60,6 +60,11 @@ class ConsentState:
         self.consented.discard(participant_id)
         self._update()
 
+    def absent(self, participant_id: str) -> None:
+        """Gone for now (a dropped connection, a reload): no longer required, consent kept."""
+        self.present.pop(participant_id, None)
+        self._update()
+
     def give(self, participant_id: str) -> None:
         if participant_id in self.present and self.active:
             self.consented.add(participant_id)

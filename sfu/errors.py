@@ -33,6 +33,11 @@ class ErrorCode(enum.StrEnum):
     JOIN_TIMEOUT = "join_timeout"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     INTERNAL_ERROR = "internal_error"
+    # clinical captures (docs/capture.md)
+    CAPTURE_DISABLED = "capture_disabled"
+    CAPTURE_TOO_LARGE = "capture_too_large"
+    CAPTURE_OFFSET = "capture_offset"  # a chunk not at the server's offset (it says which)
+    CAPTURE_CORRUPT = "capture_corrupt"  # the bytes did not match the announced SHA-256
     # multi-node (docs/cluster.md)
     REDIRECT = "redirect"
     PLACEMENT_UNAVAILABLE = "placement_unavailable"

@@ -6,7 +6,7 @@ import enum
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sfu.consumer import Consumer
@@ -49,6 +49,7 @@ class Grants:
     subscribe: bool = True
     admit: bool = False
     record: bool = False
+    capture: bool = False  # ask for clinical captures (docs/capture.md)
 
     def as_dict(self) -> dict[str, bool]:
         return {
@@ -56,7 +57,11 @@ class Grants:
             "subscribe": self.subscribe,
             "admit": self.admit,
             "record": self.record,
+            "capture": self.capture,
         }
+
+
+GRANT_NAMES = frozenset(f.name for f in fields(Grants))  # what a token may set
 
 
 class ParticipantState(enum.Enum):

@@ -23,6 +23,7 @@ from sfu.room_manager import RoomManager
 from sfu.udp_mux import UdpMux
 from signaling import protocol
 from signaling.admin_api import add_admin_routes
+from signaling.capture_service import CaptureService
 from signaling.cluster import PLACEMENT, create_recordings, node_identity, setup_cluster
 from signaling.config import Config
 from signaling.connection_limits import TooManyConnections, UnjoinedConnections
@@ -54,6 +55,7 @@ VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", SignalingMetrics)
 TURN = web.AppKey("turn", TurnCredentials)
 RECORDINGS = web.AppKey("recordings", RecordingService)
+CAPTURES = web.AppKey("captures", CaptureService)
 SESSIONS: web.AppKey[set[SignalingSession]] = web.AppKey("sessions")
 ROUTER = web.AppKey("router", JoinRouter)
 ORIGINS = web.AppKey("origins", OriginPolicy)
@@ -185,6 +187,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             ),
             app[TURN],
             app[RECORDINGS],
+            app[CAPTURES],
             on_joined=unjoined.release,
         )
         app[SESSIONS].add(session)
@@ -314,6 +317,7 @@ class MediaPortError(OSError):
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[RECORDINGS].close()  # final chunks written before rooms go away
+    await app[CAPTURES].close()  # captures being stored are written; plaintext dropped
     await app[ROOMS].close()  # tells everyone room_closed (server_shutdown) first
     sessions = app[SESSIONS]
     for session in [*sessions]:
@@ -359,6 +363,9 @@ def create_app(config: Config) -> web.Application:
     )
     app[TURN] = TurnCredentials(config.turn)
     app[RECORDINGS], reaper = create_recordings(config, node)
+    app[CAPTURES] = CaptureService(
+        config.capture, app[RECORDINGS].settings, config.server.max_message_bytes
+    )
     app.cleanup_ctx.append(_media_port_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
     collectors: list[Collector] = []

@@ -167,6 +167,15 @@ class ConsultClient:
     async def send_raw(self, data: str) -> None:
         await self._channel.send_str(data)
 
+    async def send_bytes(self, data: bytes) -> None:
+        """A binary frame (a capture chunk: signaling/client_captures.py)."""
+        await self._channel.send_bytes(data)
+
+    @property
+    def frames(self) -> list[bytes]:
+        """Binary frames received (capture chunks), in order."""
+        return self._channel.frames
+
     async def request(self, message: Event, timeout: float = 20.0) -> Event:
         """Send a message and wait for the reply that carries its id as ``ref``."""
         return await self._channel.request(message, timeout)

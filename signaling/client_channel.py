@@ -36,6 +36,7 @@ class RequestChannel:
     ) -> None:
         self.url = url  # the node connected to (or about to be)
         self.events: list[Event] = []
+        self.frames: list[bytes] = []  # binary frames received (capture chunks)
         self._on_event = on_event
         self._on_lost = on_lost
         self._session: aiohttp.ClientSession | None = None
@@ -83,6 +84,9 @@ class RequestChannel:
 
     async def send_str(self, data: str) -> None:
         await self._open_ws().send_str(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._open_ws().send_bytes(data)
 
     async def send_json(self, message: Event) -> None:
         """Send a message that wants no reply (no ``id``)."""
@@ -135,6 +139,10 @@ class RequestChannel:
     async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
             async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    self.frames.append(msg.data)
+                    self._changed.set()
+                    continue
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue
                 event = msg.json()

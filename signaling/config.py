@@ -206,6 +206,20 @@ class RecordingConfig:
 
 
 @dataclass(slots=True)
+class CaptureConfig:
+    """Clinical captures: photos and clips sent inside the consult (docs/capture.md)."""
+
+    enabled: bool = True  # delivered live; stored only with recording keys and consent
+    max_bytes: int = 8 * 1024 * 1024  # per capture
+    max_clip_seconds: int = 10
+    chunk_max_bytes: int = 32768  # the largest chunk a client may send or is sent
+    min_rate_bps: int = 8000  # the pacing floor, both directions
+    consent_policy: str = "patient"  # patient | all (recording/consent.py)
+    upload_ttl_seconds: float = 900.0  # an unfinished upload is kept this long after its last chunk
+    room_memory_bytes: int = 64 * 1024 * 1024  # completed captures kept in memory per room
+
+
+@dataclass(slots=True)
 class ClusterConfig:
     """Many nodes coordinated through Redis (docs/cluster.md); off without a redis_url."""
 
@@ -245,6 +259,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -262,6 +277,8 @@ class Config:
                     raise ConfigError(
                         f"server.{name}: {value!r} is not an origin (scheme://host[:port])"
                     )
+        if self.capture.consent_policy not in ("patient", "all"):
+            raise ConfigError("capture.consent_policy must be 'patient' or 'all'")
         if self.media.udp_mode not in ("one_port", "port_range"):
             raise ConfigError("media.udp_mode must be 'one_port' or 'port_range'")
         if not 0 <= self.media.udp_port <= 65535:

@@ -29,7 +29,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from sfu.errors import ErrorCode, SfuError
-from sfu.participant import Grants, Role
+from sfu.participant import GRANT_NAMES, Grants, Role
 
 if TYPE_CHECKING:
     from signaling.tokens import JoinClaims, TokenVerifier
@@ -57,8 +57,7 @@ def _grants(raw: Any, role_default: Grants) -> Grants:
     if raw is None:
         return role_default
     if not isinstance(raw, dict) or not all(
-        k in ("publish", "subscribe", "admit", "record") and isinstance(v, bool)
-        for k, v in raw.items()
+        k in GRANT_NAMES and isinstance(v, bool) for k, v in raw.items()
     ):
         raise _refuse("grants are malformed")
     return Grants(**{**role_default.as_dict(), **raw})
@@ -95,6 +94,7 @@ def accept_invitation(
         subscribe=mine.subscribe and allowed.subscribe,
         admit=mine.admit and allowed.admit,
         record=mine.record and allowed.record,
+        capture=mine.capture and allowed.capture,
     )
     return dataclasses.replace(
         guest,

@@ -53,6 +53,12 @@ CLIENT_TYPES = frozenset(
         "recording_start",
         "consent",
         "recording_stop",
+        "capture_request",
+        "capture_consent",
+        "capture_begin",
+        "capture_resume",
+        "capture_fetch",
+        "capture_viewed",
         "ping",
     }
 )

@@ -27,9 +27,10 @@ from sfu.peer import SdpError
 from sfu.room import Room
 from sfu.room_manager import RoomManager
 from signaling import protocol
+from signaling.capture_service import CaptureService
 from signaling.metrics import SignalingMetrics
 from signaling.recording_service import RecordingService
-from signaling.routing import JoinRouter, Redirect
+from signaling.routing import JoinRouter
 from signaling.single_use import TokenUse
 from signaling.turn import TurnCredentials
 
@@ -78,6 +79,7 @@ class SignalingSession:
         limits: SessionLimits,
         turn: TurnCredentials,
         recordings: RecordingService,
+        captures: CaptureService,
         on_joined: Callable[[], None] | None = None,
     ) -> None:
         self.id = next(_session_ids)
@@ -89,9 +91,11 @@ class SignalingSession:
         self.limits = limits
         self.turn = turn
         self.recordings = recordings
+        self.captures = captures
         self.room: Room | None = None
         self.participant: Participant | None = None
-        self._outbox: asyncio.Queue[Event | None] = asyncio.Queue()
+        # events, and binary frames (capture chunks, docs/capture.md)
+        self._outbox: asyncio.Queue[Event | bytes | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._bucket = TokenBucket(limits.messages_per_second, limits.messages_per_second * 2)
         self._token: TokenUse | None = None  # a single-use token's hold (signaling/single_use.py)
@@ -138,6 +142,17 @@ class SignalingSession:
             return
         self._outbox.put_nowait(event)
 
+    def send_bytes(self, frame: bytes) -> bool:
+        """A binary frame (a capture chunk); False once this connection is closed."""
+        if self.state is SessionState.CLOSED:
+            return False
+        self._outbox.put_nowait(frame)
+        return True
+
+    @property
+    def backlog(self) -> int:
+        return self._outbox.qsize()
+
     async def _write_loop(self) -> None:
         while True:
             event = await self._outbox.get()
@@ -148,8 +163,11 @@ class SignalingSession:
                 else:
                     await self.ws.close()
                 return
-            text = event.encoded() if isinstance(event, SharedEvent) else json.dumps(event)
             try:
+                if isinstance(event, bytes):
+                    await self.ws.send_bytes(event)
+                    continue
+                text = event.encoded() if isinstance(event, SharedEvent) else json.dumps(event)
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
                 return
@@ -160,8 +178,9 @@ class SignalingSession:
     def _error(self, exc: SfuError, ref: str | int | None) -> None:
         self.metrics.errors.labels(code=exc.code.value).inc()
         event = protocol.error(exc.code, exc.message, ref)
-        if isinstance(exc, Redirect):
-            event.update(exc.details)
+        details = getattr(exc, "details", None)  # a redirect's URL, a capture's offset
+        if isinstance(details, dict):
+            event.update(details)
         self.send(event)
 
     # -- main loop -------------------------------------------------------------
@@ -175,7 +194,7 @@ class SignalingSession:
                 if msg.type == WSMsgType.TEXT:
                     await self._handle_raw(msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    self._error(SfuError(ErrorCode.BAD_MESSAGE, "binary frames are not used"), None)
+                    self._handle_binary(msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     # aiohttp closes with 1009 after a frame over max_msg_size
                     self._error(
@@ -214,6 +233,26 @@ class SignalingSession:
             logger.exception("session %d: internal error handling a message", self.id)
             self._error(SfuError(ErrorCode.INTERNAL_ERROR, "internal error"), ref)
 
+    def _handle_binary(self, frame: bytes) -> None:
+        """A capture chunk (the only binary frames): answered with its progress or an error."""
+        try:
+            if not self._bucket.take():
+                raise SfuError(ErrorCode.RATE_LIMITED, "too many messages, slow down")
+            if len(frame) > self.limits.max_message_bytes:
+                raise SfuError(
+                    ErrorCode.MESSAGE_TOO_LARGE,
+                    f"messages are limited to {self.limits.max_message_bytes} bytes",
+                )
+            room, participant = self._joined()
+            if participant.state is ParticipantState.LOBBY:
+                raise SfuError(ErrorCode.NOT_ADMITTED, "waiting in the lobby")
+            self.send(self.captures.chunk(frame, room, participant))
+        except SfuError as exc:
+            self._error(exc, None)
+        except Exception:
+            logger.exception("session %d: internal error handling a capture chunk", self.id)
+            self._error(SfuError(ErrorCode.INTERNAL_ERROR, "internal error"), None)
+
     async def _dispatch(self, message: protocol.Message) -> None:
         kind = message.type
         if kind == "ping":
@@ -240,6 +279,8 @@ class SignalingSession:
             room.admit(participant, admitted)
             self.router.admitted(room, admitted)
             self._ack(message)
+            if (newcomer := room.participants.get(admitted)) is not None:
+                self.captures.participant_active(room, newcomer)
         elif kind == "deny":
             denied = room.deny(participant, message.str_field("participant_id"))
             await room.leave(denied, LeaveReason.DENIED)
@@ -307,6 +348,8 @@ class SignalingSession:
         elif kind == "on_hold":
             room.set_on_hold(participant, message.bool_field("enabled", True))
             self._ack(message)
+        elif kind.startswith("capture_"):
+            self._reply(message, await self.captures.handle(message, room, participant, self))
         elif kind == "mute":
             room.set_muted(
                 participant, message.str_field("track_id"), message.bool_field("muted", True)
@@ -397,6 +440,8 @@ class SignalingSession:
             waiting = [{"id": p.id, "name": p.name, "role": p.role.value} for p in room.lobby()]
             if waiting:
                 participant.send({"type": "lobby", "waiting": waiting})
+        if participant.state is ParticipantState.ACTIVE:
+            self.captures.participant_active(room, participant)
         self.metrics.join_seconds.observe(time.perf_counter() - started)
 
     async def _ice_candidate(self, participant: Participant, message: protocol.Message) -> None:
@@ -422,6 +467,7 @@ class SignalingSession:
         room, participant = self.room, self.participant
         self.room = self.participant = None
         if room is not None and participant is not None:
+            self.captures.participant_left(participant)
             await room.leave(participant, reason)
             self.router.placement.room_changed(room.id)
         if self.state is not SessionState.CLOSED:

@@ -9,7 +9,7 @@ Claims (docs/protocol.md#join-tokens):
   room   the consult room id                           required
   name   display name                                  optional
   role   patient | health_worker | specialist | interpreter | observer
-  grants {publish, subscribe, admit, record}           optional (role defaults)
+  grants {publish, subscribe, admit, record, capture}  optional (role defaults)
   invitation  another hospital's invitation into its room  optional (signaling/invitations.py)
   jti    the token's unique id: joins once             required with auth.single_use_tokens
          (checked at join time, signaling/single_use.py; the dev issuer's tokens are multi-use)
@@ -34,7 +34,7 @@ from typing import Any
 import jwt
 
 from sfu.errors import ErrorCode, SfuError
-from sfu.participant import Grants, Role
+from sfu.participant import GRANT_NAMES, Grants, Role
 from signaling.config import AuthConfig, IssuerConfig, Secret
 from signaling.invitations import accept_invitation
 
@@ -49,8 +49,8 @@ _COMPACT_JWS = re.compile(r"[A-Za-z0-9_\-.=]+")
 
 ROLE_DEFAULT_GRANTS: dict[Role, Grants] = {
     Role.PATIENT: Grants(publish=True, subscribe=True),
-    Role.HEALTH_WORKER: Grants(publish=True, subscribe=True, admit=True),
-    Role.SPECIALIST: Grants(publish=True, subscribe=True, admit=True, record=True),
+    Role.HEALTH_WORKER: Grants(publish=True, subscribe=True, admit=True, capture=True),
+    Role.SPECIALIST: Grants(publish=True, subscribe=True, admit=True, record=True, capture=True),
     Role.INTERPRETER: Grants(publish=True, subscribe=True),
     Role.OBSERVER: Grants(publish=False, subscribe=True),
 }
@@ -164,8 +164,7 @@ class TokenVerifier:
         raw_grants = claims.get("grants")
         if raw_grants is not None:
             if not isinstance(raw_grants, dict) or not all(
-                k in ("publish", "subscribe", "admit", "record") and isinstance(v, bool)
-                for k, v in raw_grants.items()
+                k in GRANT_NAMES and isinstance(v, bool) for k, v in raw_grants.items()
             ):
                 raise SfuError(ErrorCode.TOKEN_INVALID, "token grants are malformed")
             grants = Grants(**{**grants.as_dict(), **raw_grants})

@@ -136,7 +136,9 @@ def test_valid_es256_token_accepted(verifier: TokenVerifier) -> None:
     result = verifier.verify(es_token(role="specialist"))
     assert result.issuer == "portal-es"
     assert result.role is Role.SPECIALIST
-    assert result.grants == Grants(publish=True, subscribe=True, admit=True, record=True)
+    assert result.grants == Grants(
+        publish=True, subscribe=True, admit=True, record=True, capture=True
+    )
 
 
 def test_es256_public_key_from_file(tmp_path: Path) -> None:
@@ -453,7 +455,9 @@ def test_mint_token_round_trips_through_verifier(tmp_path: Path) -> None:
     assert result.identity == "hw-3"
     assert result.name == "Nurse Joy"
     assert result.role is Role.HEALTH_WORKER
-    assert result.grants == Grants(publish=True, subscribe=True, admit=True, record=True)
+    assert result.grants == Grants(
+        publish=True, subscribe=True, admit=True, record=True, capture=True
+    )
 
 
 def test_mint_token_claims() -> None:
