@@ -6,11 +6,17 @@
     digiclinic-recording audit-verify audit.log --public-key server.pub [--anchor CHECKPOINTS]
     digiclinic-recording delete REC [--audit-log audit.log --audit-key audit.key
                                      --audit-anchor CHECKPOINTS]
+    digiclinic-recording export-captures DIR --key hospital.key --signer server.pub
+                         --output OUTDIR [--room ROOM] [--audit-log audit.log
+                         --audit-key audit.key --audit-anchor CHECKPOINTS]
 
 ``server.pub`` is the public half of the server's signing key
 (``recording.audit_signing_key_file``): it signs every recording and the audit
-log. Exit codes: 0 fine, 1 the recording or log failed verification (or is
-unsigned), 2 usage error.
+log. ``delete`` also shreds a capture (``capture-<id>.rec``, audited as
+``capture_deleted``); ``export-captures`` writes a directory's captures as files
+plus a FHIR R4 Bundle (recording/capture_export.py). Exit codes: 0 fine, 1 the
+recording or log failed verification (or is unsigned; for export-captures, any
+capture), 2 usage error.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from recording import capture_export
 from recording.audit import AuditLog, generate_signing_key, verify_file
+from recording.captures import PREFIX as CAPTURE_PREFIX
 from recording.crypto_stream import (
     ReadResult,
     RecordingFormatError,
@@ -155,9 +163,35 @@ def delete(args: argparse.Namespace) -> int:
     for marker in (".done", ".interrupted"):
         path.with_suffix(marker).unlink(missing_ok=True)
     if audit is not None:
-        audit.append("recording_deleted", recording_id=str(header.get("recording_id", path.stem)))
+        recording_id = str(header.get("recording_id", path.stem))
+        if header.get("metadata", {}).get("kind") == "capture":
+            audit.append(
+                "capture_deleted",
+                capture_id=recording_id.removeprefix(CAPTURE_PREFIX),
+                recording_id=recording_id,
+            )
+        else:
+            audit.append("recording_deleted", recording_id=recording_id)
     print(f"deleted {path.name}: wrapped keys destroyed first, media removed")
     return 0
+
+
+def export_captures(args: argparse.Namespace) -> int:
+    """Every verified capture as a file plus bundle.json (recording/capture_export.py)."""
+    audit = None
+    if args.audit_log is not None:  # opened first: a log behind its anchor stops the export
+        if args.audit_key is None:
+            raise ValueError("--audit-log needs --audit-key")
+        audit = AuditLog(args.audit_log, load_signing_key(args.audit_key), args.audit_anchor)
+    return capture_export.export_captures(
+        args.directory,
+        args.output,
+        _private_key(args.key),
+        load_signer(args.signer),
+        write=_write_private,
+        room=args.room,
+        audit=audit,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audit-key", type=Path, help="Ed25519 private key signing the audit log")
     p.add_argument("--audit-anchor", type=Path, help="the log's checkpoints file, to update")
     p.set_defaults(func=delete)
+    p = sub.add_parser(
+        "export-captures", help="verified captures as files plus a FHIR R4 Bundle (bundle.json)"
+    )
+    p.add_argument("directory", type=Path, help="the captures directory (capture-*.rec)")
+    p.add_argument("--key", type=Path, required=True)
+    p.add_argument("--signer", type=Path, required=True, help=signer_help)
+    p.add_argument("--output", type=Path, required=True, help="a new or empty directory")
+    p.add_argument(
+        "--room", help="only this room: <hospital>/<room> as in the header, or the room's name"
+    )
+    p.add_argument("--audit-log", type=Path, help="audit each export (capture_exported)")
+    p.add_argument("--audit-key", type=Path, help="Ed25519 private key signing the audit log")
+    p.add_argument("--audit-anchor", type=Path, help="the log's checkpoints file, to update")
+    p.set_defaults(func=export_captures)
     return parser
 
 
