@@ -89,6 +89,11 @@ class PublishResult:
     removed: list[Producer]
 
 
+# Opus while a capture crosses the publisher's thin uplink (docs/capture.md): with RED
+# and 60 ms packets about 30 kbit/s on the wire, which leaves a 60 kbit/s link room
+CAPTURE_OPUS_BPS = 10_000
+
+
 class PublisherPeer(Peer):
     role = "publisher"
 
@@ -115,6 +120,9 @@ class PublisherPeer(Peer):
         # what the same participant's downlink says, set by the room: a hint
         # that a weak uplink widened too (sfu/uplink_health.py)
         self.downlink_hint: Callable[[], DownlinkHint | None] | None = None
+        # until then (monotonic s) a capture crosses this publisher's thin uplink
+        # (signaling/capture_service.py): its audio takes the thin-link form
+        self.capture_thin_until = 0.0
         self._rid_ext: int | None = None
         self._repaired_rid_ext: int | None = None
         self.rtp_errors = 0
@@ -509,14 +517,22 @@ class PublisherPeer(Peer):
                 self._on_layers(producer, needed)
         thin = self.settings.thin_link_opus_kbps * 1000
         weak = thin > 0 and any(p.uplink_weak for p in producers)
+        # a capture crossing a thin uplink: the audio leaves it room, in 60 ms packets
+        # (a third of 20 ms packets' ~30 kbit/s of headers) at CAPTURE_OPUS_BPS
+        # (RED stays: with it the voice takes about twice that)
+        capturing = thin > 0 and now < self.capture_thin_until
         for producer in producers:
             wished = producer.wanted_audio_cap()
             cap = wished
             if weak and producer.kind is MediaKind.AUDIO:
                 cap = min(cap or thin, thin)
-            # thin-link packets for subscribers' thin links only: on its own weak uplink
-            # the publisher's audio keeps 20 ms RED (thin_link_audio says why)
-            packets = wished is not None and bool(self.settings.thin_link_opus_ptime_ms)
+            if capturing and producer.kind is MediaKind.AUDIO:
+                cap = min(cap or thin, thin, CAPTURE_OPUS_BPS)
+            # thin-link packets for subscribers' thin links and captures only: on its own
+            # weak uplink the publisher's audio keeps 20 ms RED (thin_link_audio says why)
+            packets = (wished is not None or capturing) and bool(
+                self.settings.thin_link_opus_ptime_ms
+            )
             if producer.audio.ask(cap, packets) and self._on_audio_cap is not None:
                 self._on_audio_cap(producer, cap)
 

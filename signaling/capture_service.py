@@ -39,6 +39,7 @@ from signaling.protocol import Message
 logger = logging.getLogger(__name__)
 
 PROGRESS_TO_OTHERS_S = 1.0
+THIN_HOLD_S = 20.0  # a thin uplink's audio stays thin this long after the last chunk
 SWEEP_S = 30.0
 CONSENT_STATES = {
     RecordingState.AWAITING_CONSENT: "awaiting_consent",
@@ -98,7 +99,7 @@ class CaptureService:
         if kind == "capture_begin":
             return self._begin(message, room, participant)
         if kind == "capture_resume":
-            return self._resume(message.str_field("capture_id", 64), room, participant)
+            return self._resume(message, room, participant)
         if kind == "capture_fetch":
             return self._fetch(message, room, participant, outlet)
         if kind == "capture_viewed":
@@ -142,7 +143,9 @@ class CaptureService:
         info = CaptureInfo.parse(message, self.config.max_bytes, self.config.max_clip_seconds)
         state = self._room(room)
         upload = Upload(new_capture_id(), room.id, Person.of(participant), info)
+        upload.thin_uplink = message.bool_field("thin_uplink", False)
         self.uploads[upload.id] = upload
+        self._make_room(participant, upload)
         self._broadcast(
             room,
             {
@@ -158,21 +161,36 @@ class CaptureService:
         self._ask_consent(state)
         return self._upload_reply(upload.id, 0)
 
+    def _make_room(self, participant: Participant, upload: Upload | None) -> None:
+        """A capture crosses the sender's thin uplink: its audio takes the thin-link form
+        (sfu/publisher_peer.py) while chunks keep coming, and for THIN_HOLD_S after."""
+        publisher = participant.publisher
+        if publisher is None:
+            return
+        if upload is None:  # complete: the audio may take its usual form again
+            publisher.capture_thin_until = 0.0
+        elif upload.thin_uplink:
+            publisher.capture_thin_until = time.monotonic() + THIN_HOLD_S
+
     def _upload_reply(self, capture_id: str, offset: int, complete: bool = False) -> dict[str, Any]:
         reply: dict[str, Any] = {
             "type": "capture_upload",
             "capture_id": capture_id,
             "offset": offset,
             "chunk_max": self.chunk_max,
+            "min_rate_bps": self.config.min_rate_bps,
         }
         if complete:
             reply["complete"] = True
         return reply
 
-    def _resume(self, capture_id: str, room: Room, participant: Participant) -> dict[str, Any]:
+    def _resume(self, message: Message, room: Room, participant: Participant) -> dict[str, Any]:
+        capture_id = message.str_field("capture_id", 64)
         upload = self.uploads.get(capture_id)
         if upload is not None and upload.owned_by(room.id, participant):
             upload.touched = time.monotonic()
+            upload.thin_uplink = message.bool_field("thin_uplink", upload.thin_uplink)
+            self._make_room(participant, upload)
             return self._upload_reply(capture_id, upload.offset)
         state = self.rooms.get(room.id)
         done = state.captures.get(capture_id) if state is not None else None
@@ -235,7 +253,10 @@ class CaptureService:
             state.progress_sent[upload.id] = now
             self._broadcast(room, progress, exclude=participant)
         if complete:
+            self._make_room(participant, None)
             self._completed(state, upload)
+        else:
+            self._make_room(participant, upload)
         return progress
 
     def _completed(self, state: RoomCaptures, upload: Upload) -> None:

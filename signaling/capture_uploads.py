@@ -152,6 +152,7 @@ class Upload:
     info: CaptureInfo
     data: bytearray = field(default_factory=bytearray)
     touched: float = field(default_factory=time.monotonic)
+    thin_uplink: bool = False  # the sender's uplink is thin: its audio makes room
 
     @property
     def offset(self) -> int:

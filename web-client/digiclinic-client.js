@@ -20,6 +20,7 @@
  * it concerns.
  */
 
+import { Captures } from "./client/captures.js";
 import { Heartbeat } from "./client/heartbeat.js";
 import { PeerFactory } from "./client/peer.js";
 import { DigiclinicError, websocketUrl } from "./client/protocol.js";
@@ -98,6 +99,7 @@ export class ConsultSession extends EventTarget {
   #subscriber;
   #trackSettings;
   #heartbeat;
+  #captures;
   /** @type {Reconnection|null} */
   #reconnection = null;
   #leaving = false; // the server closes the WebSocket after `left`: no reconnection
@@ -130,6 +132,7 @@ export class ConsultSession extends EventTarget {
       onMessage: (msg) => this.#emit("message", msg),
       onEvent: (msg) => this.#onEvent(msg),
       onClose: () => this.#onSocketClosed(),
+      onBinary: (data) => this.#captures.onBinary(data),
     }));
     /** @type {Request} */
     const request = (type, fields, timeout) => channel.request(type, fields, timeout);
@@ -149,6 +152,17 @@ export class ConsultSession extends EventTarget {
       request, emit, peers, isActive: () => this.state === "active",
       onTrackGone: (trackId) => trackSettings.forget(trackId),
     }));
+    this.#captures = new Captures({
+      request, emit, sendBinary: (data) => channel.sendBinary(data),
+      bufferedAmount: () => channel.bufferedAmount, publisherPc: () => publisher.pc,
+      yieldVideo: (on) => this.#publisherControl.yieldVideo(on, [...publisher.published.values()]
+        .filter((p) => p.source === "camera").map((p) => p.trackId)),
+      audioThinned: (ms) => this.#publisherControl.audioThinned(ms),
+      me: () => (this.joined && this.participantId
+        ? { room: this.joined.room, identity: this.joined.participant.identity, participantId: this.participantId }
+        : null),
+    });
+    this.addEventListener("reconnected", () => { if (this.state === "active") this.#captures.resume(); });
     this.#heartbeat = new Heartbeat({
       every: this.reconnect?.heartbeat ?? 0,
       ping: (timeout) => channel.request("ping", {}, timeout),
@@ -186,6 +200,8 @@ export class ConsultSession extends EventTarget {
   get publisherPc() { return this.#publisher.pc; }
   /** @type {RTCPeerConnection|null} */
   get subscriberPc() { return this.#subscriber.pc; }
+  /** @type {Captures} clinical photos and clips (client/captures.js, docs/capture.md) */
+  get captures() { return this.#captures; }
 
   /**
    * EventTarget's, typed: the session's events are CustomEvents (the list above).
@@ -217,7 +233,10 @@ export class ConsultSession extends EventTarget {
     }
     const joined = this.#applyJoined(this.joined);
     if (joined.state === "lobby") this.#emit("lobby-wait", joined);
-    else this.#admission?.resolve(joined); // admitted() called while joining
+    else {
+      this.#admission?.resolve(joined); // admitted() called while joining
+      this.#captures.resume(); // a reloaded page's unfinished uploads
+    }
     this.#heartbeat.start();
     return joined;
   }
@@ -402,9 +421,11 @@ export class ConsultSession extends EventTarget {
       return;
     }
     this.#updateState(msg);
-    this.#emit(msg.type.replaceAll("_", "-"), msg);
+    const detail = msg.type.startsWith("capture_") || msg.type === "error" ? this.#captures.onEvent(msg) : msg;
+    this.#emit(msg.type.replaceAll("_", "-"), detail);
     switch (msg.type) {
       case "admitted":
+        this.#captures.resume();
         this.#admission?.resolve(msg);
         this.#admission = null;
         this.#reconnection?.admitted();
@@ -525,6 +546,7 @@ export class ConsultSession extends EventTarget {
     this.state = reason === "denied" ? "denied" : "closed";
     this.#reconnection?.stop(new DigiclinicError(this.state, reason));
     this.#heartbeat.stop();
+    this.#captures.close();
     this.#publisher.close();
     this.#subscriber.close(); // every remote track ends with `track-removed`
     this.#trackSettings.close();

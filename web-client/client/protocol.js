@@ -23,6 +23,7 @@ export const PROTOCOL_VERSION = 1;
  * @typedef {object} ParticipantInfo
  * @property {string} id
  * @property {string} name
+ * @property {string} [identity]  ours, in `joined` (the token's sub)
  * @property {string} role
  * @property {string} [state]
  * @property {Record<string, boolean>} [grants]

@@ -4,8 +4,9 @@
 // while someone's link is too thin for it.
 //
 // Owns: the Opus packet duration each publisher connection was last
-// answered for (a change needs a new offer).
-// Interface: onLayers(msg), onAudio(msg); each emits what it applied
+// answered for (a change needs a new offer), the layers the server last asked
+// for, and whether our camera yields to a capture upload (yieldVideo).
+// Interface: onLayers(msg), onAudio(msg), yieldVideo(on, trackIds); each emits what it applied
 // (`layers-applied`, `audio-cap-applied`) or an `error`. It works on the
 // Publisher (publisher.js) through its queue(task), senderOf(trackId), pc
 // and renegotiate(), and gets `emit` from its constructor.
@@ -28,6 +29,14 @@ import { applyLayers } from "./simulcast.js";
 export class PublisherControl {
   /** @type {WeakMap<RTCPeerConnection, number|null>} pc -> packet_ms it was last answered for */
   #audioPackets = new WeakMap();
+  /** the packet duration our audio was last renegotiated for (null: the usual) */
+  #packetMs = /** @type {number|null} */ (null);
+  /** @type {Array<() => void>} who waits for the thin-link packets (audioThinned) */
+  #thinWaiters = [];
+  /** @type {Map<string, any>} trackId -> the layers the server last asked for */
+  #layers = new Map();
+  /** our camera yields the uplink to a capture (client/captures.js) */
+  #yielding = false;
   #publisher;
   #emit;
 
@@ -48,6 +57,8 @@ export class PublisherControl {
    * @param {PublisherLayers} msg
    */
   onLayers({ track_id: trackId, layers }) {
+    this.#layers.set(trackId, layers);
+    if (this.#yielding) return Promise.resolve(null); // applied when the capture is through
     return this.#publisher.queue(async () => {
       const sender = this.#publisher.senderOf(trackId);
       if (!sender) return null;
@@ -83,9 +94,52 @@ export class PublisherControl {
         this.#audioPackets.set(pc, packetMs);
         await this.#publisher.renegotiate();
       }
+      this.#packetMs = packetMs;
+      if (packetMs) for (const wake of this.#thinWaiters.splice(0)) wake();
       this.#emit("audio-cap-applied", { trackId, maxBitrate: maxBitrate ?? null, packetMs });
       return maxBitrate ?? null;
     }).catch((err) => this.#failed(err, "audio_cap_failed", "publisher_audio"));
+  }
+
+  /**
+   * While a capture crosses a thin uplink (client/captures.js) our camera
+   * stops sending (every encoding inactive; the track is untouched) so that
+   * the capture gets what the audio leaves (the server thins the audio itself:
+   * `thin_uplink` in capture_begin); afterwards the layers the server last
+   * asked for (or all) are sent again. Emits `video-yield` {paused}.
+   * @param {boolean} on
+   * @param {string[]} trackIds  our camera tracks
+   */
+  yieldVideo(on, trackIds) {
+    if (on === this.#yielding) return Promise.resolve();
+    this.#yielding = on;
+    return this.#publisher.queue(async () => {
+      for (const trackId of trackIds) {
+        const sender = this.#publisher.senderOf(trackId);
+        if (!sender) continue;
+        const rids = (sender.getParameters().encodings ?? []).map((e) => ({ rid: e.rid ?? "", active: !on }));
+        await applyLayers(sender, on ? rids : (this.#layers.get(trackId) ?? rids));
+      }
+      this.#emit("video-yield", { paused: on });
+    }).catch((err) => { this.#failed(err, "layers_failed", "capture yield"); });
+  }
+
+  /**
+   * Resolves true once our audio is in thin-link packets (at once if it is),
+   * false after `ms`.
+   * @param {number} ms
+   * @returns {Promise<boolean>}
+   */
+  audioThinned(ms) {
+    if (this.#packetMs) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const wake = () => { clearTimeout(timer); resolve(true); };
+      const timer = setTimeout(() => {
+        this.#thinWaiters = this.#thinWaiters.filter((w) => w !== wake);
+        resolve(false);
+      }, ms);
+      this.#thinWaiters.push(wake);
+    });
   }
 
   /**

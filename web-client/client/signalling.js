@@ -31,6 +31,7 @@ import { DigiclinicError, websocketUrl } from "./protocol.js";
  * @property {number} requestTimeout  ms to wait for a reply, by default
  * @property {(msg: ServerMessage) => void} onMessage  every message, as it arrives
  * @property {(msg: ServerMessage) => void} onEvent  each message that is no awaited reply
+ * @property {(data: ArrayBuffer) => void} [onBinary]  a binary frame (a capture chunk)
  * @property {() => void} onClose  the current WebSocket closed without our asking
  */
 
@@ -50,9 +51,11 @@ export class SignallingChannel {
   #onMessage;
   #onEvent;
   #onClose;
+  #onBinary;
 
   /** @param {ChannelCallbacks} callbacks */
-  constructor({ requestTimeout, onMessage, onEvent, onClose }) {
+  constructor({ requestTimeout, onMessage, onEvent, onClose, onBinary = () => {} }) {
+    this.#onBinary = onBinary;
     this.#requestTimeout = requestTimeout;
     this.#onMessage = onMessage;
     this.#onEvent = onEvent;
@@ -71,12 +74,18 @@ export class SignallingChannel {
   connect(url) {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url);
+      ws.binaryType = "arraybuffer"; // capture chunks (docs/capture.md)
       this.ws = ws;
       this.url = url;
       const failed = () => reject(new DigiclinicError("connect_failed", `cannot connect to ${url}`));
       ws.onopen = () => resolve();
       ws.onerror = failed; // before `open`; afterwards `close` follows
-      ws.onmessage = (event) => this.receive(event.data);
+      ws.onmessage = (event) => {
+        if (event.data instanceof ArrayBuffer) {
+          this.lastMessageAt = performance.now();
+          this.#onBinary(event.data);
+        } else this.receive(event.data);
+      };
       ws.onclose = () => {
         if (ws !== this.ws) return; // an earlier connection, already replaced
         failed(); // nothing once open
@@ -133,6 +142,19 @@ export class SignallingChannel {
       ws.send(JSON.stringify({ ...fields, type, id }));
     });
   }
+
+  /**
+   * Send a binary frame (a capture chunk); false when not connected.
+   * @param {Uint8Array} data
+   */
+  sendBinary(data) {
+    if (!this.isOpen) return false;
+    /** @type {WebSocket} */ (this.ws).send(data);
+    return true;
+  }
+
+  /** Bytes the current WebSocket has queued and not yet sent. */
+  get bufferedAmount() { return this.ws?.bufferedAmount ?? 0; }
 
   /**
    * One message from the server (the WebSocket's `message` data): settle the
