@@ -178,7 +178,6 @@ class CaptureService:
             "capture_id": capture_id,
             "offset": offset,
             "chunk_max": self.chunk_max,
-            "min_rate_bps": self.config.min_rate_bps,
         }
         if complete:
             reply["complete"] = True

@@ -213,7 +213,7 @@ class CaptureConfig:
     max_bytes: int = 8 * 1024 * 1024  # per capture
     max_clip_seconds: int = 10
     chunk_max_bytes: int = 32768  # the largest chunk a client may send or is sent
-    min_rate_bps: int = 8000  # the pacing floor, both directions
+    min_rate_bps: int = 8000  # the floor of the server's pace for downloads
     consent_policy: str = "patient"  # patient | all (recording/consent.py)
     upload_ttl_seconds: float = 900.0  # an unfinished upload is kept this long after its last chunk
     room_memory_bytes: int = 64 * 1024 * 1024  # completed captures kept in memory per room
