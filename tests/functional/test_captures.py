@@ -28,8 +28,7 @@ from signaling.client_captures import (
     send_capture,
     send_chunks,
 )
-from tests.conftest import RunningServer
-from tests.functional.conftest import Keys
+from tests.conftest import Keys, RunningServer
 
 PHOTO = os.urandom(150_000)  # what a 1080p JPEG weighs; random: nothing compresses it
 

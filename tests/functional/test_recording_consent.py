@@ -21,8 +21,7 @@ from signaling.client import ClientError, ConsultClient
 from signaling.config import Secret
 from signaling.demo_media import CameraTrack, ToneTrack
 from signaling.tokens import mint_token
-from tests.conftest import RunningServer
-from tests.functional.conftest import Keys
+from tests.conftest import Keys, RunningServer
 
 
 async def join(server: RunningServer, room: str, identity: str, role: Role) -> ConsultClient:
