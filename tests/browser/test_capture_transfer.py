@@ -14,15 +14,13 @@ Marked ``slow`` (a minute or two each): ``-m "not slow"`` leaves them out.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from typing import Any
 
 import pytest
 
 from benchmarks.browser_link import BrowserConsult, Side
-from tests.helpers.chromium_netns import chromium_executable
-from tests.helpers.netns_link import netns_available
+from tests.helpers.chromium_netns import skip_unless_browser_rig
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -83,16 +81,6 @@ SENT_JS = """() => {
 }"""
 
 
-def _skip_unless_rig() -> None:
-    ok, why = netns_available()
-    if not ok:
-        pytest.skip(why)
-    if chromium_executable() is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("Playwright for Python is not installed")
-
-
 def _audio(sample: dict[str, Any]) -> tuple[int, int]:
     audio = sample.get("audio") or {}
     return audio.get("concealed", 0) - audio.get("silentConcealed", 0), audio.get("samples", 0)
@@ -151,7 +139,7 @@ THIN_60K = (
     "rate", [pytest.param(60_000, marks=pytest.mark.xfail(reason=THIN_60K)), 150_000]
 )
 def test_a_photo_crosses_a_thin_link_whole_and_the_audio_stays_clean(rate: int) -> None:
-    _skip_unless_rig()
+    skip_unless_browser_rig()
 
     async def run() -> None:
         async with BrowserConsult(room=f"capture-{rate}") as consult:
@@ -185,7 +173,7 @@ def test_a_photo_crosses_a_thin_link_whole_and_the_audio_stays_clean(rate: int) 
 def test_a_dropped_websocket_and_a_reloaded_page_resume_where_the_upload_stopped() -> None:
     """Mid-transfer the patient's WebSocket is closed, later the page reloaded: each time the
     upload goes on from the server's offset, and the bytes the server held are not sent again."""
-    _skip_unless_rig()
+    skip_unless_browser_rig()
 
     async def run() -> None:
         async with BrowserConsult(room="capture-resume", patient_rate_bps=400_000) as consult:

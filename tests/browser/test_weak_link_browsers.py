@@ -23,7 +23,6 @@ iterating.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from typing import Any
 
@@ -31,8 +30,7 @@ import pytest
 
 from benchmarks.browser_link_metrics import FULL_RATE_FPS, Row, first_time
 from benchmarks.browser_weak_link import SIDES, run_case
-from tests.helpers.chromium_netns import chromium_executable
-from tests.helpers.netns_link import netns_available
+from tests.helpers.chromium_netns import skip_unless_browser_rig
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -42,13 +40,7 @@ _results: dict[str, dict[str, Any]] = {}
 
 def result_of(case: str) -> dict[str, Any]:
     """The case's one run (shared by its tests), or a skip when it cannot run here."""
-    ok, why = netns_available()
-    if not ok:
-        pytest.skip(why)
-    if chromium_executable() is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("Playwright for Python is not installed")
+    skip_unless_browser_rig()
     if case not in _results:
         _results[case] = asyncio.run(run_case(case, SECONDS))
     return _results[case]

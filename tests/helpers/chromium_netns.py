@@ -67,3 +67,20 @@ async def chromium_in_namespace(
         finally:
             with contextlib.suppress(Exception):
                 await browser.close()
+
+
+def skip_unless_browser_rig() -> None:
+    """Skip the calling test unless namespaces, Chromium and Playwright are all here."""
+    import importlib.util  # noqa: PLC0415
+
+    import pytest  # noqa: PLC0415 - a test helper, imported by tests only
+
+    from tests.helpers.netns_link import netns_available  # noqa: PLC0415
+
+    ok, why = netns_available()
+    if not ok:
+        pytest.skip(why)
+    if chromium_executable() is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        pytest.skip("Playwright for Python is not installed")
