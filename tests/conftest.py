@@ -109,6 +109,11 @@ def keys(tmp_path: Path) -> Keys:
 
 @pytest.fixture
 async def rec_server(server_factory: Callable[..., object], keys: Keys) -> RunningServer:
+    return await recording_server(server_factory, keys)
+
+
+async def recording_server(server_factory: Callable[..., object], keys: Keys) -> RunningServer:
+    """A server that records and stores captures for ``keys``' hospital."""
     base = keys.directory.parent
     server: RunningServer = await server_factory(  # type: ignore[operator]
         recording={

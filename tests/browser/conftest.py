@@ -38,7 +38,8 @@ from urllib.parse import urlencode
 import pytest
 
 from sfu.participant import Role
-from tests.conftest import RunningServer
+from tests.conftest import Keys, RunningServer, recording_server
+from tests.helpers.fake_camera import write_y4m
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -116,6 +117,13 @@ async def server(  # overrides tests/conftest.py's: created inside the namespace
     loopback_only: bool, server_factory: Callable[..., Any]
 ) -> AsyncIterator[RunningServer]:
     yield await server_factory()
+
+
+@pytest.fixture
+async def rec_server(  # overrides tests/conftest.py's: created inside the namespace
+    loopback_only: bool, server_factory: Callable[..., Any], keys: Keys
+) -> RunningServer:
+    return await recording_server(server_factory, keys)
 
 
 @pytest.fixture
@@ -459,3 +467,46 @@ async def open_console(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
     finally:
         for context in contexts:
             await context.close()
+
+
+# -- a camera of known native size: 1920x1080 (tests/helpers/fake_camera.py) -----------------
+
+
+@pytest.fixture(scope="session")
+def camera_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = write_y4m(tmp_path_factory.mktemp("fake-camera") / "camera-1080p.y4m")
+    yield path
+    path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+async def chromium_1080p(
+    browser_requirements: str, loopback_only: bool, camera_file: Path
+) -> AsyncIterator[Any]:
+    """Chromium whose fake camera is the 1920x1080 Y4M file (loops its frames)."""
+    async_api = pytest.importorskip("playwright.async_api")
+    playwright = await async_api.async_playwright().start()
+    try:
+        browser = await playwright.chromium.launch(
+            executable_path=browser_requirements,
+            headless=True,
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera_file}"],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+    finally:
+        await playwright.stop()
+
+
+async def open_widget_1080p(
+    browser: Any, server: RunningServer, room: str, identity: str, role: Role, name: str
+) -> WidgetPage:
+    """The widget example page (skip the pre-call check) in a browser of its own context."""
+    context = await browser.new_context(viewport={"width": 1200, "height": 760})
+    page = WidgetPage(await context.new_page(), identity)
+    query = urlencode({"token": server.token(room, identity, role, name=name), "skip": "1"})
+    await page.page.goto(f"{server.server.make_url(WIDGET_PAGE)}?{query}")
+    await page.wait_screen("call")
+    return page

@@ -91,6 +91,7 @@ async def test_patient_and_specialist_widgets_see_and_hear_each_other(
         "Share screen with the others",
         "Audio only: pause all video to save bandwidth",
         "Show the chat",
+        "Ask for a photo or a short clip from the patient's side",  # the capture grant
         "Record",  # the specialist has the record grant
         "Leave the consultation",
     ], labels

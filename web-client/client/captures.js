@@ -26,11 +26,11 @@ const STATS_MS = 1000;
 // (PublisherControl.yieldVideo) and the server has our audio take its thin-link
 // form (`thin_uplink`): the capture gets what the audio leaves (the video is
 // what failed on such a link)
-const YIELD_BELOW_BPS = 500_000;
+const YIELD_BELOW_BPS = 200_000;
 // on such a link the first chunk waits (at most this long) for our audio's thin-link
 // form: its 60 ms packets leave the capture about 20 kbit/s of headers, and the
 // renegotiation that brings them should not queue behind the capture's chunks
-const THIN_AUDIO_WAIT_MS = 20_000;
+const THIN_AUDIO_WAIT_MS = 8_000;
 const DB_NAME = "digiclinic-captures";
 const STORE = "uploads";
 

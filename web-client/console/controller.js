@@ -6,6 +6,7 @@
 // focused room -> the self-view caption) and owns the keyboard shortcuts:
 // keys 1-9 focus rooms 1-9, 0 focuses room 10.
 
+import { CaptureViewer } from "../widget/capture-viewer.js";
 import { openLocalMedia } from "./local-media.js";
 import { LobbyAlerts } from "./lobby.js";
 import { PageView } from "./page.js";
@@ -55,6 +56,15 @@ export class ConsoleController {
     this.serverUrl = serverUrl;
     this.createSession = createSession;
     this.page = new PageView(t, lang);
+    this.lang = lang;
+    /** what the rooms' capture parts may do to the page: announce, translate */
+    this.captureUi = {
+      t, say: (/** @type {string} */ text) => this.page.announce(text), fire: () => {},
+      role: (/** @type {string} [role] */ role) => (role ? t(`role_${role}`) : ""),
+    };
+    /** one full-resolution capture viewer for the page (a modal dialog over it) */
+    this.viewer = new CaptureViewer({ ui: this.captureUi, language: () => lang });
+    document.body.append(this.viewer.element);
     this.alerts = new LobbyAlerts({ t, onGo: (room) => this.focus(room.index, "banner") });
     /** @type {Room[]} */
     this.rooms = [];
@@ -70,6 +80,7 @@ export class ConsoleController {
     this.ready = false; // every room has joined (or failed) and applied its focus / hold state
     this.listening = new AbortController();
     document.addEventListener("keydown", (event) => {
+      if (this.viewer.open) return; // the viewer is modal: its keys are its own
       const index = roomForKey(event);
       if (index !== null && index < this.rooms.length) {
         event.preventDefault();
@@ -92,7 +103,10 @@ export class ConsoleController {
       serverUrl: this.serverUrl, local: this.local, createSession: this.createSession,
     }));
     this.tiles = this.rooms.map((room) => {
-      const tile = new TileView(room, { t, container: this.page.rooms, onFocus: (index) => this.focus(index, "click") });
+      const tile = new TileView(room, {
+        t, container: this.page.rooms, onFocus: (index) => this.focus(index, "click"),
+        viewer: this.viewer, captureUi: this.captureUi, lang: this.lang,
+      });
       room.on("change", () => {
         if (!room.held) this.page.selfCaption(room.label);
         this.alerts.focusChanged();

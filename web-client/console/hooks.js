@@ -2,7 +2,7 @@
 // views of the controller's state (ready, rooms, focused, switches,
 // notifications, errors, local), focus(i), and JSON-able summaries: summary()
 // per room, inbound(i) (getStats of room i's subscriber connection),
-// connections(). Reads only; the one action is focus(i).
+// connections(), captures(i) (room i's clinical captures). Reads only; the one action is focus(i).
 
 /** @typedef {import("./controller.js").ConsoleController} ConsoleController */
 /** @typedef {import("./room.js").Room} Room */
@@ -119,5 +119,10 @@ export function testApi(controller, lang) {
     /** @param {number} index */
     inbound: (index) => inbound(controller.rooms[index]),
     connections: () => connections(controller.rooms),
+    /** @param {number} index  room i's captures, as its gallery shows them */
+    captures: (index) => [...(controller.tiles[index]?.gallery.items.values() ?? [])].map((item) => ({
+      id: item.id, kind: item.kind, state: item.state, mine: item.mine, name: item.name, size: item.size,
+      offset: item.offset, width: item.width, height: item.height, stored: item.stored, received: Boolean(item.blob),
+    })),
   };
 }

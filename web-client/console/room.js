@@ -6,7 +6,8 @@
 //
 // A Room knows nothing of the page. It reports through events (Room.on):
 // `change` (re-render), `track` / `untrack` (a remote track to show or drop),
-// `lobby` (people new in its lobby) and `error`. Its session comes from the
+// `lobby` (people new in its lobby), `session` (a new session: the tile's
+// captures follow it) and `error`. Its session comes from the
 // factory it is given (console.js: ConsultSession).
 
 import { jwtClaims } from "./config.js";
@@ -202,6 +203,7 @@ export class Room extends Emitter {
     });
     this.session = session;
     this.listen(session, this.listening.signal);
+    this.emit("session", { session, signal: this.listening.signal }); // the tile's captures follow it
     try {
       const joined = await session.join();
       this.roomId = joined.room;

@@ -5,7 +5,15 @@
 // (a first press asks, a second within 5 s ends; its timer) and the media
 // elements of the room's remote tracks (audio muted locally while on hold).
 // Buttons call the Room's own actions; "Switch here" calls `onFocus`.
+// Clinical captures: "Ask for a photo" (the capture grant), the capture
+// consent question and the room's gallery, whose thumbnails open the page's
+// viewer: the widget's own parts (../widget/capture-gallery.js,
+// capture-ask.js, capture-consent.js; the viewer is capture-viewer.js).
 
+import { CaptureRequestForm } from "../widget/capture-ask.js";
+import { CaptureConsent } from "../widget/capture-consent.js";
+import { CaptureGallery } from "../widget/capture-gallery.js";
+import { capturesOf } from "../widget/capture-util.js";
 import { el } from "./dom.js";
 
 /** @typedef {import("./room.js").Room} Room */
@@ -18,6 +26,9 @@ import { el } from "./dom.js";
  * @property {Translate} t
  * @property {HTMLElement} container  where the tile goes (#rooms)
  * @property {(index: number) => void} onFocus  "Switch here" was pressed
+ * @property {import("../widget/capture-viewer.js").CaptureViewer} viewer  the page's capture viewer
+ * @property {import("../widget/capture-util.js").CaptureUi} captureUi
+ * @property {string} lang  the UI language
  */
 
 /** @type {Record<TileState, string>} */
@@ -34,7 +45,7 @@ export class TileView {
    * @param {Room} room
    * @param {TileOptions} options
    */
-  constructor(room, { t, container, onFocus }) {
+  constructor(room, { t, container, onFocus, viewer, captureUi, lang }) {
     this.room = room;
     this.t = t;
     this.confirmingEnd = false; // "End" pressed once: the next press ends the consultation
@@ -57,8 +68,22 @@ export class TileView {
     this.mute = this.button("room-mute", () => room.toggleMute());
     this.end = this.button("room-end", () => this.pressEnd());
     this.rejoin = this.button("room-rejoin", () => room.rejoin());
+    // clinical captures: asking, the consent question, the gallery (the widget's parts)
+    const session = () => room.session;
+    this.consent = new CaptureConsent({ ui: captureUi, session, changed: () => this.gallery.consentChanged() });
+    this.gallery = new CaptureGallery({
+      ui: captureUi, language: () => lang, session, viewer, consentState: () => this.consent.state,
+    });
+    this.askForm = new CaptureRequestForm({
+      ui: captureUi, session, asked: (requestId, kind) => this.gallery.requested(requestId, kind),
+    });
+    this.askForm.element.id = `capture-ask-${room.index}`;
+    this.capture = this.button("room-capture", () => this.askForm.toggle(this.capture));
+    this.capture.dataset.action = "capture-request";
+    this.capture.setAttribute("aria-controls", this.askForm.element.id);
+    this.capture.setAttribute("aria-expanded", "false");
     const actions = el("span", "tile-actions");
-    actions.append(this.mute, this.end, this.rejoin, this.focus);
+    actions.append(this.mute, this.capture, this.end, this.rejoin, this.focus);
     const head = el("header", "tile-head");
     head.append(number, this.title, this.status, actions);
 
@@ -74,9 +99,17 @@ export class TileView {
     this.lobby.append(el("h3", "lobby-title", t("waitingList")), this.lobbyList);
     this.error = el("p", "tile-error");
 
-    this.tile.append(head, this.stage, this.lobby, this.people, this.error);
+    this.tile.append(head, this.consent.dialog, this.askForm.element, this.stage, this.gallery.element, this.lobby,
+      this.people, this.error);
     container.append(this.tile);
     this.unsubscribe = [
+      room.on("session", ({ session: current, signal }) => {
+        this.gallery.reset();
+        this.consent.reset();
+        this.askForm.close(false);
+        this.gallery.listen(current, signal);
+        this.consent.listen(current, signal);
+      }),
       room.on("change", () => this.render()),
       room.on("track", (media) => this.addMedia(media)),
       room.on("untrack", ({ trackId }) => this.removeMedia(trackId)),
@@ -137,6 +170,12 @@ export class TileView {
     this.end.classList.toggle("confirming", this.confirmingEnd);
     this.end.setAttribute("aria-label", t(this.confirmingEnd ? "endConfirmLabel" : "endConsultLabel", { room: room.label }));
     this.rejoin.hidden = room.state !== "closed";
+    const canAsk = live && Boolean(capturesOf(room.session) && room.session?.joined?.participant?.grants?.capture);
+    this.capture.hidden = !canAsk;
+    this.capture.textContent = t("captureAsk");
+    this.capture.setAttribute("aria-label", t("captureAskToRoomLabel", { room: room.label }));
+    if (!canAsk) this.askForm.close(false);
+    this.gallery.label();
     this.rejoin.textContent = t("rejoin");
     this.rejoin.setAttribute("aria-label", t("rejoinToRoomLabel", { room: room.label }));
 
@@ -214,6 +253,7 @@ export class TileView {
   close() {
     for (const stop of this.unsubscribe) stop();
     if (this.endTimer) clearTimeout(this.endTimer);
+    this.gallery.reset();
     for (const trackId of [...this.elements.keys()]) this.removeMedia(trackId);
     this.tile.remove();
   }

@@ -92,6 +92,8 @@
  *   request?: (type: string, fields: Record<string, unknown>) => Promise<unknown>,
  *   pauseVideo?: (trackId: string, paused: boolean) => Promise<unknown>,
  *   watchRenderSize?: (trackId: string, element: HTMLVideoElement) => RenderWatcher,
+ *   joined?: any,
+ *   captures?: import("../widget/capture-util.js").CaptureApi,
  * }} RoomSession
  */
 
@@ -126,6 +128,8 @@
  * @property {RemoteMedia} untrack  a remote track ended (already out of `media`)
  * @property {Waiting[]} lobby  people new in its lobby (`lobby` is the whole list)
  * @property {ErrorEntry} error  a failed request or a server error
+ * @property {{session: RoomSession, signal: AbortSignal}} session  a new session (joining, or joining again);
+ *   `signal` aborts when it is replaced
  */
 
 /**

@@ -1,7 +1,8 @@
 // The call's control bar: microphone, camera, screen share, audio only, chat,
+// the capture controls (ask for / send a photo: in the bar only when shown),
 // the recording control and leave. Buttons only: what they do is LocalMedia's
-// (and the chat's, the recording panel's, the element's leave()); update()
-// draws their state from the call state.
+// (and the chat's, the capture and recording panels', the element's leave());
+// update() draws their state from the call state.
 
 import { h, icon, replace } from "./dom.js";
 
@@ -18,10 +19,11 @@ export class ControlBar {
    * @param {() => ConsultSession|null} parts.session
    * @param {LocalMedia} parts.media
    * @param {HTMLElement} parts.recordControl the recording panel's button
+   * @param {HTMLElement[]} [parts.captureControls] the capture panel's buttons (drawn by it)
    * @param {() => void} parts.toggleChat
    * @param {() => void} parts.leave
    */
-  constructor({ ui, call, session, media, recordControl, toggleChat, leave }) {
+  constructor({ ui, call, session, media, recordControl, captureControls = [], toggleChat, leave }) {
     this.ui = ui;
     this._call = call;
     this._session = session;
@@ -36,13 +38,20 @@ export class ControlBar {
       chat: button("chat", toggleChat),
       leave: button("leave", leave),
     };
+    this.recordControl = recordControl;
+    /** shown by the capture panel (by grant); only those shown are in the bar */
+    this.captureControls = captureControls;
     this.buttons.leave.classList.add("dc-danger");
     this.buttons.chat.setAttribute("aria-controls", "dc-chat");
     this.element = h("div", { class: "dc-controls", role: "toolbar" },
-      ...Object.values(this.buttons).slice(0, -1), recordControl, this.buttons.leave);
+      ...Object.values(this.buttons).slice(0, -1), ...captureControls, recordControl, this.buttons.leave);
   }
 
   update() {
+    for (const control of this.captureControls) { // in the bar only when shown, in their order
+      if (control.hidden) control.remove();
+      else if (control.parentNode !== this.element) this.element.insertBefore(control, this.recordControl);
+    }
     const b = this.buttons;
     const t = this.ui.t;
     const call = this._call();

@@ -20,12 +20,14 @@
 //   lobby.js        our waiting screen; WaitingList: admitting others
 //   chat.js         ChatPanel
 //   recording.js    RecordingPanel: consent question, indicator, record control
+//   captures.js     CapturePanel: clinical photos and clips (ask, take, send, gallery, viewer)
 //   session-events.js CallEvents: the session's events, routed to the parts
 //   precall.js      PreCallCheck
 
 import { ConsultSession } from "../digiclinic-client.js";
 import { pickLanguage, translator } from "../i18n/catalogue.js";
 import { CallState } from "./call-state.js";
+import { CapturePanel } from "./captures.js";
 import { ChatPanel } from "./chat.js";
 import { ControlBar } from "./control-bar.js";
 import { h, replace } from "./dom.js";
@@ -94,9 +96,12 @@ export class DigiclinicConsult extends HTMLElement {
       ui: this.ui, call, session, language: () => this.language, changed: () => this._sideChanged(),
     });
     this.waitingList = new WaitingList({ ui: this.ui, call, session, changed: () => this._sideChanged() });
+    this.captures = new CapturePanel({
+      ui: this.ui, call, session, language: () => this.language, inCall: () => this.screen === "call",
+    });
     this.controls = new ControlBar({
       ui: this.ui, call, session, media: this.media, recordControl: this.recording.control,
-      toggleChat: () => this.chat.toggle(), leave: () => this.leave(),
+      captureControls: this.captures.controls, toggleChat: () => this.chat.toggle(), leave: () => this.leave(),
     });
     this.events = new CallEvents({
       ui: this.ui, call, session, screen: () => this.screen, stage: this.stage,
@@ -173,7 +178,8 @@ export class DigiclinicConsult extends HTMLElement {
     this._root = h("div", { class: "dc-root", lang: this.language },
       h("header", { class: "dc-header" }, this._title, this.recording.indicator, this.ui.status,
         this._headerInfo),
-      this.ui.alert, this.recording.dialog, this._body, this._audioSink);
+      this.ui.alert, this.recording.dialog, this.captures.consent.dialog, this._body, this._audioSink,
+      ...this.captures.overlays);
     this.shadowRoot.replaceChildren(css, this._root);
     this._title.textContent = this.t("title");
   }
@@ -259,6 +265,7 @@ export class DigiclinicConsult extends HTMLElement {
     this.call = new CallState({ micMuted: this.call.micMuted }); // muted before the call: stays muted
     this.chat.reset();
     this.quality.reset();
+    this.captures.reset();
     this._audioContext();
     if (!this.localStream || this.localStream.getTracks().every((t) => t.readyState === "ended")) {
       await this._acquireMedia();
@@ -272,6 +279,7 @@ export class DigiclinicConsult extends HTMLElement {
     this.session = session;
     this.events.listen(session);
     this.recording.attach(session);
+    this.captures.attach(session); // after CallEvents: the call state is up to date when it looks
     let joined;
     try {
       joined = await session.join();
@@ -300,6 +308,8 @@ export class DigiclinicConsult extends HTMLElement {
     await this.media.publish(audioOnly);
     this.ui.fire("joined", this._joinedDetail());
     this.recording.joined(); // the record control for clinicians with the record grant
+    this.captures.joined(); // ask / send controls by grant, and the watch on the video
+    this.controls.update();
     this.ui.fire("recording-state", {
       recording: this.recording.state === "recording",
       canRecord: Boolean(session.joined.participant.grants?.record),
@@ -321,6 +331,7 @@ export class DigiclinicConsult extends HTMLElement {
   _end(reason, err = null) {
     if (this.screen === "ended") return;
     this.quality.stop();
+    this.captures.stop();
     this._precall?.stop();
     this.ui.banner(null);
     for (const person of this.call.people.values()) {
@@ -377,9 +388,11 @@ export class DigiclinicConsult extends HTMLElement {
     if (this.screen !== "call") return;
     this.stage.label();
     this._side = h("aside", { class: "dc-side" }, this.waitingList.build(), this.chat.build());
-    this._callLayout = h("div", { class: "dc-call" }, this.stage.element, this._side, this.controls.element);
+    this._callLayout = h("div", { class: "dc-call" }, this.stage.element, this._side, this.captures.strip,
+      this.controls.element);
     replace(this._body, this._callLayout);
     this.recording.render();
+    this.captures.render();
     this.controls.update();
     this.stage.render();
     this.waitingList.render();
@@ -389,6 +402,7 @@ export class DigiclinicConsult extends HTMLElement {
   /** Our media or the call changed: the controls and the tiles are drawn again. */
   _refresh() {
     if (this.screen !== "call") return;
+    this.captures.render();
     this.controls.update();
     this.stage.render();
   }

@@ -21,6 +21,8 @@ for (const [param, attribute] of [["skip", "skip-precall"], ["relay", "relay"], 
 const events = [
   "ready", "state", "lobby", "joined", "left", "participant-joined", "participant-left",
   "recording-state", "error", "reconnecting", "reconnected", "mute-state", "audio-only", "pin",
+  "capture-request", "capture-requested", "capture-sent", "capture-ready", "capture-received",
+  "capture-stored", "capture-viewed", "capture-consent", "capture-offer", "capture-failed",
 ];
 for (const name of events) {
   element.addEventListener(`digiclinic-${name}`, (e) => widgetTest.events.push({ type: name, detail: /** @type {CustomEvent} */ (e).detail }));
