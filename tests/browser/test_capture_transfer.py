@@ -155,7 +155,10 @@ def test_a_photo_crosses_a_thin_link_whole_and_the_audio_stays_clean(rate: int) 
             assert 90_000 <= photo["size"] <= 160_000, photo
             sent_at = consult.clock()
             await consult.patient.page.evaluate(SEND_JS)
-            got = await _wait_received(consult, photo["sha"], timeout=150)
+            # 60 kbit/s is xfail (THIN_60K): a shorter wait keeps CI's time for the others
+            got = await _wait_received(
+                consult, photo["sha"], timeout=100 if rate < 100_000 else 150
+            )
             took = consult.clock() - sent_at
             await consult.sample()
             assert [r["size"] for r in got if r["sha"] == photo["sha"]] == [photo["size"]]
@@ -180,7 +183,7 @@ def test_a_dropped_websocket_and_a_reloaded_page_resume_where_the_upload_stopped
             await consult.start()
             patient = consult.patient
             assert patient is not None and consult.clinic is not None
-            photo = await patient.page.evaluate(MAKE_PHOTO_JS, {"target": 400_000})
+            photo = await patient.page.evaluate(MAKE_PHOTO_JS, {"target": 250_000})
             await patient.page.evaluate(SEND_JS)
             size = photo["size"]
             dropped = reloaded = False

@@ -182,9 +182,10 @@ async def test_chat_message_appears_on_the_other_side(
 
     # audio only: the patient stops receiving video and stops sending the camera
     await patient.shadow('button[data-action="audio-only"]').click()
-    await patient.wait_for(
+    await patient.wait_for(  # `audio-only` fires once the server has acknowledged the pause
         "widgetTest.element.call.pausedByUs.size === 1"
-        " && widgetTest.element.call.cam.track === null",
+        " && widgetTest.element.call.cam.track === null"
+        " && widgetTest.events.some(e => e.type === 'audio-only' && e.detail.enabled)",
         what="audio-only mode",
     )
     await doctor.wait_for(
