@@ -75,6 +75,9 @@ async def check_widths(
     """
     LAYOUT_SHOTS.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
+    # no fades: axe cannot judge the contrast of a text caught half-way through one
+    # (a status line fading in while the call's state changes)
+    await page.emulate_media(reduced_motion="reduce")
     try:
         for width, height in WIDTHS.items():
             await page.set_viewport_size({"width": width, "height": height})

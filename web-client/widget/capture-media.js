@@ -25,8 +25,12 @@ export const CLIP_AUDIO_BPS = 32_000;
 /** a clip is recorded at most this size (the camera's full size, capped: 1 Mbit/s is thin for more) */
 export const CLIP_MAX_WIDTH = 1920;
 export const CLIP_MAX_HEIGHT = 1080;
-/** how long to wait for the first frame at a new size after applyConstraints */
-const SETTLE_MS = 2500;
+/**
+ * how long to wait for the first frame at a new size after applyConstraints (a
+ * camera switching to its largest size may take seconds on a slow or busy machine;
+ * the wait ends as soon as the frame comes)
+ */
+const SETTLE_MS = 6000;
 
 /**
  * @typedef {{blob: Blob, width: number, height: number, mime: string, via?: "clone"|"still"|"live"}} Photo
