@@ -38,6 +38,9 @@ class ErrorCode(enum.StrEnum):
     CAPTURE_TOO_LARGE = "capture_too_large"
     CAPTURE_OFFSET = "capture_offset"  # a chunk not at the server's offset (it says which)
     CAPTURE_CORRUPT = "capture_corrupt"  # the bytes did not match the announced SHA-256
+    # end-to-end encrypted rooms (docs/e2ee.md)
+    E2EE_REQUIRED = "e2ee_required"  # the room is end-to-end encrypted: join with the key
+    E2EE_MISMATCH = "e2ee_mismatch"  # the token's e2ee mode is not the room's
     # multi-node (docs/cluster.md)
     REDIRECT = "redirect"
     PLACEMENT_UNAVAILABLE = "placement_unavailable"

@@ -101,6 +101,7 @@ class Participant:
         self.consumers: dict[str, Consumer] = {}  # by producer id
         self.audio_only = False  # said so (`audio_only`): no video either way, on purpose
         self.on_hold = False  # said so (`on_hold`): a specialist busy in another room
+        self.e2ee = False  # said so at join: its frames are end-to-end encrypted (docs/e2ee.md)
         self._events = events
 
     def __repr__(self) -> str:  # ids only: names are patient data
@@ -136,4 +137,5 @@ class Participant:
             "producers": producers,
             "audio_only": self.audio_only,
             "on_hold": self.on_hold,
+            "e2ee": self.e2ee,
         }

@@ -13,9 +13,10 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
+from e2ee.mode import E2eeMode, settle
 from sfu.announcements import BATCH_FROM, Announcements
 from sfu.consumer import Consumer
 from sfu.errors import ErrorCode, SfuError
@@ -77,6 +78,8 @@ class Room:
         self._close_task: asyncio.Task[None] | None = None
         self.retired = RetiredCounters()
         self.observers: list[RoomObserver] = []
+        self.e2ee = E2eeMode.OFF  # set by the first join (e2ee/mode.py)
+        self._media = media  # as configured: ``media`` is this room's (without RED when e2ee)
         self._announcements = Announcements(self._send_all, settings.announce_batch_from)
 
     def __repr__(self) -> str:
@@ -195,6 +198,16 @@ class Room:
             self._lobby_changed()
         if not self.participants and self.state is RoomState.OPEN:
             self._start_empty_timer()
+
+    def agree_e2ee(self, participant: Participant, token: E2eeMode, encrypts: bool) -> None:
+        """Before ``participant`` joins: the token's end-to-end encryption must be the room's.
+
+        An encrypted room's frames pass through as they are, without RED: the
+        browser's transform would encrypt the RED block headers the SFU reads.
+        """
+        self.e2ee = settle(self.e2ee if self.participants else None, token, encrypts)
+        self.media = replace(self._media, opus_red=self._media.opus_red and not self.e2ee.on)
+        participant.e2ee = encrypts and self.e2ee.on
 
     # -- media -----------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ class IssuerConfig:
     secret: Secret | None = None  # HS256 only (development)
     public_key: str | None = None  # PEM text, RS256/ES256
     public_key_file: str | None = None
+    e2ee: str = "off"  # off | optional | required: its rooms' default (e2ee/mode.py)
 
 
 @dataclass(slots=True)
@@ -321,6 +322,8 @@ class Config:
                 raise ConfigError(f"issuer {issuer.id}: {alg} needs public_key or public_key_file")
             if alg not in ("HS256", "RS256", "ES256"):
                 raise ConfigError(f"issuer {issuer.id}: unsupported algorithm {alg}")
+            if issuer.e2ee not in ("off", "optional", "required"):
+                raise ConfigError(f"issuer {issuer.id}: e2ee must be off, optional or required")
         known_roles = {"patient", "health_worker", "specialist", "interpreter", "observer"}
         unknown = set(self.rooms.lobby_roles) - known_roles
         if unknown:

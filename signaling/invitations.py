@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from e2ee.mode import E2eeMode
 from sfu.errors import ErrorCode, SfuError
 from sfu.participant import GRANT_NAMES, Grants, Role
 
@@ -96,9 +97,13 @@ def accept_invitation(
         record=mine.record and allowed.record,
         capture=mine.capture and allowed.capture,
     )
+    e2ee = claims.get("e2ee", verifier.default_e2ee(host).value)  # the host's room decides
+    if e2ee not in tuple(E2eeMode):
+        raise _refuse("e2ee must be off, optional or required")
     return dataclasses.replace(
         guest,
         host=host,
+        e2ee=E2eeMode(e2ee),
         identity=f"{guest.issuer}/{guest.identity}",
         grants=grants,
         expires_at=min(guest.expires_at, int(exp)),

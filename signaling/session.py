@@ -394,6 +394,7 @@ class SignalingSession:
                 events=self.send,
                 auto_subscribe=message.bool_field("auto_subscribe", True),
             )
+            room.agree_e2ee(participant, claims.e2ee, message.bool_field("e2ee", False))
             room.join(participant, admitted=readmit)
         except Exception:
             await self.router.tokens.unused(use)  # a refused join does not use the token up
@@ -425,6 +426,7 @@ class SignalingSession:
                     "grants": participant.grants.as_dict(),
                 },
                 "state": participant.state.value,
+                "e2ee": room.e2ee.value,  # the page encrypts when it is not "off" (docs/e2ee.md)
                 "participants": room.roster(exclude=participant)
                 if participant.state is ParticipantState.ACTIVE
                 else [],

@@ -10,6 +10,8 @@ Claims (docs/protocol.md#join-tokens):
   name   display name                                  optional
   role   patient | health_worker | specialist | interpreter | observer
   grants {publish, subscribe, admit, record, capture}  optional (role defaults)
+  e2ee   off | optional | required: the room's end-to-end encryption  optional (issuer's default;
+         e2ee/mode.py, docs/e2ee.md)
   invitation  another hospital's invitation into its room  optional (signaling/invitations.py)
   jti    the token's unique id: joins once             required with auth.single_use_tokens
          (checked at join time, signaling/single_use.py; the dev issuer's tokens are multi-use)
@@ -33,6 +35,7 @@ from typing import Any
 
 import jwt
 
+from e2ee.mode import E2eeMode
 from sfu.errors import ErrorCode, SfuError
 from sfu.participant import GRANT_NAMES, Grants, Role
 from signaling.config import AuthConfig, IssuerConfig, Secret
@@ -68,6 +71,7 @@ class JoinClaims:
     host: str = ""  # the hospital whose room this is, when another's invitation says so
     jti: str = ""  # the token's id ("" without one): spent by a join (signaling/single_use.py)
     jti_until: int = 0  # the token's exp plus the leeway: until then its jti is remembered
+    e2ee: E2eeMode = E2eeMode.OFF  # the room's end-to-end encryption (the claim, or the issuer's)
 
     @property
     def hospital(self) -> str:
@@ -97,12 +101,18 @@ class TokenVerifier:
     def __init__(self, config: AuthConfig) -> None:
         self.config = config
         self._keys: dict[str, tuple[str, Any]] = {}
+        self._e2ee: dict[str, E2eeMode] = {}
         for issuer in config.issuers:
             self._keys[issuer.id] = (issuer.algorithm, _verification_key(issuer))
+            self._e2ee[issuer.id] = E2eeMode(issuer.e2ee)
 
     @property
     def issuers(self) -> list[str]:
         return list(self._keys)
+
+    def default_e2ee(self, issuer: str) -> E2eeMode:
+        """The end-to-end encryption of ``issuer``'s rooms when a token says nothing."""
+        return self._e2ee[issuer]
 
     def verify(self, token: Any) -> JoinClaims:
         issuer, claims = self.decode(token, "token", ["exp", "iat", "iss", "aud", "sub"])
@@ -172,6 +182,9 @@ class TokenVerifier:
         if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
             raise SfuError(ErrorCode.TOKEN_INVALID, "token name is malformed")
         jti = claims.get("jti")  # required at join time with auth.single_use_tokens
+        e2ee = claims.get("e2ee", self._e2ee[issuer].value)
+        if e2ee not in tuple(E2eeMode):
+            raise SfuError(ErrorCode.TOKEN_INVALID, "token e2ee must be off, optional or required")
         return JoinClaims(
             issuer=issuer,
             identity=str(identity),
@@ -182,6 +195,7 @@ class TokenVerifier:
             expires_at=int(exp),
             jti=jti if isinstance(jti, str) else "",
             jti_until=int(exp) + self.config.leeway,
+            e2ee=E2eeMode(e2ee),
         )
 
 
@@ -219,6 +233,7 @@ def mint_token(
     audience: str = "digiclinic",
     issuer: str = DEV_ISSUER,
     now: float | None = None,
+    e2ee: str | None = None,
 ) -> str:
     """An HS256 join token (development and tests; portals mint their own)."""
     issued = int(time.time() if now is None else now)
@@ -235,6 +250,8 @@ def mint_token(
     }
     if grants is not None:
         claims["grants"] = grants
+    if e2ee is not None:
+        claims["e2ee"] = e2ee
     return jwt.encode(claims, secret.reveal(), algorithm="HS256")
 
 

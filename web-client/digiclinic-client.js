@@ -23,6 +23,7 @@
 import { Captures } from "./client/captures.js";
 import { Heartbeat } from "./client/heartbeat.js";
 import { PeerFactory } from "./client/peer.js";
+import { FrameEncryption, e2eeSupported } from "./client/e2ee.js";
 import { DigiclinicError, websocketUrl } from "./client/protocol.js";
 import { Publisher } from "./client/publisher.js";
 import { PublisherControl } from "./client/publisher-control.js";
@@ -80,6 +81,8 @@ export { DigiclinicError, PROTOCOL_VERSION, websocketUrl } from "./client/protoc
  *   tried in turn when reconnecting (the first node may be the one that died)
  * @property {string|null} [resume]  a single-use token's resume secret, from an
  *   earlier session's `resume` (its `joined`): a new session rejoins with it
+ * @property {string|{id: number, key: string}|null} [e2eeKey]  the consult key from the
+ *   portal, for an end-to-end encrypted room ("<key id>.<base64url>"; docs/e2ee.md)
  */
 
 export class ConsultSession extends EventTarget {
@@ -100,6 +103,7 @@ export class ConsultSession extends EventTarget {
   #trackSettings;
   #heartbeat;
   #captures;
+  #e2ee;
   /** @type {Reconnection|null} */
   #reconnection = null;
   #leaving = false; // the server closes the WebSocket after `left`: no reconnection
@@ -109,7 +113,7 @@ export class ConsultSession extends EventTarget {
   /** @param {ConsultSessionOptions} options */
   constructor({ url, token, room, iceServers, iceTransportPolicy = "all",
                 autoSubscribe = true, gatherTimeout = 5000, requestTimeout = 20000, reconnect = false,
-                simulcast = true, fallbackUrls = [], resume = null } = /** @type {any} */ ({})) {
+                simulcast = true, fallbackUrls = [], resume = null, e2eeKey = null } = /** @type {any} */ ({})) {
     super();
     if (!url || !token) throw new TypeError("ConsultSession needs a url and a token");
     if (!["all", "relay"].includes(iceTransportPolicy)) {
@@ -138,6 +142,8 @@ export class ConsultSession extends EventTarget {
     const request = (type, fields, timeout) => channel.request(type, fields, timeout);
     /** @type {Emit} */
     const emit = (type, detail) => this.#emit(type, detail);
+    const e2ee = (this.#e2ee = new FrameEncryption(emit));
+    if (e2eeKey) e2ee.setKey(e2eeKey); // a malformed key throws here: a clear TypeError
     const peers = (this.#peers = new PeerFactory({
       iceServers, iceTransportPolicy, gatherTimeout,
       onStateChange: (name, pc) => this.#onConnectionState(name, pc),
@@ -146,11 +152,13 @@ export class ConsultSession extends EventTarget {
       (fields) => channel.request("track_settings", fields, undefined, { mayBeUnknown: true })));
     const publisher = (this.#publisher = new Publisher({
       request, peers, simulcast: this.simulcast, requireActive: () => this.#requireActive(),
+      onTransceiver: (transceiver, kind) => e2ee.protectSender(transceiver, kind),
     }));
     this.#publisherControl = new PublisherControl(publisher, emit);
     const subscriber = (this.#subscriber = new Subscriber({
       request, emit, peers, isActive: () => this.state === "active",
       onTrackGone: (trackId) => trackSettings.forget(trackId),
+      onReceiver: (receiver, kind, participantId) => e2ee.protectReceiver(receiver, kind, participantId),
     }));
     this.#captures = new Captures({
       request, emit, sendBinary: (data) => channel.sendBinary(data),
@@ -202,6 +210,14 @@ export class ConsultSession extends EventTarget {
   get subscriberPc() { return this.#subscriber.pc; }
   /** @type {Captures} clinical photos and clips (client/captures.js, docs/capture.md) */
   get captures() { return this.#captures; }
+  /** @type {FrameEncryption} end-to-end encryption: `mode`, `encrypting`, `sendKeyId`, counts() */
+  get e2ee() { return this.#e2ee; }
+
+  /**
+   * A new consult key from the portal (a rotation, or after someone left): docs/e2ee.md.
+   * @param {string|{id: number, key: string}} key
+   */
+  setE2eeKey(key) { this.#e2ee.setKey(key); }
 
   /**
    * EventTarget's, typed: the session's events are CustomEvents (the list above).
@@ -248,6 +264,8 @@ export class ConsultSession extends EventTarget {
     if (this.room) message.room = this.room;
     // a single-use token joins again only with the secret its first `joined` gave us
     if (this.resume) message.resume = this.resume;
+    // we can encrypt our frames (an end-to-end encrypted room refuses a page that cannot)
+    if (this.#e2ee.hasKey && e2eeSupported()) message.e2ee = true;
     return message;
   }
 
@@ -265,6 +283,8 @@ export class ConsultSession extends EventTarget {
     this.state = joined.state;
     this.#peers.learnIceServers(joined.ice_servers);
     this.#roster.reset(joined.participants);
+    this.#e2ee.joined(joined.e2ee);
+    this.#e2ee.roster(this.#roster.participants);
     return joined;
   }
 
@@ -470,6 +490,7 @@ export class ConsultSession extends EventTarget {
       this.#roster.apply(msg);
       if (msg.type === "track_unpublished") this.#subscriber.removeTrack(msg.track_id);
     }
+    this.#e2ee.roster(this.#roster.participants);
   }
 
   /**
@@ -547,6 +568,7 @@ export class ConsultSession extends EventTarget {
     this.#reconnection?.stop(new DigiclinicError(this.state, reason));
     this.#heartbeat.stop();
     this.#captures.close();
+    this.#e2ee.close();
     this.#publisher.close();
     this.#subscriber.close(); // every remote track ends with `track-removed`
     this.#trackSettings.close();

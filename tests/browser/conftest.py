@@ -228,7 +228,8 @@ async def open_consult(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
     """``await open_consult(room, identity, role)`` -> a ConsultPage (own browser context).
 
     ``relay=True`` adds ``relay=1``; ``token`` replaces the minted join token;
-    ``query`` adds query parameters (e.g. ``{"video": "1280x720"}``); other
+    ``query`` adds query parameters (e.g. ``{"video": "1280x720"}``), ``fragment``
+    the URL's fragment (``{"e2ee": key}``: it never reaches the server); other
     keywords are token claims (``name=...``).
     """
     contexts: list[Any] = []
@@ -242,6 +243,7 @@ async def open_consult(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
         relay: bool = False,
         token: str | None = None,
         query: dict[str, str] | None = None,
+        fragment: dict[str, str] | None = None,
         **claims: Any,
     ) -> ConsultPage:
         context = await chromium.new_context(viewport={"width": 1000, "height": 640})
@@ -252,6 +254,8 @@ async def open_consult(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
         if relay:
             params["relay"] = "1"
         url = str(server.server.make_url(TEST_PAGE)) + "?" + urlencode(params)
+        if fragment:
+            url += "#" + urlencode(fragment)
         await page.page.goto(url)
         return page
 

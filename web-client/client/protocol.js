@@ -30,6 +30,7 @@ export const PROTOCOL_VERSION = 1;
  * @property {ProducerInfo[]} producers
  * @property {boolean} [audio_only]
  * @property {boolean} [on_hold]
+ * @property {boolean} [e2ee]  its frames are end-to-end encrypted (docs/e2ee.md)
  */
 
 /**
@@ -49,6 +50,7 @@ export const PROTOCOL_VERSION = 1;
  * @property {ParticipantInfo[]} [participants]  the other active participants
  * @property {ServerIceServer[]} [ice_servers]
  * @property {string} [resume]  single-use tokens: the secret a rejoin presents
+ * @property {"off"|"optional"|"required"} [e2ee]  the room's end-to-end encryption
  */
 
 /**
@@ -59,6 +61,7 @@ export const PROTOCOL_VERSION = 1;
  * @property {boolean} auto_subscribe
  * @property {string} [room]
  * @property {string} [resume]
+ * @property {boolean} [e2ee]  we encrypt our frames (we have the consult key)
  */
 
 /**

@@ -52,6 +52,8 @@ import { answerHasSimulcast, sendEncodingsFor, tuneSender } from "./simulcast.js
  * @property {PeerFactory} peers
  * @property {() => void} requireActive  throws unless we are active
  * @property {boolean} simulcast  send the camera as simulcast layers
+ * @property {(transceiver: RTCRtpTransceiver, kind: "audio"|"video") => void} [onTransceiver]
+ *   a new sending m-line, before it is negotiated (end-to-end encryption, e2ee.js)
  */
 
 /**
@@ -150,7 +152,9 @@ export class Publisher {
       const init = { direction: "sendonly", streams: item.stream ? [item.stream] : [] };
       const encodings = sendEncodingsFor(item, this.#options.simulcast);
       if (encodings) init.sendEncodings = encodings;
-      return { ...item, encodings, transceiver: pc.addTransceiver(item.track ?? item.kind, init) };
+      const transceiver = pc.addTransceiver(item.track ?? item.kind, init);
+      this.#options.onTransceiver?.(transceiver, /** @type {"audio"|"video"} */ (item.kind));
+      return { ...item, encodings, transceiver };
     });
     /** @type {string[]} */
     const mids = [];

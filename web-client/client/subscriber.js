@@ -37,6 +37,8 @@
  * @property {PeerFactory} peers
  * @property {() => boolean} isActive  whether we are in the call (else offers are ignored)
  * @property {(trackId: string) => void} onTrackGone
+ * @property {(receiver: RTCRtpReceiver, kind: "audio"|"video", participantId: string) => void} [onReceiver]
+ *   a new remote track, before its first frame (end-to-end encryption, e2ee.js)
  */
 
 /** @param {string} source */
@@ -105,6 +107,7 @@ export class Subscriber {
   #onTrack({ track, transceiver }) {
     const meta = this.#offerMeta.get(transceiver.mid);
     if (!meta) return; // not in the offer's `tracks`: nothing to label it with
+    this.#options.onReceiver?.(transceiver.receiver, /** @type {"audio"|"video"} */ (meta.kind), meta.participant_id);
     const key = `${meta.participant_id}/${isScreen(meta.source) ? "screen" : "camera"}`;
     let stream = this.#streams.get(key);
     if (!stream) this.#streams.set(key, (stream = new MediaStream()));

@@ -6,7 +6,8 @@
 // page's server), relay=1 (iceTransportPolicy "relay"), video=WxH (the
 // camera size asked for; default 640x360), simulcast=0 (one encoding),
 // reconnect=1 (rejoin automatically), fallback (comma-separated other entry
-// URLs of a cluster).
+// URLs of a cluster). The fragment's e2ee=<key id>.<base64url> is the consult
+// key of an end-to-end encrypted room (a fragment never reaches the server).
 
 import { ConsultSession } from "../digiclinic-client.js";
 
@@ -22,6 +23,7 @@ const session = new ConsultSession({
   simulcast: !["0", "false", "no"].includes(params.get("simulcast") ?? ""),
   reconnect: params.get("reconnect") === "1" ? { delay: 250, maxDelay: 2000, attempts: 30 } : false,
   fallbackUrls: (params.get("fallback") ?? "").split(",").filter(Boolean),
+  e2eeKey: new URLSearchParams(location.hash.slice(1)).get("e2ee"),
 });
 
 const test = {
@@ -99,7 +101,7 @@ const logged = [
   "track-published", "track-unpublished", "track-muted", "subscriber-offer", "connection-failed",
   "room-closed", "error", "track", "track-removed", "connection-state", "closed",
   "publisher-layers", "layers-applied", "audio-cap-applied", "track-paused",
-  "reconnecting", "reconnected", "reconnect",
+  "reconnecting", "reconnected", "reconnect", "e2ee-receive",
 ];
 for (const type of logged) {
   session.addEventListener(type, ({ detail }) => {
