@@ -346,8 +346,8 @@ class WidgetPage(ConsultPage):
 async def open_widget(chromium: Any, server: RunningServer) -> AsyncIterator[OpenWidget]:
     """``await open_widget(room, identity, role, skip=True, lang=None, **claims)`` -> WidgetPage.
 
-    Also ``locale``, ``query`` (more query parameters), ``viewport`` and
-    ``device_scale_factor`` (devicePixelRatio).
+    Also ``locale``, ``query`` (more query parameters), ``fragment`` (the URL's),
+    ``viewport`` and ``device_scale_factor`` (devicePixelRatio).
     """
     contexts: list[Any] = []
     pages: list[WidgetPage] = []
@@ -363,6 +363,7 @@ async def open_widget(chromium: Any, server: RunningServer) -> AsyncIterator[Ope
         query: dict[str, str] | None = None,
         viewport: tuple[int, int] = (1200, 760),
         device_scale_factor: float | None = None,
+        fragment: dict[str, str] | None = None,
         **claims: Any,
     ) -> WidgetPage:
         options: dict[str, Any] = {"viewport": {"width": viewport[0], "height": viewport[1]}}
@@ -379,7 +380,10 @@ async def open_widget(chromium: Any, server: RunningServer) -> AsyncIterator[Ope
             params["skip"] = "1"
         if lang:
             params["lang"] = lang
-        await page.page.goto(str(server.server.make_url(WIDGET_PAGE)) + "?" + urlencode(params))
+        url = str(server.server.make_url(WIDGET_PAGE)) + "?" + urlencode(params)
+        if fragment:  # e.g. {"e2ee": key}: never sent to the server
+            url += "#" + urlencode(fragment)
+        await page.page.goto(url)
         return page
 
     try:

@@ -19,6 +19,27 @@ import { parseConsultKey } from "./e2ee-frames.js";
 /** @typedef {import("./e2ee-frames.js").ConsultKey} ConsultKey */
 
 export const ROTATE_SEND_DELAY_MS = 1000;
+const WORKER_URL = new URL("./e2ee-worker.js", import.meta.url).href;
+
+/**
+ * The worker's URL, as a TrustedScriptURL where the page requires Trusted Types
+ * (the widget's pages do: `require-trusted-types-for 'script'`). The policy,
+ * "digiclinic-e2ee", lets exactly this one URL through.
+ * @returns {any}
+ */
+function workerUrl() {
+  const tt = /** @type {any} */ (globalThis).trustedTypes;
+  if (!tt?.createPolicy) return WORKER_URL;
+  trustedPolicy ??= tt.createPolicy("digiclinic-e2ee", {
+    createScriptURL: (/** @type {string} */ url) => {
+      if (url !== WORKER_URL) throw new TypeError("digiclinic-e2ee: not the transform worker");
+      return url;
+    },
+  });
+  return trustedPolicy.createScriptURL(WORKER_URL);
+}
+/** @type {any} */
+let trustedPolicy = null;
 export const KEY_OVERLAP_MS = 10_000;
 
 /** Whether this browser can take part in an end-to-end encrypted consult. */
@@ -70,7 +91,7 @@ export class FrameEncryption {
 
   #post(/** @type {any} */ message) {
     if (!this.#worker) {
-      const worker = (this.#worker = new Worker(new URL("./e2ee-worker.js", import.meta.url), { type: "module" }));
+      const worker = (this.#worker = new Worker(workerUrl(), { type: "module" }));
       worker.onmessage = ({ data }) => {
         if (data.type === "receive-state") this.#emit("e2ee-receive", data);
         else if (data.type === "counts") this.#waiting.splice(0).forEach((resolve) => resolve(data));

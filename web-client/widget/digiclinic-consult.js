@@ -21,6 +21,7 @@
 //   chat.js         ChatPanel
 //   recording.js    RecordingPanel: consent question, indicator, record control
 //   captures.js     CapturePanel: clinical photos and clips (ask, take, send, gallery, viewer)
+//   e2ee-status.js  EncryptionStatus: the end-to-end encryption badge and banner
 //   session-events.js CallEvents: the session's events, routed to the parts
 //   precall.js      PreCallCheck
 
@@ -30,6 +31,7 @@ import { CallState } from "./call-state.js";
 import { CapturePanel } from "./captures.js";
 import { ChatPanel } from "./chat.js";
 import { ControlBar } from "./control-bar.js";
+import { EncryptionStatus } from "./e2ee-status.js";
 import { h, replace } from "./dom.js";
 import { CAMERA_CONSTRAINTS, LocalMedia } from "./local-media.js";
 import { WaitingList, renderLobbyScreen } from "./lobby.js";
@@ -51,7 +53,9 @@ const defaultServer = () => {
 };
 
 /** Join errors after which "Join again" cannot help. */
-const FINAL_ERRORS = ["token_expired", "token_invalid", "token_used", "unknown_issuer", "no_token"];
+const FINAL_ERRORS = [
+  "token_expired", "token_invalid", "token_used", "unknown_issuer", "no_token", "e2ee_required", "e2ee_mismatch",
+];
 
 export class DigiclinicConsult extends HTMLElement {
   static get observedAttributes() { return ["lang"]; }
@@ -61,6 +65,8 @@ export class DigiclinicConsult extends HTMLElement {
     this.attachShadow({ mode: "open" });
     /** @type {string|null} a token set as a property stays out of the DOM */
     this._token = null;
+    /** @type {string|{id: number, key: string}|null} the consult key (a property only: docs/e2ee.md) */
+    this._e2eeKey = null;
     /** @type {"new"|"media"|"precall"|"connecting"|"lobby"|"call"|"ended"} */
     this.screen = "new";
     /** @type {ConsultSession|null} */
@@ -85,6 +91,7 @@ export class DigiclinicConsult extends HTMLElement {
       ui: this.ui, call, session, stream: () => this.localStream, changed: () => this._refresh(),
     });
     this.recording = new RecordingPanel(this.ui);
+    this.encryption = new EncryptionStatus(this.ui);
     this.stage = new Stage({ ui: this.ui, call, session });
     this._headerInfo = h("span", { class: "dc-header-info" });
     this._audioSink = h("div", { class: "dc-audio-sink", hidden: true });
@@ -117,6 +124,16 @@ export class DigiclinicConsult extends HTMLElement {
   get token() { return this._token ?? this.getAttribute("token") ?? ""; }
   set token(value) { this._token = value; } // a property keeps the token out of the DOM
 
+  /**
+   * The consult key of an end-to-end encrypted consult, from the hospital portal
+   * ("<key id>.<base64url>" or {id, key}); setting it during the call rotates the key.
+   * Write-only: it is never read back, put in the DOM or sent to the server.
+   */
+  set e2eeKey(value) {
+    this._e2eeKey = value;
+    if (value && this.session && !["closed", "denied"].includes(this.session.state)) this.session.setE2eeKey(value);
+  }
+
   get server() { return this.getAttribute("server") || defaultServer(); }
   get relay() { return this.hasAttribute("relay"); }
   /** The language in use: en, fr or rw (from `lang`, else the browser's). */
@@ -132,6 +149,11 @@ export class DigiclinicConsult extends HTMLElement {
       const value = this.token;
       delete this.token;
       this.token = value;
+    }
+    if (Object.hasOwn(this, "e2eeKey")) { // the same for the consult key
+      const key = /** @type {any} */ (this).e2eeKey;
+      delete (/** @type {any} */ (this)).e2eeKey;
+      this.e2eeKey = key;
     }
     if (this._booted) return;
     this._booted = true;
@@ -176,7 +198,7 @@ export class DigiclinicConsult extends HTMLElement {
     this._title = h("h2", { class: "dc-title" });
     this._body = h("div", { class: "dc-body" });
     this._root = h("div", { class: "dc-root", lang: this.language },
-      h("header", { class: "dc-header" }, this._title, this.recording.indicator, this.ui.status,
+      h("header", { class: "dc-header" }, this._title, this.encryption.badge, this.recording.indicator, this.ui.status,
         this._headerInfo),
       this.ui.alert, this.recording.dialog, this.captures.consent.dialog, this._body, this._audioSink,
       ...this.captures.overlays);
@@ -252,6 +274,7 @@ export class DigiclinicConsult extends HTMLElement {
   }
 
   _showLobby() {
+    this.encryption.update();
     renderLobbyScreen(this._body, { ui: this.ui, stream: this.localStream, leave: () => this.leave() });
   }
 
@@ -274,10 +297,11 @@ export class DigiclinicConsult extends HTMLElement {
     replace(this._body, h("p", { class: "dc-center dc-muted" }, this.t("connecting")));
     const session = new ConsultSession({
       url: this.server, token: this.token, iceServers: this.iceServers,
-      iceTransportPolicy: this.relay ? "relay" : "all", reconnect: true, resume,
+      iceTransportPolicy: this.relay ? "relay" : "all", reconnect: true, resume, e2eeKey: this._e2eeKey,
     });
     this.session = session;
     this.events.listen(session);
+    this.encryption.attach(session);
     this.recording.attach(session);
     this.captures.attach(session); // after CallEvents: the call state is up to date when it looks
     let joined;
@@ -303,6 +327,7 @@ export class DigiclinicConsult extends HTMLElement {
     if (audio) audio.enabled = !call.micMuted;
     this._setScreen("call");
     this.events.syncRoster();
+    this.encryption.update();
     this._renderCall();
     this.quality.start();
     await this.media.publish(audioOnly);
@@ -332,6 +357,7 @@ export class DigiclinicConsult extends HTMLElement {
     if (this.screen === "ended") return;
     this.quality.stop();
     this.captures.stop();
+    this.encryption.reset();
     this._precall?.stop();
     this.ui.banner(null);
     for (const person of this.call.people.values()) {

@@ -6,22 +6,25 @@
 //     {type: "digiclinic:event", event: "joined", detail: {...}}
 // - commands are accepted only from window.parent at `parentOrigin`:
 //     {type: "digiclinic:command", command: "mute" | "unmute" | "leave" | "audio-only", enabled?: boolean}
+//     {type: "digiclinic:command", command: "e2ee-key", key: "<key id>.<base64url>"} (a new consult key)
 // Without a valid `parentOrigin` the widget works but posts and accepts nothing.
 //
 // The token may be in the fragment (#token=..., recommended: never sent to
-// the server or in a Referer) or in the query string (?token=...).
+// the server or in a Referer) or in the query string (?token=...). The consult
+// key of an end-to-end encrypted consult is in the fragment only (#e2ee=...).
 
 import "./digiclinic-consult.js";
 
 const EVENTS = [
   "ready", "state", "lobby", "joined", "left", "participant-joined", "participant-left",
-  "recording-state", "error", "reconnecting", "reconnected", "mute-state", "audio-only", "pin",
+  "recording-state", "error", "reconnecting", "reconnected", "mute-state", "audio-only", "pin", "e2ee",
 ];
 
 const query = new URLSearchParams(location.search);
 const fragment = new URLSearchParams(location.hash.slice(1));
 const token = fragment.get("token") ?? query.get("token") ?? "";
-if (fragment.has("token")) history.replaceState(null, "", location.pathname + location.search);
+const e2eeKey = fragment.get("e2ee");
+if (fragment.has("token") || fragment.has("e2ee")) history.replaceState(null, "", location.pathname + location.search);
 
 /** The parent's origin, if `parentOrigin` is exactly an http(s) origin. */
 function parentOriginParam(value) {
@@ -49,6 +52,7 @@ if (embedded && !parentOrigin) {
 const element = /** @type {import("./digiclinic-consult.js").DigiclinicConsult} */ (
   document.createElement("digiclinic-consult"));
 element.token = token;
+if (e2eeKey) element.e2eeKey = e2eeKey;
 if (query.get("server")) element.setAttribute("server", query.get("server"));
 if (query.get("lang")) element.setAttribute("lang", query.get("lang"));
 for (const [param, attribute] of [["skip", "skip-precall"], ["relay", "relay"], ["audioOnly", "audio-only"]]) {
@@ -70,6 +74,7 @@ const COMMANDS = {
   unmute: () => element.unmute(),
   leave: () => element.leave(),
   "audio-only": (data) => element.setAudioOnly(data.enabled !== false),
+  "e2ee-key": (data) => { element.e2eeKey = data.key; },
 };
 
 window.addEventListener("message", (event) => {
