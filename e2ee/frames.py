@@ -153,3 +153,34 @@ def parse_key(text: str) -> tuple[int, bytes]:
     if len(raw) != KEY_BYTES:
         raise ValueError(f"a consult key is {KEY_BYTES} bytes, not {len(raw)}")
     return int(key_id), raw
+
+
+def _capture_aad(key_id: int) -> bytes:
+    return b"capture" + bytes((key_id,))
+
+
+def encrypt_capture(key_id: int, raw: bytes, data: bytes, iv: bytes | None = None) -> bytes:
+    """A clinical capture (or its note) sealed under the consult key's capture key.
+
+    ``ciphertext | tag (16) | IV (12) | key id (1)``, associated data ``b"capture" || key id``.
+    """
+    iv = os.urandom(IV_BYTES) if iv is None else iv
+    sealed = AESGCM(derive(raw, Purpose.CAPTURE)).encrypt(iv, data, _capture_aad(key_id))
+    return sealed + iv + bytes((key_id,))
+
+
+def decrypt_capture(keys: dict[int, bytes], data: bytes) -> bytes:
+    """The capture inside ``data``; ``keys``: raw consult keys by key id. FrameError if it fails."""
+    if len(data) < OVERHEAD:
+        raise FrameError("too short for an encrypted capture")
+    key_id = data[-1]
+    raw = keys.get(key_id)
+    if raw is None:
+        raise FrameError(f"no key {key_id}")
+    iv = data[-TRAILER_BYTES:-1]
+    try:
+        return AESGCM(derive(raw, Purpose.CAPTURE)).decrypt(
+            iv, data[:-TRAILER_BYTES], _capture_aad(key_id)
+        )
+    except InvalidTag:
+        raise FrameError("authentication failed (a wrong key, or altered)") from None

@@ -141,6 +141,10 @@ class CaptureService:
         if not participant.grants.publish:
             raise SfuError(ErrorCode.FORBIDDEN, "sending a capture needs the publish grant")
         info = CaptureInfo.parse(message, self.config.max_bytes, self.config.max_clip_seconds)
+        if participant.e2ee and info.e2ee is None:  # its frames are, so must its captures be
+            raise SfuError(
+                ErrorCode.BAD_MESSAGE, "an end-to-end encrypted page sends captures encrypted ('e2ee')"
+            )
         state = self._room(room)
         upload = Upload(new_capture_id(), room.id, Person.of(participant), info)
         upload.thin_uplink = message.bool_field("thin_uplink", False)

@@ -72,6 +72,7 @@ class CaptureInfo:
     duration_ms: int | None = None
     note: str | None = None
     request_id: str | None = None
+    e2ee: int | None = None  # the consult key id it (and its note) is encrypted under (docs/e2ee.md)
 
     @staticmethod
     def parse(message: Message, max_bytes: int, max_clip_seconds: int) -> CaptureInfo:
@@ -96,8 +97,11 @@ class CaptureInfo:
         if not isinstance(digest, str) or _SHA256.fullmatch(digest) is None:
             raise SfuError(ErrorCode.BAD_MESSAGE, "'sha256' must be 64 lowercase hex digits")
         duration = _int(body, "duration_ms", 0, (max_clip_seconds + 1) * 1000)
+        e2ee = _int(body, "e2ee", 0, 255)
         note = body.get("note")
-        if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE_CHARS):
+        # an encrypted note is base64url of its UTF-8 bytes (up to 4 per char) and 29 more
+        note_max = MAX_NOTE_CHARS if e2ee is None else (MAX_NOTE_CHARS * 4 + 29) * 4 // 3 + 4
+        if note is not None and (not isinstance(note, str) or len(note) > note_max):
             raise SfuError(ErrorCode.BAD_MESSAGE, f"'note' must be at most {MAX_NOTE_CHARS} chars")
         return CaptureInfo(
             kind,
@@ -109,6 +113,7 @@ class CaptureInfo:
             duration,
             note or None,
             message.str_field("request_id", 64, optional=True) or None,
+            e2ee,
         )
 
     @property
@@ -126,6 +131,7 @@ class CaptureInfo:
             "duration_ms": self.duration_ms,
             "note": self.note,
             "request_id": self.request_id,
+            **({"e2ee": self.e2ee} if self.e2ee is not None else {}),
         }
 
 

@@ -166,6 +166,7 @@ export class ConsultSession extends EventTarget {
       yieldVideo: (on) => this.#publisherControl.yieldVideo(on, [...publisher.published.values()]
         .filter((p) => p.source === "camera").map((p) => p.trackId)),
       audioThinned: (ms) => this.#publisherControl.audioThinned(ms),
+      e2ee,
       me: () => (this.joined && this.participantId
         ? { room: this.joined.room, identity: this.joined.participant.identity, participantId: this.participantId }
         : null),

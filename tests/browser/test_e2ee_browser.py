@@ -102,3 +102,53 @@ async def test_a_page_without_the_key_cannot_join_a_required_room(
     page = await open_consult("e2ee-nokey", "pt", Role.PATIENT, e2ee="required")
     await page.wait_for("digiclinicTest.state === 'failed'", what="refused join")
     assert [e["code"] for e in await page.js("digiclinicTest.errors")] == ["e2ee_required"]
+
+
+SEND_PHOTO_JS = """async () => {
+  const canvas = new OffscreenCanvas(320, 240);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#c33"; ctx.fillRect(0, 0, 320, 240);
+  ctx.fillStyle = "#fff"; ctx.fillRect(40, 40, 100, 60);
+  const blob = await canvas.convertToBlob({type: "image/jpeg", quality: 0.9});
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  const hex = async (b) => [...new Uint8Array(await crypto.subtle.digest("SHA-256", b))]
+    .map((x) => x.toString(16).padStart(2, "0")).join("");
+  const id = await digiclinicTest.session.captures.send(blob,
+    {kind: "photo", width: 320, height: 240, note: "left eye, day 3"});
+  return {id, sha256: await hex(bytes), size: bytes.length};
+}"""
+
+RECEIVED_JS = """async (id) => {
+  const got = digiclinicTest.session.captures.received.get(id);
+  if (!got) return null;
+  const bytes = new Uint8Array(await got.blob.arrayBuffer());
+  const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
+    .map((x) => x.toString(16).padStart(2, "0")).join("");
+  return {sha256: digest, size: bytes.length, note: got.info.note, e2ee: got.info.e2ee,
+          announced: got.info.sha256, mime: got.blob.type};
+}"""
+
+
+async def test_a_capture_is_encrypted_in_the_browser(
+    server: RunningServer, open_consult: OpenConsult
+) -> None:
+    """The server holds and relays only the sealed bytes; the other page opens them."""
+    doctor, worker = await open_pair(open_consult, "e2ee-capture", KEY)
+    sent = await worker.js(SEND_PHOTO_JS)
+    got = await doctor.wait_for(
+        f"() => digiclinicTest.session.captures.received.has({sent['id']!r})",
+        what="the capture",
+    )
+    assert got
+    received = await doctor.js(RECEIVED_JS, sent["id"])
+    print("sent", sent, "received", received)
+    # byte-identical to what the page took, with its note, once opened with the key
+    assert received["sha256"] == sent["sha256"] and received["size"] == sent["size"]
+    assert received["note"] == "left eye, day 3" and received["mime"] == "image/jpeg"
+    # what the server was told and relayed is the sealed capture (29 bytes more)
+    assert received["e2ee"] == 1 and received["announced"] != sent["sha256"]
+    # the sender's own view of it is the photo too
+    await worker.wait_for(
+        f"() => digiclinicTest.session.captures.received.has({sent['id']!r})", what="own"
+    )
+    assert (await worker.js(RECEIVED_JS, sent["id"]))["sha256"] == sent["sha256"]

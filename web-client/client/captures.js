@@ -72,6 +72,8 @@ const STORE = "uploads";
  * @property {(ms: number) => Promise<boolean>} audioThinned  resolves once our audio took its
  *   thin-link form (the server's `publisher_audio` with `packet_ms`, renegotiated), or false after `ms`
  * @property {() => {room: string, identity: string, participantId: string}|null} me
+ * @property {import("./e2ee.js").FrameEncryption} e2ee  seals our captures when our frames are
+ *   end-to-end encrypted, opens those that are (docs/e2ee.md)
  */
 
 export class Captures {
@@ -124,12 +126,19 @@ export class Captures {
    * @returns {Promise<string>}
    */
   async send(blob, meta) {
-    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let bytes = new Uint8Array(await blob.arrayBuffer());
+    let note = meta.note || undefined;
+    const sealed = await this.#host.e2ee.sealCapture(bytes); // null unless end-to-end encrypted
+    if (sealed) {
+      bytes = sealed.data;
+      note = note && (await this.#host.e2ee.sealText(note));
+      blob = new Blob([bytes], { type: blob.type });
+    }
     const sha256 = await hex(await crypto.subtle.digest("SHA-256", bytes));
     const fields = {
-      kind: meta.kind, mime: blob.type, size: blob.size, sha256,
+      kind: meta.kind, mime: blob.type, size: bytes.length, sha256,
       width: meta.width, height: meta.height, duration_ms: meta.durationMs,
-      note: meta.note || undefined, request_id: meta.requestId,
+      note, request_id: meta.requestId, e2ee: sealed?.keyId,
     };
     const reply = await this.#host.request("capture_begin", { ...fields, thin_uplink: await this.#thinUplink() });
     const job = this.#job(reply.capture_id, this.#key(), blob, reply);
@@ -259,6 +268,9 @@ export class Captures {
    */
   onEvent(msg) {
     const mine = this.#host.me()?.participantId;
+    if (typeof msg.e2ee === "number" && msg.note) { // sealed: the clear note comes with capture-received
+      msg = { ...msg, note: undefined, sealed_note: msg.note };
+    }
     switch (msg.type) {
       case "capture_requested":
         if (typeof msg.max_seconds === "number") this.maxClipSeconds = msg.max_seconds;
@@ -274,9 +286,8 @@ export class Captures {
       case "capture_ready": {
         const job = this.#uploads.get(msg.capture_id);
         if (job || msg.from === mine) {
-          if (job) this.received.set(msg.capture_id, { info: msg, blob: job.blob });
           this.#uploaded(msg.capture_id);
-          if (job) this.#host.emit("capture-received", { capture_id: msg.capture_id, blob: job.blob, info: msg });
+          if (job) job.blob.arrayBuffer().then((data) => this.#arrived(msg, new Uint8Array(data)));
         } else if (!this.received.has(msg.capture_id) && !this.#downloads.has(msg.capture_id)) {
           this.#downloads.set(msg.capture_id, { info: msg, data: new Uint8Array(msg.size), have: 0, parts: new Map() });
           this.#queue.push(msg.capture_id);
@@ -338,11 +349,31 @@ export class Captures {
     if (digest !== download.info.sha256) {
       this.#host.emit("capture-failed", { capture_id: id, code: "capture_corrupt", message: "SHA-256 mismatch" });
     } else {
-      const blob = new Blob([download.data], { type: download.info.mime });
-      this.received.set(id, { info: download.info, blob });
-      this.#host.emit("capture-received", { capture_id: id, blob, info: download.info });
+      await this.#arrived(download.info, download.data);
     }
     this.#next();
+  }
+
+  /**
+   * A whole capture (ours or another's): decrypted if it is end-to-end encrypted, then `capture-received`.
+   * @param {any} info  its `capture_ready`
+   * @param {Uint8Array<ArrayBuffer>} data
+   */
+  async #arrived(info, data) {
+    const id = info.capture_id;
+    if (typeof info.e2ee === "number") {
+      try {
+        data = await this.#host.e2ee.openCapture(data);
+        const note = info.sealed_note ?? info.note;
+        info = { ...info, note: note ? await this.#host.e2ee.openText(note) : undefined, sealed_note: undefined };
+      } catch (err) {
+        this.#host.emit("capture-failed", { capture_id: id, code: "e2ee_decrypt_failed", message: String(err?.message ?? err) });
+        return;
+      }
+    }
+    const blob = new Blob([data], { type: info.mime });
+    this.received.set(id, { info, blob });
+    this.#host.emit("capture-received", { capture_id: id, blob, info });
   }
 
   #next() {

@@ -150,3 +150,45 @@ export async function decryptFrame(keys, kind, data) {
   out.set(plain, n);
   return out.buffer;
 }
+
+const CAPTURE_AAD = new TextEncoder().encode("capture");
+
+/**
+ * A clinical capture (or its note) sealed under the capture key (deriveKey(raw, "capture")):
+ * ciphertext | tag | IV | key id, associated data "capture" || key id (e2ee/frames.py).
+ * @param {CryptoKey} key
+ * @param {number} keyId
+ * @param {Bytes} bytes
+ * @returns {Promise<Bytes>}
+ */
+export async function encryptCapture(key, keyId, bytes) {
+  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  const sealed = new Uint8Array(await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv, additionalData: associated(CAPTURE_AAD, keyId) }, key, bytes));
+  const out = new Uint8Array(sealed.length + TRAILER_BYTES);
+  out.set(sealed);
+  out.set(iv, sealed.length);
+  out[out.length - 1] = keyId;
+  return out;
+}
+
+/**
+ * The capture inside `bytes`; throws FrameError if it does not decrypt.
+ * @param {Map<number, CryptoKey>} keys  capture keys by key id
+ * @param {Bytes} bytes
+ * @returns {Promise<Bytes>}
+ */
+export async function decryptCapture(keys, bytes) {
+  if (bytes.length < OVERHEAD) throw new FrameError("short", "too short for an encrypted capture");
+  const keyId = bytes[bytes.length - 1];
+  const key = keys.get(keyId);
+  if (!key) throw new FrameError("no-key", `no key ${keyId}`);
+  try {
+    return new Uint8Array(await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: bytes.subarray(bytes.length - TRAILER_BYTES, bytes.length - 1),
+        additionalData: associated(CAPTURE_AAD, keyId) },
+      key, bytes.subarray(0, bytes.length - TRAILER_BYTES)));
+  } catch {
+    throw new FrameError("wrong-key", "authentication failed (a wrong key, or altered)");
+  }
+}

@@ -13,7 +13,7 @@
 // previous key still decrypts for KEY_OVERLAP_MS (frames in flight, a page that
 // switched a little earlier).
 
-import { parseConsultKey } from "./e2ee-frames.js";
+import { decryptCapture, deriveKey, encryptCapture, parseConsultKey } from "./e2ee-frames.js";
 
 /** @typedef {import("./protocol.js").Emit} Emit */
 /** @typedef {import("./e2ee-frames.js").ConsultKey} ConsultKey */
@@ -63,6 +63,10 @@ export class FrameEncryption {
   #timers = new Set();
   /** @type {((counts: any) => void)[]} */
   #waiting = [];
+  /** @type {Map<number, CryptoKey>} capture keys by key id (every key given: captures outlive rotations) */
+  #captureKeys = new Map();
+  /** @type {Promise<unknown>} the capture keys being derived */
+  #deriving = Promise.resolve();
 
   /** @param {Emit} emit */
   constructor(emit) {
@@ -110,6 +114,7 @@ export class FrameEncryption {
     const previous = this.sendKeyId;
     this.key = key;
     this.#post({ type: "key", id: key.id, raw: key.raw });
+    this.#deriving = this.#deriving.then(async () => this.#captureKeys.set(key.id, await deriveKey(key.raw, "capture")));
     if (previous === null || previous === key.id) {
       this.#sendWith(key.id);
       return;
@@ -160,6 +165,40 @@ export class FrameEncryption {
     if (this.mode === "off" || !e2eeSupported()) return;
     this.#post({ type: "hello" });
     receiver.transform = new RTCRtpScriptTransform(/** @type {Worker} */ (this.#worker), { side: "receive", kind, participantId });
+  }
+
+  // -- clinical captures (client/captures.js) -----------------------------------------
+
+  /**
+   * A capture's bytes sealed under the current key, or null when our frames are not encrypted.
+   * @param {Uint8Array<ArrayBuffer>} bytes
+   * @returns {Promise<{data: Uint8Array<ArrayBuffer>, keyId: number}|null>}
+   */
+  async sealCapture(bytes) {
+    const key = this.key;
+    if (!this.encrypting || !key) return null;
+    await this.#deriving;
+    return { data: await encryptCapture(/** @type {CryptoKey} */ (this.#captureKeys.get(key.id)), key.id, bytes), keyId: key.id };
+  }
+
+  /** @param {Uint8Array<ArrayBuffer>} bytes @returns {Promise<Uint8Array<ArrayBuffer>>} */
+  async openCapture(bytes) {
+    await this.#deriving;
+    return decryptCapture(this.#captureKeys, bytes);
+  }
+
+  /** A note sealed like a capture, in base64url. @param {string} text */
+  async sealText(text) {
+    const sealed = await this.sealCapture(new TextEncoder().encode(text));
+    if (!sealed) return text;
+    return btoa(String.fromCharCode(...sealed.data)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  /** @param {string} text  a sealed note (base64url) */
+  async openText(text) {
+    const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
+    return new TextDecoder().decode(await this.openCapture(bytes));
   }
 
   /** Frames encrypted, decrypted, dropped and passed in clear so far (tests, diagnostics). */
