@@ -39,6 +39,7 @@ COPY pyproject.toml README.md ./
 COPY signaling/ signaling/
 COPY sfu/ sfu/
 COPY recording/ recording/
+COPY e2ee/ e2ee/
 COPY deploy/constraints.txt deploy/constraints.txt
 
 RUN python -m venv "$VIRTUAL_ENV" \

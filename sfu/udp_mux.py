@@ -25,7 +25,7 @@ as the other mode.
 Each connection sees the shared socket through a :class:`MuxTransport`,
 which has the face of an asyncio datagram transport (``sendto``,
 ``close``), so aioice's STUN protocol runs on it unchanged
-(sfu/aiortc_hooks.py does the wiring).
+(sfu/aiortc_hooks/ does the wiring).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ class CaptureService:
         info = CaptureInfo.parse(message, self.config.max_bytes, self.config.max_clip_seconds)
         if participant.e2ee and info.e2ee is None:  # its frames are, so must its captures be
             raise SfuError(
-                ErrorCode.BAD_MESSAGE, "an end-to-end encrypted page sends captures encrypted ('e2ee')"
+                ErrorCode.BAD_MESSAGE, "an end-to-end encrypted page seals its captures ('e2ee')"
             )
         state = self._room(room)
         upload = Upload(new_capture_id(), room.id, Person.of(participant), info)

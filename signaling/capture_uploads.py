@@ -72,7 +72,7 @@ class CaptureInfo:
     duration_ms: int | None = None
     note: str | None = None
     request_id: str | None = None
-    e2ee: int | None = None  # the consult key id it (and its note) is encrypted under (docs/e2ee.md)
+    e2ee: int | None = None  # the key id it (and its note) is sealed under (docs/e2ee.md)
 
     @staticmethod
     def parse(message: Message, max_bytes: int, max_clip_seconds: int) -> CaptureInfo:

@@ -16,6 +16,12 @@ again (the node suggested, else the URL first given), join with the same
 token, wait for admission if needed and republish the same tracks; remote
 tracks arrive anew. ``reconnections`` counts the restored connections.
 
+With ``e2ee_key`` (the consult key, "<key id>.<base64url>", docs/e2ee.md) the
+client joins saying it encrypts, and in a room whose mode is not "off" every
+VP8 and Opus frame it sends is end-to-end encrypted and every frame it
+receives decrypted (frames that do not decrypt are dropped): client_e2ee.py.
+``set_e2ee_key`` rotates the key as the browser does.
+
 With single-use tokens (docs/protocol.md#single-use-tokens) ``joined`` carries
 a ``resume`` secret: the client keeps it (``resume``) and sends it with every
 later join of the same token, which is how a reconnection is let in again.
@@ -38,12 +44,13 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from sfu.media import Source
 from signaling.client_channel import RequestChannel
+from signaling.client_e2ee import FrameCrypto, RawFrame
 from signaling.client_errors import FATAL_JOIN_ERRORS, ClientError, Event
 from signaling.client_ice import IceSettings
 from signaling.client_media import ClientMedia, MediaHooks, RemoteTrack, SdpFilter
 from signaling.client_reconnect import Reconnection, ReconnectPolicy
 
-__all__ = ["FATAL_JOIN_ERRORS", "ClientError", "ConsultClient", "RemoteTrack"]
+__all__ = ["FATAL_JOIN_ERRORS", "ClientError", "ConsultClient", "RawFrame", "RemoteTrack"]
 
 
 MAX_REDIRECTS = 3
@@ -73,6 +80,8 @@ class ConsultClient:
         reconnect_attempts: int = 30,
         reconnect_delay: float = 0.25,
         max_reconnect_delay: float = 2.0,
+        e2ee_key: str | None = None,
+        e2ee_raw_frames: Callable[[RawFrame], None] | None = None,
     ) -> None:
         ice = IceSettings(ice_addresses, ice_servers, ice_transport_policy)
         self.token = token
@@ -93,7 +102,9 @@ class ConsultClient:
             media_sink=media_sink,
             media_watch=media_watch,
         )
-        self._media = ClientMedia(self._channel, ice, hooks)
+        # end-to-end encryption; e2ee_raw_frames sees received frames before decryption (tests)
+        self.e2ee = FrameCrypto(e2ee_key, e2ee_raw_frames)
+        self._media = ClientMedia(self._channel, ice, hooks, self.e2ee)
         policy = ReconnectPolicy(
             enabled=reconnect,
             entry_url=url,
@@ -193,6 +204,11 @@ class ConsultClient:
         if kind == "admitted":
             self.state = "active"
             self._media.ice.learn(event)
+            self.e2ee.roster(event.get("participants"))
+        elif kind == "participant_joined":
+            self.e2ee.participant(event.get("participant"))
+        elif kind == "participant_left":
+            self.e2ee.left(event.get("participant_id"))
         elif kind == "denied":
             self.state = "denied"
         elif kind == "subscriber_offer":
@@ -248,6 +264,8 @@ class ConsultClient:
             message["room"] = self.room
         if self.resume:
             message["resume"] = self.resume  # a rejoin: the token has joined before
+        if self.e2ee.has_key:
+            message["e2ee"] = True  # we encrypt our frames (docs/e2ee.md)
         for redirects in itertools.count():
             try:
                 reply = await self.request(message)
@@ -266,9 +284,20 @@ class ConsultClient:
         if isinstance(reply.get("resume"), str):
             self.resume = reply["resume"]
         self.participant_id = reply["participant"]["id"]
+        self.e2ee.joined(reply)
         self.state = reply["state"]
         self._reconnection.joined()
         return reply
+
+    def set_e2ee_key(self, key: str) -> None:
+        """A new consult key ("<key id>.<base64url>"): it decrypts at once and is sent
+        with a second later; the previous one still decrypts for ten seconds after that.
+
+        Only a client given a key when made encrypts: the first key cannot come later.
+        """
+        if not self.e2ee.has_key:
+            raise ValueError("this client was made without a consult key (e2ee_key)")
+        self.e2ee.set_key(key)
 
     async def wait_admitted(self, timeout: float = 10.0) -> None:
         await self.wait_until(lambda: self.state in ("active", "denied", "closed"), timeout)
@@ -368,6 +397,7 @@ class ConsultClient:
 
     async def close(self) -> None:
         await self._reconnection.close()  # no reconnection from now on
+        self.e2ee.close()
         # events first: an offer being answered as the connections close logged a traceback
         await self._channel.close_ws()
         await self._media.close()

@@ -7,6 +7,9 @@ connection answers the server's offers (``answer_subscriber``): the offer's
 ``tracks`` say whose track each mid carries, and each arriving track becomes
 a ``RemoteTrack`` (``remote_tracks``, by track id). ``MediaHooks`` are the
 test and load-generation hooks on the way (SDP filters, datagram taps).
+With a consult key (``FrameCrypto``, client_e2ee.py) every frame sent is
+encrypted before packetization and every frame received decrypted before
+decoding (sfu/aiortc_hooks/frames.py); video is then sent as VP8 only.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from sfu import aiortc_hooks
 from sfu.media import Source
+from signaling.client_e2ee import FrameCrypto
 from signaling.client_errors import ClientError, Event
 from signaling.client_ice import IceSettings
 
@@ -65,9 +69,16 @@ class Signalling(Protocol):
 class ClientMedia:
     """The publisher and subscriber PeerConnections and the tracks on them."""
 
-    def __init__(self, signalling: Signalling, ice: IceSettings, hooks: MediaHooks) -> None:
+    def __init__(
+        self,
+        signalling: Signalling,
+        ice: IceSettings,
+        hooks: MediaHooks,
+        crypto: FrameCrypto | None = None,
+    ) -> None:
         self.ice = ice
         self.hooks = hooks
+        self.crypto = crypto
         self.publisher_pc: RTCPeerConnection | None = None
         self.subscriber_pc: RTCPeerConnection | None = None
         self.remote_tracks: dict[str, RemoteTrack] = {}  # by track id
@@ -85,8 +96,13 @@ class ClientMedia:
         """Publish (more) tracks; returns mid -> track id for everything published."""
         pc = self._publisher()
         sources: dict[int, Source] = {}
+        crypto = self.crypto if self.crypto is not None and self.crypto.has_key else None
+        if crypto is not None:
+            video_codec = "video/VP8"  # the codec whose clear bytes the SFU reads (docs/e2ee.md)
         for track, source in tracks:
             transceiver = pc.addTransceiver(track, direction="sendonly")
+            if crypto is not None:
+                aiortc_hooks.transform_sent_frames(transceiver.sender, crypto.encrypt)
             if video_codec is not None and track.kind == "video":
                 capabilities = RTCRtpSender.getCapabilities("video").codecs
                 transceiver.setCodecPreferences(
@@ -168,6 +184,7 @@ class ClientMedia:
                     aiortc_hooks.disable_stock_receiver(transceiver)
                 else:  # decoding: ask again for lost retransmissions, as browsers do
                     aiortc_hooks.retry_nacks(transceiver)
+                    self._decrypt(transceiver)
             self.ice.restrict_host_candidates(pc)
             await pc.setLocalDescription(await pc.createAnswer())
             if hooks.media_sink is not None:
@@ -182,6 +199,19 @@ class ClientMedia:
             if hooks.subscriber_answer_filter is not None:
                 answer = hooks.subscriber_answer_filter(answer)
             await self._signalling.send_json({"type": "subscriber_answer", "sdp": answer})
+
+    def _decrypt(self, transceiver: RTCRtpTransceiver) -> None:
+        """Decrypt what ``transceiver`` receives before it is decoded (with a consult key)."""
+        crypto = self.crypto
+        if crypto is None or not crypto.has_key or transceiver.mid is None:
+            return
+        mid = transceiver.mid
+
+        def sender() -> str | None:
+            participant = (self._offer_meta.get(mid) or {}).get("participant_id")
+            return participant if isinstance(participant, str) else None
+
+        aiortc_hooks.transform_received_frames(transceiver.receiver, crypto.decryptor(sender))
 
     def track_unpublished(self, track_id: str) -> None:
         self.remote_tracks.pop(track_id, None)

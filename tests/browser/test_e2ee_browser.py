@@ -152,3 +152,87 @@ async def test_a_capture_is_encrypted_in_the_browser(
         f"() => digiclinicTest.session.captures.received.has({sent['id']!r})", what="own"
     )
     assert (await worker.js(RECEIVED_JS, sent["id"]))["sha256"] == sent["sha256"]
+
+
+# samples each 100 ms the frames decoded of every inbound video, in the page
+WATCH_JS = """(seconds) => new Promise(async (resolve) => {
+  const s = digiclinicTest.session;
+  const rows = [];
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    const stats = await s.subscriberPc.getStats();
+    for (const r of stats.values()) {
+      if (r.type === "inbound-rtp" && r.kind === "video") {
+        rows.push({t: performance.now(), decoded: r.framesDecoded ?? 0, width: r.frameWidth ?? 0});
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  resolve(rows);
+})"""
+
+
+def longest_stall(rows: list[dict[str, Any]]) -> float:
+    """The longest time (s) the frames decoded did not move."""
+    worst, since, last = 0.0, rows[0]["t"], rows[0]["decoded"]
+    for row in rows[1:]:
+        if row["decoded"] != last:
+            since, last = row["t"], row["decoded"]
+        worst = max(worst, (row["t"] - since) / 1000)
+    return worst
+
+
+async def test_a_key_rotation_keeps_video_flowing(
+    server: RunningServer, open_consult: OpenConsult
+) -> None:
+    """The portal hands both pages a new key: no freeze, and the old key is dropped later."""
+    doctor, worker = await open_pair(open_consult, "e2ee-rotate", KEY)
+    doctor_id, worker_id = await doctor.participant_id(), await worker.participant_id()
+    await video_decoding(doctor, worker_id)
+    await video_decoding(worker, doctor_id)
+    watching = [asyncio.ensure_future(page.js(WATCH_JS, 8)) for page in (doctor, worker)]
+    await asyncio.sleep(2)
+    new_key = encode_key(2, os.urandom(32))
+    # the portal reaches the two pages a few hundred milliseconds apart
+    await worker.js("(k) => digiclinicTest.session.setE2eeKey(k)", new_key)
+    await asyncio.sleep(0.3)
+    await doctor.js("(k) => digiclinicTest.session.setE2eeKey(k)", new_key)
+    for page, rows in zip((doctor, worker), await asyncio.gather(*watching), strict=True):
+        stall = longest_stall(rows)
+        seen = await counts(page)
+        print(page.name, f"longest stall {stall:.2f} s over {len(rows)} samples", seen)
+        assert stall < 1.0, (page.name, stall)
+        assert seen["sendKeyId"] == 2 and seen["dropped"] == 0, seen
+    # the previous key decrypts a while longer (frames in flight), then is forgotten
+    await asyncio.sleep(10)
+    assert (await counts(doctor))["keys"] == [2]
+
+
+async def test_simulcast_layers_switch_in_an_encrypted_room(
+    server: RunningServer, open_consult: OpenConsult
+) -> None:
+    """The SFU picks layers and key frames from the clear bytes: the page sees each size."""
+    query = {"video": "1280x720"}
+    doctor = await open_consult(
+        "e2ee-layers", "dr", Role.SPECIALIST, e2ee="required", fragment={"e2ee": KEY}, query=query
+    )
+    worker = await open_consult(
+        "e2ee-layers", "hw", Role.HEALTH_WORKER, e2ee="required", fragment={"e2ee": KEY}
+    )
+    await asyncio.gather(published(doctor), published(worker))
+    doctor_id = await doctor.participant_id()
+    video = await video_decoding(worker, doctor_id)
+    widths = []
+    for width, height in ((320, 180), (640, 360), (320, 180), (1280, 720)):
+        await worker.js(
+            "([id, w, h]) => digiclinicTest.session.setTrackSettings(id, {width: w, height: h})",
+            [video["trackId"], width, height],
+        )
+        seen = await wait_inbound(
+            worker, doctor_id, "video", lambda s, w=width: s["frameWidth"] == w
+        )
+        widths.append(seen["frameWidth"])
+        await video_decoding(worker, doctor_id)  # and it goes on decoding at that size
+    print("layers seen:", widths, await counts(worker))
+    assert widths == [320, 640, 320, 1280]
+    assert (await counts(worker))["dropped"] == 0

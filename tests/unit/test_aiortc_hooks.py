@@ -1,4 +1,4 @@
-"""Pins every private aiortc/aioice API that sfu/aiortc_hooks.py relies on.
+"""Pins every private aiortc/aioice API that sfu/aiortc_hooks/ relies on.
 
 If aiortc or aioice is upgraded and any of these moves, this file fails
 before the packet path silently breaks.
@@ -14,16 +14,19 @@ import aioice
 import aiortc
 import pytest
 from aioice.ice import Connection, StunProtocol
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription, rtcrtpreceiver
+from aiortc.codecs import vpx
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcpeerconnection import RTCPeerConnection as PC
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
 
 from sfu import aiortc_hooks
 from sfu.rtp import build_header, parse_rtp
 from sfu.udp_mux import UdpMux
+from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 
 
 def _source(obj: object) -> str:
@@ -252,3 +255,142 @@ def test_receiver_is_never_started_once_disabled() -> None:
         await offerer.close()
 
     asyncio.run(run())
+
+
+# -- encoded frames (sfu/aiortc_hooks/frames.py) ---------------------------------------
+
+
+def test_the_sender_gets_each_encoded_frame_from_a_replaceable_method() -> None:
+    assert inspect.iscoroutinefunction(RTCRtpSender._next_encoded_frame)
+    params = list(inspect.signature(RTCRtpSender._next_encoded_frame).parameters)
+    assert params == ["self", "codec"]
+    run = _source(RTCRtpSender._run_rtp)
+    assert "enc_frame = await self._next_encoded_frame(codec)" in run
+    assert "for i, payload in enumerate(enc_frame.payloads):" in run
+    assert "packet.payload = payload" in run
+    assert list(inspect.signature(RTCEncodedFrame.__init__).parameters) == [
+        "self",
+        "payloads",
+        "timestamp",
+        "audio_level",
+    ]
+    # VP8: the encoder packetizes (descriptor + bitstream); the hook undoes and redoes that
+    assert "payloads = self._packetize(data_to_send, self.picture_id)" in _source(
+        vpx.Vp8Encoder.encode
+    )
+    assert list(inspect.signature(vpx.Vp8Encoder._packetize).parameters) == [
+        "buffer",
+        "picture_id",
+    ]
+    payloads = vpx.Vp8Encoder._packetize(bytes(range(256)) * 12, 1234)
+    assert len(payloads) == 3
+    frame, picture_id = aiortc_hooks.vp8_frame(payloads)
+    assert (frame, picture_id) == (bytes(range(256)) * 12, 1234)
+    assert aiortc_hooks.vp8_payloads(frame, picture_id) == payloads
+
+
+def test_the_receiver_feeds_its_decoder_through_a_replaceable_queue() -> None:
+    assert "self.__decoder_queue: queue.Queue = queue.Queue()" in _source(RTCRtpReceiver.__init__)
+    receive = _source(RTCRtpReceiver.receive)
+    assert "self.__decoder_queue," in receive and "if not self.__started:" in receive
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in _source(
+        RTCRtpReceiver._handle_rtp_packet
+    )
+    assert "self.__decoder_queue.put(None)" in _source(
+        RTCRtpReceiver._RTCRtpReceiver__stop_decoder  # type: ignore[attr-defined]
+    )
+    worker = _source(rtcrtpreceiver.decoder_worker)
+    assert "task = input_q.get()" in worker and "codec, encoded_frame = task" in worker
+    assert "decoder.decode(encoded_frame)" in worker
+    assert list(inspect.signature(JitterFrame.__init__).parameters) == [
+        "self",
+        "data",
+        "timestamp",
+    ]
+
+
+async def test_frame_hooks_transform_what_aiortc_sends_and_decodes() -> None:
+    """Two real aiortc peers: every sent frame is scrambled, every received one unscrambled.
+
+    The receiver decodes the sender's 320x240 video and its audio only if both
+    hooks saw whole frames (VP8 without its payload descriptors) and put them back.
+    """
+
+    def scramble(data: bytes) -> bytes:
+        return data[:3] + bytes(b ^ 0x5A for b in data[3:]) + b"DC"
+
+    sent: dict[str, list[bytes]] = {"VP8": [], "opus": []}
+    received: dict[str, int] = {"VP8": 0, "opus": 0}
+
+    def on_send(codec: str, frame: bytes) -> bytes:
+        sent[codec].append(frame)
+        return scramble(frame)
+
+    def on_receive(codec: str, frame: bytes) -> bytes | None:
+        if not frame.endswith(b"DC"):
+            return None
+        received[codec] += 1
+        return scramble(frame[:-2])[:-2]
+
+    sender_pc, receiver_pc = RTCPeerConnection(), RTCPeerConnection()
+    readers: list[TrackReader] = []
+    try:
+        for track in (CameraTrack(320, 240, 20), ToneTrack()):
+            transceiver = sender_pc.addTransceiver(track, direction="sendonly")
+            aiortc_hooks.transform_sent_frames(transceiver.sender, on_send)
+            aiortc_hooks.transform_sent_frames(transceiver.sender, on_send)  # idempotent
+        aiortc_hooks.configure_host_candidates(sender_pc, ["127.0.0.1"])
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        for transceiver in receiver_pc.getTransceivers():
+            assert aiortc_hooks.transform_received_frames(transceiver.receiver, on_receive)
+        aiortc_hooks.configure_host_candidates(receiver_pc, ["127.0.0.1"])
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        tracks = {t.receiver.track.kind: t.receiver.track for t in receiver_pc.getTransceivers()}
+        video, audio = TrackReader(tracks["video"]), TrackReader(tracks["audio"])
+        readers += [video, audio]
+        got = await video.wait_frames(20, timeout=15)
+        heard = await audio.wait_frames(20, timeout=15)
+        assert got.sizes == {(320, 240)}
+        assert heard.samples >= 20 * 960
+        # what the hook saw were whole VP8 frames: the first a key frame of 320x240
+        first = sent["VP8"][0]
+        assert not first[0] & 0x01 and first[3:6] == b"\x9d\x01\x2a"
+        assert int.from_bytes(first[6:8], "little") & 0x3FFF == 320
+        assert received["VP8"] >= 20 and received["opus"] >= 20
+        # once started, a receiver cannot be hooked any more (the decoder took its queue)
+        late = receiver_pc.getTransceivers()[0].receiver
+        setattr(late, "_digiclinic_frame_transform", False)  # noqa: B010
+        assert not aiortc_hooks.transform_received_frames(late, on_receive)
+    finally:
+        for reader in readers:
+            await reader.stop()
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
+async def test_a_hooked_receiver_queue_transforms_drops_and_survives_errors() -> None:
+    offerer, pc = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        offerer.addTransceiver("video", direction="sendonly")
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await pc.setRemoteDescription(offerer.localDescription)
+        receiver = pc.getTransceivers()[0].receiver
+
+        def transform(codec: str, frame: bytes) -> bytes | None:
+            if frame == b"boom":
+                raise RuntimeError("a bug in a transform")
+            return None if frame == b"drop" else frame.upper()
+
+        assert aiortc_hooks.transform_received_frames(receiver, transform)
+        hooked = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+        codec = aiortc_hooks.negotiated_codecs(pc.getTransceivers()[0])[0]
+        for data in (b"abc", b"drop", b"boom", b"def"):
+            hooked.put((codec, JitterFrame(data, 0)))
+        hooked.put(None)  # how the receiver stops its decoder thread
+        out = [hooked.get_nowait() for _ in range(hooked.qsize())]
+        assert [item[1].data for item in out[:-1]] == [b"ABC", b"DEF"] and out[-1] is None
+    finally:
+        await pc.close()
+        await offerer.close()
