@@ -172,8 +172,10 @@ class BrowserConsult:
         room: str = "weak-link",
         audio_only_patient: bool = False,
         satellite: LinkSettings | None = None,
+        e2ee_key: str | None = None,
     ) -> None:
         self.patient_rate_bps = patient_rate_bps
+        self.e2ee_key = e2ee_key  # an end-to-end encrypted consult (docs/e2ee.md), else None
         self.satellite = satellite  # the patient's path through tests/helpers/ns_bridge.py
         self.bridge: NamespaceBridge | None = None
         self.server_config = server_config or {}
@@ -274,11 +276,16 @@ class BrowserConsult:
     def token(self, identity: str, role: Role, name: str) -> str:
         assert self.server is not None
         secret = Secret(self.server.secret_file.read_text().strip())
-        return mint_token(secret, room=self.room, identity=identity, role=role, name=name, ttl=3600)
+        e2ee = "required" if self.e2ee_key else None
+        return mint_token(
+            secret, room=self.room, identity=identity, role=role, name=name, ttl=3600, e2ee=e2ee
+        )
 
     async def _open(self, side: Side, identity: str, role: Role, name: str, **query: str) -> None:
         params = {"token": self.token(identity, role, name), "skip": "1", **query}
         url = f"{self._origin(side)}{WIDGET_PAGE}?{urlencode(params)}"
+        if self.e2ee_key:  # the consult key in the fragment: never sent to the server
+            url += "#" + urlencode({"e2ee": self.e2ee_key})
         for attempt in range(3):
             await side.page.goto(url)
             try:
