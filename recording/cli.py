@@ -3,6 +3,7 @@
     digiclinic-recording keygen --private hospital.key --public hospital.pub [--kind audit]
     digiclinic-recording verify REC --key hospital.key --signer server.pub
     digiclinic-recording export REC --key hospital.key --signer server.pub --output consult.webm
+                         [--consult-key ID.KEY ... | --consult-keys FILE]
     digiclinic-recording audit-verify audit.log --public-key server.pub [--anchor CHECKPOINTS]
     digiclinic-recording delete REC [--audit-log audit.log --audit-key audit.key
                                      --audit-anchor CHECKPOINTS]
@@ -17,6 +18,11 @@ log. ``delete`` also shreds a capture (``capture-<id>.rec``, audited as
 plus a FHIR R4 Bundle (recording/capture_export.py). Exit codes: 0 fine, 1 the
 recording or log failed verification (or is unsigned; for export-captures, any
 capture), 2 usage error.
+
+An end-to-end encrypted consult's recording (header metadata ``"e2ee": "v1"``)
+holds frames still encrypted under the consult key: ``export`` needs its key(s)
+as well (``--consult-key``, ``--consult-keys``; recording/e2ee_export.py), exits 2
+without them, and 1 if any frame did not decrypt.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from recording import capture_export
+from recording import capture_export, e2ee_export
 from recording.audit import AuditLog, generate_signing_key, verify_file
 from recording.captures import PREFIX as CAPTURE_PREFIX
 from recording.crypto_stream import (
@@ -110,16 +116,36 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    consult_keys = e2ee_export.load_keys(args.consult_key, args.consult_keys)
     result = _open(args)
     if not result.signed and not args.allow_unsigned:
         raise RecordingFormatError(f"{UNSIGNED}. Nothing exported; --allow-unsigned exports it")
-    _write_private(args.output, b"".join(result.chunks))
+    data = b"".join(result.chunks)
+    frames = e2ee_export.frame_format(result.header)
+    report = None
+    if frames is not None:  # end-to-end encrypted frames inside: the consult key(s) too
+        if not consult_keys:
+            raise e2ee_export.need_keys(frames)
+        data, report = e2ee_export.decrypt_webm(data, consult_keys)
+        if report.failed_frames and not sum(report.decrypted.values()):
+            print(f"PROBLEM: no frame decrypted: {report.failures()}. Nothing exported")
+            return 1
+    elif consult_keys:
+        print("note: this recording's frames are not end-to-end encrypted: no consult key needed")
+    _write_private(args.output, data)
     print(f"wrote {args.output} ({len(result.chunks)} chunks)")
+    if report is not None:
+        print(f"end-to-end encrypted consult: {report.summary()}")
+        if report.failed_frames:
+            print(f"PROBLEM: {report.failures()}")
+        if report.problem:
+            print(f"WARNING: {report.problem}")
     if not result.signed:
         print(f"WARNING: {UNSIGNED}")
     if result.problem:
         print(f"WARNING: {result.problem}; exported what precedes it")
-    return 0 if result.signed and not result.problem else 1
+    failed = report is not None and (report.failed_frames > 0 or report.problem is not None)
+    return 0 if result.signed and not result.problem and not failed else 1
 
 
 def audit_verify(args: argparse.Namespace) -> int:
@@ -217,6 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True)
     p.add_argument(
         "--allow-unsigned", action="store_true", help="export a format v1 (unsigned) recording"
+    )
+    p.add_argument(
+        "--consult-key",
+        action="append",
+        default=[],
+        metavar="ID.KEY",
+        help="an end-to-end encrypted consult's key, <key id>.<base64url> (repeat: rotated keys)",
+    )
+    p.add_argument(
+        "--consult-keys",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a file of consult keys, one <key id>.<base64url> per line",
     )
     p.set_defaults(func=export)
     p = sub.add_parser("audit-verify", help="check the audit log's chain and signatures")

@@ -36,6 +36,15 @@ FLUSH_INTERVAL = 1.0
 MAX_BACKLOG = 5
 
 
+def request_recorded_keyframe(producer: Producer) -> None:
+    """A keyframe of the layer the recorder taps: the top one (``Producer.taps``).
+
+    With simulcast the lowest layer's keyframe (``request_keyframe()``'s default)
+    would not help: the recording would wait for the top layer's next one.
+    """
+    producer.request_keyframe(len(producer.layers) - 1)
+
+
 class WritingState(enum.Enum):
     WRITING = "writing"
     PAUSED = "paused"  # consent missing: nothing of this participant is written
@@ -74,6 +83,11 @@ class ParticipantRecording:
         self._start_ms: int | None = None
         self._producers: list[tuple[Producer, Any]] = []
 
+    @property
+    def frames_written(self) -> tuple[int, int]:
+        """Video and audio frames written so far (video starts at the first keyframe)."""
+        return self._webm.video_frames, self._webm.audio_frames
+
     # -- packet path (event loop) ----------------------------------------------------
 
     def attach(self, producer: Producer) -> None:
@@ -87,6 +101,8 @@ class ParticipantRecording:
             at = arrival_ms - self._start_ms
             if kind is MediaKind.VIDEO:
                 self._webm.add_video(packet, at)
+                if self._webm.awaiting_keyframe:  # none yet, or lost: ask again if unanswered
+                    producer.request_keyframe_if_unanswered(len(producer.layers) - 1)
             else:
                 self._webm.add_audio(packet, at)
             if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:

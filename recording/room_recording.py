@@ -19,10 +19,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from e2ee.frames import VERSION as E2EE_VERSION
 from recording.audit import AuditLog
 from recording.consent import ConsentPolicy, ConsentState, RecordingState
 from recording.crypto_stream import RecipientKey
-from recording.participant_recording import ParticipantRecording
+from recording.participant_recording import ParticipantRecording, request_recorded_keyframe
 from sfu.participant import Participant, ParticipantState
 from sfu.producer import Producer
 from sfu.room import Room
@@ -99,7 +100,7 @@ class RoomRecording:
             return
         for producer in producers:
             recording.attach(producer)
-            producer.request_keyframe()
+            request_recorded_keyframe(producer)
 
     # -- applying ------------------------------------------------------------------------
 
@@ -114,7 +115,11 @@ class RoomRecording:
                     self.id,
                     participant.id,
                     self.settings.recipients,
-                    {"room": self.room.id, "role": participant.role.value},
+                    {
+                        "room": self.room.id,
+                        "role": participant.role.value,
+                        **self._e2ee(participant),
+                    },
                     signing_key=self.settings.signing_key,
                 )
                 self.files[participant.id] = recording
@@ -125,7 +130,7 @@ class RoomRecording:
                 recording.set_writing(should_write)
                 if should_write and not was_writing and participant.publisher is not None:
                     for producer in participant.publisher.producers.values():
-                        producer.request_keyframe()  # a decodable start
+                        request_recorded_keyframe(producer)  # a decodable start
         state = self.consent.state
         if state is not self._last_state:
             event = {
@@ -140,6 +145,17 @@ class RoomRecording:
                 self._audit(event)
             self._last_state = state
         self._broadcast({"type": "recording_state", **self.describe()})
+
+    def _e2ee(self, participant: Participant) -> dict[str, str]:
+        """Header metadata of an end-to-end encrypted room (e2ee/mode.py): its mode, and
+        ``"e2ee": "v1"`` (the frame format) when this participant's frames are encrypted,
+        which the hospital's export then decrypts with the consult key."""
+        if not self.room.e2ee.on:
+            return {}
+        fields = {"e2ee_room": self.room.e2ee.value}
+        if participant.e2ee:  # in an "optional" room a page without the key sends in clear
+            fields["e2ee"] = f"v{E2EE_VERSION}"  # recording/e2ee_export.py reads it
+        return fields
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,11 @@ import av
 from sfu.rtp import RtpPacket, seq_delta, vp8_is_keyframe_start
 
 MS = fractions.Fraction(1, 1000)
+FIRST_KEYFRAME_WAIT_MS = 10_000
+"""How long audio is held for the first video keyframe before the WebM is opened without
+video (a camera that sends nothing). A simulcast top layer the recording has just turned
+on can take seconds on a loaded server; opened without it, the file would have no video
+at all. Nothing is lost meanwhile: the audio held is written once the file opens."""
 
 
 def vp8_descriptor_length(payload: bytes) -> int:
@@ -52,6 +57,11 @@ class Vp8Assembler:
         self._next_seq: int | None = None
         self._broken = True  # nothing usable until a keyframe starts
         self.dropped_frames = 0
+
+    @property
+    def broken(self) -> bool:
+        """Waiting for a keyframe: none yet, or a packet was lost since the last one."""
+        return self._broken
 
     def push(self, packet: RtpPacket) -> tuple[bytes, bool] | None:
         """Returns (frame, keyframe) when a frame completes."""
@@ -132,6 +142,12 @@ class ParticipantWebm:
         packet.is_keyframe = key
         self._container.mux(packet)
 
+    @property
+    def awaiting_keyframe(self) -> bool:
+        """Video would be written once a keyframe comes (before the first, or after a loss)."""
+        video_possible = self._container is None or self._video_stream is not None
+        return self._want_video and video_possible and self._vp8.broken
+
     def add_video(self, packet: RtpPacket, at_ms: int) -> None:
         frame = self._vp8.push(packet)
         if frame is None:
@@ -154,10 +170,10 @@ class ParticipantWebm:
         if not payload:
             return
         if self._container is None:
-            if self._want_video and at_ms < 3000:
+            if self._want_video and at_ms < FIRST_KEYFRAME_WAIT_MS:
                 self._pending_audio.append((payload, at_ms))  # until the first keyframe
                 return
-            self._open(None)  # no keyframe for 3 s: record what we have
+            self._open(None)  # no keyframe for that long: record what we have
             for audio, audio_ms in self._pending_audio:
                 self._write_audio(audio, audio_ms)
             self._pending_audio = []
