@@ -456,7 +456,10 @@ async def open_console(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
     contexts: list[Any] = []
 
     async def open_page(
-        viewport: tuple[int, int] = (1280, 800), locale: str | None = None, **query: str
+        viewport: tuple[int, int] = (1280, 800),
+        locale: str | None = None,
+        fragment: dict[str, str] | None = None,
+        **query: str,
     ) -> ConsolePage:
         options: dict[str, Any] = {"viewport": {"width": viewport[0], "height": viewport[1]}}
         if locale:
@@ -466,6 +469,8 @@ async def open_console(chromium: Any, server: RunningServer) -> AsyncIterator[Ca
         await context.add_init_script(COUNTERS)
         page = ConsolePage(await context.new_page(), "console")
         url = str(server.server.make_url(CONSOLE_PAGE)) + "?" + urlencode(query)
+        if fragment:  # e.g. {"e2ee": "<key>,<key>"}: never sent to the server
+            url += "#" + urlencode(fragment)
         await page.page.goto(url)
         await page.wait_for("window.digiclinicConsole?.ready", what="console ready")
         return page

@@ -17,6 +17,8 @@ import { pickLanguage } from "../i18n/catalogue.js";
  * @property {string} identity  demo mode: the token's `sub`
  * @property {string} name  demo mode: the token's display name
  * @property {number} focus  the room focused at start, 0-based (may be out of range)
+ * @property {string[]} e2eeKeys  the consult keys of end-to-end encrypted rooms, one per token
+ *   in the same order ("" for a room without), from the fragment: `#e2ee=<key>,<key>,...`
  */
 
 export const MAX_ROOMS = 10;
@@ -26,10 +28,12 @@ export const MAX_ROOMS = 10;
  * @param {string} search  `location.search`
  * @param {{protocol: string, host: string}} where  the page's location
  * @param {readonly string[]} languages  the browser's languages
+ * @param {string} [hash]  `location.hash` (consult keys: never sent to a server)
  * @returns {ConsoleConfig}
  */
-export function readConfig(search, where, languages) {
+export function readConfig(search, where, languages, hash = "") {
   const params = new URLSearchParams(search);
+  const fragment = new URLSearchParams(hash.replace(/^#/, ""));
   const defaultServer = `${where.protocol === "https:" ? "wss:" : "ws:"}//${where.host}/ws?v=1`;
   const identity = params.get("identity") || "specialist";
   return {
@@ -40,6 +44,7 @@ export function readConfig(search, where, languages) {
     identity,
     name: params.get("name") || identity,
     focus: Number(params.get("focus") ?? 1) - 1,
+    e2eeKeys: (fragment.get("e2ee") ?? "").split(",").map((k) => k.trim()),
   };
 }
 

@@ -88,7 +88,9 @@ async function joinTokens(config, notice, t) {
   return tokens;
 }
 
-const config = readConfig(location.search, location, navigator.languages ?? [navigator.language]);
+const config = readConfig(location.search, location, navigator.languages ?? [navigator.language], location.hash);
+// the consult keys stay in memory only: not in the address bar, the history or a bookmark
+if (location.hash) history.replaceState(null, "", location.pathname + location.search);
 const t = translator(config.lang);
 const controller = new ConsoleController({
   t, lang: config.lang, serverUrl: config.serverUrl, createSession,
@@ -103,7 +105,7 @@ async function main() {
     controller.ready = true;
     return;
   }
-  controller.open(tokens, config.focus);
+  controller.open(tokens, config.focus, config.e2eeKeys);
   await controller.start();
 }
 

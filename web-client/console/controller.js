@@ -93,14 +93,16 @@ export class ConsoleController {
    * Create the rooms and their tiles, one per token (not joined yet: start()).
    * @param {string[]} tokens
    * @param {number} focus  the room focused at start, 0-based; out of range: the first
+   * @param {string[]} [e2eeKeys]  each room's consult key ("" or missing: none), in token order
    */
-  open(tokens, focus) {
+  open(tokens, focus, e2eeKeys = []) {
     const { t } = this;
     this.page.setRoomCount(tokens.length);
     this.focused = focus >= 0 && focus < tokens.length ? focus : 0;
     this.rooms = tokens.map((token, index) => new Room({
       index, token, label: t("roomN", { n: index + 1 }), held: index !== this.focused,
       serverUrl: this.serverUrl, local: this.local, createSession: this.createSession,
+      e2eeKey: e2eeKeys[index] || null,
     }));
     this.tiles = this.rooms.map((room) => {
       const tile = new TileView(room, {

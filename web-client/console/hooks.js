@@ -2,7 +2,8 @@
 // views of the controller's state (ready, rooms, focused, switches,
 // notifications, errors, local), focus(i), and JSON-able summaries: summary()
 // per room, inbound(i) (getStats of room i's subscriber connection),
-// connections(), captures(i) (room i's clinical captures). Reads only; the one action is focus(i).
+// connections(), captures(i) (room i's clinical captures). Reads only; the actions are focus(i)
+// and setE2eeKey(i, key) (the portal rotates a room's consult key: docs/e2ee.md).
 
 /** @typedef {import("./controller.js").ConsoleController} ConsoleController */
 /** @typedef {import("./room.js").Room} Room */
@@ -20,6 +21,7 @@
  * @property {Record<string, boolean>} muted  `mute` states sent, per track id
  * @property {Record<string, boolean>} paused  `pause_video` states sent
  * @property {Record<string, boolean>} serverPaused  `track_paused` states confirmed by the server
+ * @property {{mode: string, encrypted: boolean, failing: boolean}} e2ee  end-to-end encryption
  * @property {{trackId: string, kind: string, participantId: string, renderSize: unknown}[]} remote
  */
 
@@ -53,6 +55,7 @@ function summarise(room) {
     muted: Object.fromEntries(room.hold.sentMuted),
     paused: Object.fromEntries(room.hold.sentPaused),
     serverPaused: Object.fromEntries(room.hold.serverPaused),
+    e2ee: room.e2ee,
     remote: [...room.media.values()].map((m) => ({
       trackId: m.trackId, kind: m.kind, participantId: m.participantId, renderSize: m.watcher?.lastSent ?? null,
     })),
@@ -116,6 +119,8 @@ export function testApi(controller, lang) {
     /** @param {number} index */
     focus: (index) => controller.focus(index, "api"),
     summary: () => controller.rooms.map(summarise),
+    /** A new consult key for room `index` (the portal rotates it). @param {number} index @param {string} key */
+    setE2eeKey: (index, key) => controller.rooms[index]?.setE2eeKey(key),
     /** @param {number} index */
     inbound: (index) => inbound(controller.rooms[index]),
     connections: () => connections(controller.rooms),

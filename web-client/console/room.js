@@ -39,7 +39,7 @@ export function errorEntry(room, err) {
 /** @extends {Emitter<RoomEvents>} */
 export class Room extends Emitter {
   /** @param {RoomOptions} options */
-  constructor({ index, token, label, held, serverUrl, local, createSession }) {
+  constructor({ index, token, label, held, serverUrl, local, createSession, e2eeKey = null }) {
     super();
     const claims = jwtClaims(token);
     this.index = index;
@@ -66,6 +66,10 @@ export class Room extends Emitter {
     this.local = local;
     this.serverUrl = serverUrl;
     this.createSession = createSession;
+    /** @type {string | null} the consult key (end-to-end encrypted rooms); kept in memory only */
+    this.e2eeKey = e2eeKey;
+    /** @type {Set<string>} participantId/kind of remote streams that do not decrypt (a wrong key) */
+    this.undecryptable = new Set();
     /** @type {Set<string>} lobby ids already reported through `lobby` */
     this.seenWaiting = new Set();
     /** @type {AbortController | null} removes our listeners from the current session */
@@ -199,7 +203,7 @@ export class Room extends Emitter {
     this.listening = new AbortController();
     // reconnect: a lost WebSocket or connection rejoins by itself (client/reconnect.js)
     const session = this.createSession({
-      url: this.serverUrl, token: this.token, reconnect: true, resume: this.resume,
+      url: this.serverUrl, token: this.token, reconnect: true, resume: this.resume, e2eeKey: this.e2eeKey,
     });
     this.session = session;
     this.listen(session, this.listening.signal);
@@ -243,6 +247,12 @@ export class Room extends Emitter {
       if (msg.type === "track_paused") this.hold.serverPaused.set(msg.track_id, msg.paused);
     });
     on("error", (/** @type {unknown} */ err) => this.report(err));
+    on("e2ee-receive", (/** @type {{participantId: string, kind: string, state: string}} */ d) => {
+      const at = `${d.participantId}/${d.kind}`;
+      if (d.state === "wrong-key") this.undecryptable.add(at);
+      else this.undecryptable.delete(at);
+      this.changed();
+    });
     on("reconnecting", () => { this.state = "reconnecting"; this.changed(); });
     on("reconnected", () => {
       this.hold.forget(); // a new participant on the server
@@ -255,6 +265,28 @@ export class Room extends Emitter {
       else if (this.state !== "failed") this.state = "closed";
       this.changed();
     });
+  }
+
+  /** A new consult key from the portal (a rotation). @param {string} key */
+  setE2eeKey(key) {
+    this.e2eeKey = key;
+    this.session?.setE2eeKey?.(key);
+  }
+
+  /**
+   * End-to-end encryption as the tile shows it: the room's mode, whether everyone's
+   * frames (and ours) are encrypted, and whether a remote stream does not decrypt here.
+   */
+  get e2ee() {
+    const session = this.session;
+    const mode = session?.e2ee?.mode ?? "off";
+    const others = [...(session?.participants?.values() ?? [])];
+    const present = new Set(others.map((p) => p.id));
+    return {
+      mode,
+      encrypted: mode !== "off" && Boolean(session?.e2ee?.encrypting) && others.every((p) => p.e2ee),
+      failing: [...this.undecryptable].some((at) => present.has(at.split("/")[0])),
+    };
   }
 
   /** @param {Waiting[]} waiting  the room's whole lobby */

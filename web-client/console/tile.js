@@ -63,6 +63,8 @@ export class TileView {
     this.title.id = `room-title-${room.index}`;
     this.tile.setAttribute("aria-labelledby", this.title.id);
     this.status = el("span", "badge");
+    this.lock = el("span", "e2ee-badge");
+    this.lock.hidden = true;
     this.focus = this.button("focus", () => onFocus(room.index));
     // this room only: our microphone, and ending the consultation (a second click confirms)
     this.mute = this.button("room-mute", () => room.toggleMute());
@@ -85,7 +87,7 @@ export class TileView {
     const actions = el("span", "tile-actions");
     actions.append(this.mute, this.capture, this.end, this.rejoin, this.focus);
     const head = el("header", "tile-head");
-    head.append(number, this.title, this.status, actions);
+    head.append(number, this.title, this.status, this.lock, actions);
 
     this.stage = el("div", "stage");
     this.videos = el("div", "videos");
@@ -98,9 +100,11 @@ export class TileView {
     this.lobbyList = el("ul", "lobby-list");
     this.lobby.append(el("h3", "lobby-title", t("waitingList")), this.lobbyList);
     this.error = el("p", "tile-error");
+    this.e2eeError = el("p", "tile-error");
+    this.e2eeError.hidden = true;
 
     this.tile.append(head, this.consent.dialog, this.askForm.element, this.stage, this.gallery.element, this.lobby,
-      this.people, this.error);
+      this.people, this.e2eeError, this.error);
     container.append(this.tile);
     this.unsubscribe = [
       room.on("session", ({ session: current, signal }) => {
@@ -170,6 +174,12 @@ export class TileView {
     this.end.classList.toggle("confirming", this.confirmingEnd);
     this.end.setAttribute("aria-label", t(this.confirmingEnd ? "endConfirmLabel" : "endConsultLabel", { room: room.label }));
     this.rejoin.hidden = room.state !== "closed";
+    const e2ee = room.e2ee;
+    this.lock.hidden = e2ee.mode === "off";
+    this.lock.dataset.state = e2ee.encrypted ? "on" : "partial";
+    this.lock.textContent = t(e2ee.encrypted ? "e2eeOn" : "e2eeOff");
+    this.e2eeError.hidden = !e2ee.failing;
+    this.e2eeError.textContent = e2ee.failing ? t("e2eeCannotDecrypt") : "";
     const canAsk = live && Boolean(capturesOf(room.session) && room.session?.joined?.participant?.grants?.capture);
     this.capture.hidden = !canAsk;
     this.capture.textContent = t("captureAsk");

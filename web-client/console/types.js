@@ -11,6 +11,7 @@
  * @property {string} id
  * @property {string} [name]  the display name (shown as "" when missing)
  * @property {{id: string, kind: string}[]} [producers]  their published tracks
+ * @property {boolean} [e2ee]  its frames are end-to-end encrypted
  */
 
 /**
@@ -68,6 +69,7 @@
  * @property {string} token  the room's join token
  * @property {boolean} reconnect  rejoin by itself after a lost connection
  * @property {string | null} resume  a single-use token's resume secret
+ * @property {string | null} [e2eeKey]  the consult key of an end-to-end encrypted room
  */
 
 /**
@@ -94,6 +96,8 @@
  *   watchRenderSize?: (trackId: string, element: HTMLVideoElement) => RenderWatcher,
  *   joined?: any,
  *   captures?: import("../widget/capture-util.js").CaptureApi,
+ *   e2ee?: {mode: string, encrypting: boolean},
+ *   setE2eeKey?: (key: string) => void,
  * }} RoomSession
  */
 
@@ -141,6 +145,7 @@
  * @property {string} serverUrl  the signalling WebSocket
  * @property {LocalTracks} local  the page's camera and microphone (filled before start())
  * @property {CreateSession} createSession
+ * @property {string | null} [e2eeKey]  its consult key, for an end-to-end encrypted room
  */
 
 export {};
