@@ -20,6 +20,7 @@ types and sizes.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from e2ee.frames import FrameError, decrypt_capture
 from recording.audit import AuditLog
 from recording.captures import PREFIX, OpenedCapture, read_capture
 from recording.crypto_stream import RecordingFormatError, read_header
@@ -82,6 +84,30 @@ def _checked(opened: OpenedCapture) -> dict[str, Any]:
     return description
 
 
+def _opened_e2ee(description: dict[str, Any], data: bytes, keys: dict[int, bytes]) -> bytes:
+    """An end-to-end encrypted capture (``e2ee``: its key id) opened, and its note; else ``data``.
+
+    ValueError (reported, not exported) without the consult key or if it does not open.
+    """
+    key_id = description.get("e2ee")
+    if key_id is None:
+        return data
+    if key_id not in keys:
+        raise ValueError(
+            f"end-to-end encrypted under consult key id {key_id}: give the consult's key(s) "
+            "with --consult-key or --consult-keys"
+        )
+    try:
+        opened = decrypt_capture(keys, data)
+        note = description.get("note")
+        if isinstance(note, str) and note:
+            sealed = base64.urlsafe_b64decode(note + "=" * (-len(note) % 4))
+            description["note"] = decrypt_capture(keys, sealed).decode()
+    except (FrameError, ValueError) as exc:
+        raise ValueError(f"does not open with consult key id {key_id}: {exc}") from None
+    return opened
+
+
 def export_captures(
     directory: Path,
     output: Path,
@@ -92,10 +118,12 @@ def export_captures(
     room: str | None = None,
     audit: AuditLog | None = None,
     say: Callable[[str], None] = print,
+    consult_keys: dict[int, bytes] | None = None,
 ) -> int:
     """Export; 0 if every capture considered was exported, 1 if any was not.
 
     ``write(path, data)`` creates a new file, mode 0600, never replacing one.
+    ``consult_keys``: raw consult keys by id, to open end-to-end encrypted captures.
     """
     if not directory.is_dir():
         raise FileNotFoundError(f"no directory {directory}")
@@ -113,15 +141,16 @@ def export_captures(
             if not room_matches(opened.header.get("metadata", {}).get("room"), room):
                 raise RecordingFormatError(f"{path.name}: its signed header names another room")
             description = _checked(opened)
+            data = _opened_e2ee(description, opened.data, consult_keys or {})
             name = description["capture_id"] + extension(description.get("mime"))
-            capture = ExportedCapture.of(description, name, opened.data)
+            capture = ExportedCapture.of(description, name, data)
             build_bundle([capture])  # its FHIR resources are valid, before a byte is written
         except (RecordingFormatError, OSError, ValueError, KeyError, TypeError) as exc:
             problems += 1
             message = str(exc) if str(exc).startswith(path.name) else f"{path.name}: {exc}"
             say(f"PROBLEM: {message} (not exported)")
             continue
-        write(output / name, opened.data)
+        write(output / name, data)
         exported.append(capture)
         if audit is not None:
             audit.append(
@@ -133,7 +162,7 @@ def export_captures(
         say(
             f"exported {path.name} -> {name} "
             f"({description.get('kind', '?')}, {description.get('mime', '?')}, "
-            f"{len(opened.data)} bytes)"
+            f"{len(data)} bytes)"
         )
     bundle = build_bundle(exported)
     write(output / BUNDLE, (json.dumps(bundle, indent=2) + "\n").encode())

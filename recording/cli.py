@@ -217,6 +217,26 @@ def export_captures(args: argparse.Namespace) -> int:
         write=_write_private,
         room=args.room,
         audit=audit,
+        consult_keys=e2ee_export.load_raw_keys(args.consult_key, args.consult_keys),
+    )
+
+
+def _consult_key_options(p: argparse.ArgumentParser) -> None:
+    """--consult-key / --consult-keys: an end-to-end encrypted consult's keys (docs/e2ee.md)."""
+    p.add_argument(
+        "--consult-key",
+        action="append",
+        default=[],
+        metavar="ID.KEY",
+        help="an end-to-end encrypted consult's key, <key id>.<base64url> (repeat: rotated keys)",
+    )
+    p.add_argument(
+        "--consult-keys",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a file of consult keys, one <key id>.<base64url> per line",
     )
 
 
@@ -244,21 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-unsigned", action="store_true", help="export a format v1 (unsigned) recording"
     )
-    p.add_argument(
-        "--consult-key",
-        action="append",
-        default=[],
-        metavar="ID.KEY",
-        help="an end-to-end encrypted consult's key, <key id>.<base64url> (repeat: rotated keys)",
-    )
-    p.add_argument(
-        "--consult-keys",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="a file of consult keys, one <key id>.<base64url> per line",
-    )
+    _consult_key_options(p)
     p.set_defaults(func=export)
     p = sub.add_parser("audit-verify", help="check the audit log's chain and signatures")
     p.add_argument("log", type=Path)
@@ -286,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audit-log", type=Path, help="audit each export (capture_exported)")
     p.add_argument("--audit-key", type=Path, help="Ed25519 private key signing the audit log")
     p.add_argument("--audit-anchor", type=Path, help="the log's checkpoints file, to update")
+    _consult_key_options(p)
     p.set_defaults(func=export_captures)
     return parser
 

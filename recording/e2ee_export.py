@@ -64,7 +64,7 @@ def frame_format(header: Mapping[str, Any]) -> str | None:
     return FORMAT
 
 
-def load_keys(texts: Iterable[str], files: Iterable[Path]) -> dict[int, ConsultKey]:
+def load_raw_keys(texts: Iterable[str], files: Iterable[Path]) -> dict[int, bytes]:
     """The consult keys given (``<key id>.<base64url>``, and files of one per line), by id.
 
     Blank lines and lines starting with ``#`` in a file are skipped. ValueError names
@@ -84,6 +84,12 @@ def load_keys(texts: Iterable[str], files: Iterable[Path]) -> dict[int, ConsultK
         if raws.get(key_id, raw) != raw:
             raise ValueError(f"{where}: key id {key_id} is given twice with different keys")
         raws[key_id] = raw
+    return raws
+
+
+def load_keys(texts: Iterable[str], files: Iterable[Path]) -> dict[int, ConsultKey]:
+    """``load_raw_keys``, as frame keys."""
+    raws = load_raw_keys(texts, files)
     return {key_id: ConsultKey.from_raw(key_id, raw) for key_id, raw in raws.items()}
 
 

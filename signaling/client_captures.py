@@ -11,6 +11,7 @@ what this client put on the wire).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ class CaptureUpload:
 async def begin_capture(
     client: ConsultClient, data: bytes, *, kind: str, mime: str, **fields: Any
 ) -> CaptureUpload:
+    """Announce a capture; an end-to-end encrypting client seals it (and its note) first."""
+    sealed = client.e2ee.seal_capture(data)
+    if sealed is not None:
+        data, fields["e2ee"] = sealed
+        note = fields.get("note")
+        if note:
+            sealed_note, _ = client.e2ee.seal_capture(str(note).encode()) or (b"", 0)
+            fields["note"] = base64.urlsafe_b64encode(sealed_note).rstrip(b"=").decode()
     reply = await client.request(
         {
             "type": "capture_begin",

@@ -28,7 +28,9 @@ from e2ee.frames import (
     ConsultKey,
     FrameError,
     FrameKind,
+    decrypt_capture,
     decrypt_frame,
+    encrypt_capture,
     encrypt_frame,
     frame_key_id,
     parse_key,
@@ -68,6 +70,7 @@ class FrameCrypto:
         self, key: str | None = None, on_raw_frame: Callable[[RawFrame], None] | None = None
     ) -> None:
         self.keys: dict[int, ConsultKey] = {}
+        self.raw_keys: dict[int, bytes] = {}  # every key given, by id (captures)
         self.send_key_id: int | None = None
         self.key_id: int | None = None  # the latest key given
         self.mode = "off"  # the room's (``joined``)
@@ -96,6 +99,7 @@ class FrameCrypto:
         key_id, raw = parse_key(text)
         previous = self.send_key_id
         self.keys[key_id] = ConsultKey.from_raw(key_id, raw)
+        self.raw_keys[key_id] = raw  # captures outlive rotations: every key given is kept
         self.key_id = key_id
         if previous is None or previous == key_id:
             self.send_key_id = key_id
@@ -199,6 +203,19 @@ class FrameCrypto:
         self.counts.by_key[key_id] = self.counts.by_key.get(key_id, 0) + 1
         self.receive_states[at] = "ok"
         return plain
+
+    # -- clinical captures (signaling/client_captures.py) --------------------------------
+
+    def seal_capture(self, data: bytes) -> tuple[bytes, int] | None:
+        """A capture (or note) sealed under the send key, and its key id; None if not encrypting."""
+        if not self.encrypting or self.send_key_id is None:
+            return None
+        key_id = self.send_key_id
+        return encrypt_capture(key_id, self.raw_keys[key_id], data), key_id
+
+    def open_capture(self, data: bytes) -> bytes:
+        """A sealed capture opened (FrameError if no key given opens it)."""
+        return decrypt_capture(self.raw_keys, data)
 
     def close(self) -> None:
         for handle in self._timers:
