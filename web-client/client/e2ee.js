@@ -22,22 +22,32 @@ export const ROTATE_SEND_DELAY_MS = 1000;
 const WORKER_URL = new URL("./e2ee-worker.js", import.meta.url).href;
 
 /**
- * The worker's URL, as a TrustedScriptURL where the page requires Trusted Types
- * (the widget's pages do: `require-trusted-types-for 'script'`). The policy,
- * "digiclinic-e2ee", lets exactly this one URL through.
+ * The URL the transform worker is started from. A worker must come from the
+ * page's own origin: a portal page embedding the widget from the digiclinic
+ * server gets a same-origin `blob:` shim whose one line imports the worker
+ * module from the server (CORS, like the widget's other modules; the page's
+ * policy needs `worker-src blob:`). Where the page requires Trusted Types, the
+ * URL goes through the policy "digiclinic-e2ee", which lets exactly these through.
  * @returns {any}
  */
 function workerUrl() {
+  let url = WORKER_URL;
+  if (new URL(WORKER_URL).origin !== globalThis.location?.origin) {
+    shimUrl ??= URL.createObjectURL(new Blob([`import ${JSON.stringify(WORKER_URL)};\n`], { type: "text/javascript" }));
+    url = shimUrl;
+  }
   const tt = /** @type {any} */ (globalThis).trustedTypes;
-  if (!tt?.createPolicy) return WORKER_URL;
+  if (!tt?.createPolicy) return url;
   trustedPolicy ??= tt.createPolicy("digiclinic-e2ee", {
-    createScriptURL: (/** @type {string} */ url) => {
-      if (url !== WORKER_URL) throw new TypeError("digiclinic-e2ee: not the transform worker");
-      return url;
+    createScriptURL: (/** @type {string} */ given) => {
+      if (given !== WORKER_URL && given !== shimUrl) throw new TypeError("digiclinic-e2ee: not the transform worker");
+      return given;
     },
   });
-  return trustedPolicy.createScriptURL(WORKER_URL);
+  return trustedPolicy.createScriptURL(url);
 }
+/** @type {string|null} the blob: shim, for a page of another origin */
+let shimUrl = null;
 /** @type {any} */
 let trustedPolicy = null;
 export const KEY_OVERLAP_MS = 10_000;
