@@ -20,6 +20,11 @@ from tests.conftest import RunningServer
 KEY = encode_key(3, os.urandom(32))
 
 
+def badge_is(state: str) -> str:
+    """JS: the header's end-to-end encryption badge is in ``state`` ("on", "partial")."""
+    return f"() => widgetTest.element.shadowRoot.querySelector('.dc-e2ee')?.dataset.state === {state!r}"
+
+
 async def badge(page: WidgetPage) -> str:
     text: str = await page.js(
         "() => { const b = widgetTest.element.shadowRoot.querySelector('.dc-e2ee');"
@@ -60,12 +65,12 @@ async def test_encrypted_consult_in_the_widget(
     await wait_decoding(nurse, doctor_id, source="microphone", kind="audio")
     assert await wait_video_element(doctor, nurse_id) >= 320  # a simulcast layer, playing
     await doctor.wait_for(
-        "() => widgetTest.element.shadowRoot.querySelector('.dc-e2ee')?.dataset.state === 'on'",
+        badge_is("on"),
         what="the badge",
     )
     assert await badge(doctor) == "End-to-end encrypted"
     await nurse.wait_for(
-        "() => widgetTest.element.shadowRoot.querySelector('.dc-e2ee')?.dataset.state === 'on'",
+        badge_is("on"),
         what="the badge",
     )
     assert await badge(nurse) == "Chiffrée de bout en bout"
@@ -142,3 +147,34 @@ async def test_the_console_holds_a_key_per_room(
     )
     assert badges == ["End-to-end encrypted", ""], badges
     await console.screenshot("e2ee-console.png")
+
+
+async def test_an_optional_room_says_who_has_no_key(
+    server: RunningServer, open_widget: OpenWidget
+) -> None:
+    """A page without the key joins an optional room: everyone is told, nothing garbled."""
+    room = "e2ee-optional"
+    doctor = await open_widget(
+        room, "dr", Role.SPECIALIST, name="Dr. Okafor", e2ee="optional", fragment={"e2ee": KEY}
+    )
+    await doctor.wait_screen("call")
+    plain = await open_widget(room, "hw", Role.HEALTH_WORKER, name="Nurse Ines", e2ee="optional")
+    await plain.wait_screen("call")
+    plain_id, doctor_id = await plain.participant_id(), await doctor.participant_id()
+    # the page with the key sees the one without (its frames pass in clear) ...
+    await wait_decoding(doctor, plain_id)
+    await doctor.wait_for(
+        badge_is("partial"),
+        what="the partial badge",
+    )
+    assert await badge(doctor) == "Not end-to-end encrypted"
+    title = await doctor.js("widgetTest.element.shadowRoot.querySelector('.dc-e2ee').title")
+    assert "Nurse Ines" in title, title
+    # ... and the one without the key cannot decrypt the doctor's: it says so, shows nothing
+    await plain.wait_for(
+        "() => !widgetTest.element.shadowRoot.querySelector('.dc-banner').hidden",
+        what="the banner",
+        timeout=20,
+    )
+    assert "does not have the right key" in await banner(plain)
+    assert (await inbound_of(plain, doctor_id))["framesDecoded"] == 0
