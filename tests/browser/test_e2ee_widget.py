@@ -22,7 +22,8 @@ KEY = encode_key(3, os.urandom(32))
 
 def badge_is(state: str) -> str:
     """JS: the header's end-to-end encryption badge is in ``state`` ("on", "partial")."""
-    return f"() => widgetTest.element.shadowRoot.querySelector('.dc-e2ee')?.dataset.state === {state!r}"
+    found = "widgetTest.element.shadowRoot.querySelector('.dc-e2ee')"
+    return f"() => {found}?.dataset.state === {state!r}"
 
 
 async def badge(page: WidgetPage) -> str:
