@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from e2ee.frames import encode_key
 from sfu.downlink import DownlinkController
 from sfu.participant import Role
 from tests.browser.test_simulcast_switch import Q, decode_failures
@@ -45,15 +47,21 @@ async def decoded_fps(log: FrameLog, seconds: float) -> float:
     return (len(log.sizes) - before) / (time.monotonic() - start)
 
 
+@pytest.mark.parametrize("e2ee", [False, True], ids=["clear", "e2ee"])
 async def test_temporal_layers_are_dropped_and_restored_without_decode_errors(
     server: RunningServer,
     open_consult: OpenConsult,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    e2ee: bool,
 ) -> None:
+    """``e2ee``: the same in an end-to-end encrypted room (docs/e2ee.md): the temporal
+    layer ids are in the VP8 descriptor, outside the encrypted frame; the aiortc
+    subscriber decrypts with the consult key."""
     caplog.set_level(logging.WARNING, logger="aiortc")
-    room = "simulcast-temporal"
-    page, browser_id, camera = await camera_publisher(open_consult, room)
+    room = f"simulcast-temporal-{e2ee}"
+    key = encode_key(1, os.urandom(32)) if e2ee else None
+    page, browser_id, camera = await camera_publisher(open_consult, room, e2ee_key=key)
     await require_server_simulcast(page, camera["mid"])
 
     allowed: dict[str, int | None] = {"temporal": None}  # None: every option
@@ -68,7 +76,10 @@ async def test_temporal_layers_are_dropped_and_restored_without_decode_errors(
 
     monkeypatch.setattr(DownlinkController, "_options", options)
 
-    client = server.client(server.token(room, "hw-aiortc", Role.HEALTH_WORKER))
+    claims = {"e2ee": "required"} if e2ee else {}
+    client = server.client(
+        server.token(room, "hw-aiortc", Role.HEALTH_WORKER, **claims), e2ee_key=key
+    )
     log: FrameLog | None = None
     try:
         await client.connect()
@@ -97,6 +108,10 @@ async def test_temporal_layers_are_dropped_and_restored_without_decode_errors(
         assert set(log.sizes) == {Q}
         assert decode_failures(caplog) == []
         assert await page.js("digiclinicTest.errors") == []
+        if e2ee:  # every frame forwarded decrypted: none dropped
+            counts = client.e2ee.counts
+            print("e2ee:", counts)
+            assert counts.decrypted > 100 and counts.dropped == 0, counts
     finally:
         if log is not None:
             await log.stop()

@@ -143,14 +143,25 @@ def simulcast_line(sdp: str, mid: str) -> str | None:
 
 
 async def camera_publisher(
-    open_consult: Callable[..., Any], room: str, identity: str = "dr-chromium", **query: str
+    open_consult: Callable[..., Any],
+    room: str,
+    identity: str = "dr-chromium",
+    e2ee_key: str | None = None,
+    **query: str,
 ) -> tuple[ConsultPage, str, dict[str, Any]]:
     """A library test page publishing the fake camera (1280x720 unless ``video=``).
 
+    ``e2ee_key``: in an end-to-end encrypted room (required), with that consult key.
     Returns the page, its participant id and its camera (track id, mid, encodings).
     """
+    e2ee: dict[str, Any] = {"e2ee": "required", "fragment": {"e2ee": e2ee_key}} if e2ee_key else {}
     page = await open_consult(
-        room, identity, Role.SPECIALIST, name="Dr. Chromium", query={"video": "1280x720", **query}
+        room,
+        identity,
+        Role.SPECIALIST,
+        name="Dr. Chromium",
+        query={"video": "1280x720", **query},
+        **e2ee,
     )
     participant_id = await page.participant_id()
     await page.wait_for("['published', 'failed'].includes(digiclinicTest.state)", what="published")
