@@ -9,8 +9,12 @@ size, audio received, and the clear message of a page with the wrong key.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 from typing import Any
+
+import pytest
 
 from e2ee.frames import encode_key
 from sfu.participant import Role
@@ -51,9 +55,13 @@ async def receive_states(page: ConsultPage) -> list[str]:
 
 
 async def test_two_pages_decode_each_other_in_an_encrypted_room(
-    server: RunningServer, open_consult: OpenConsult
+    server: RunningServer, open_consult: OpenConsult, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
+    requested: list[str] = []
     doctor, patient = await open_pair(open_consult, "e2ee-pair", KEY)
+    for page in (doctor, patient):
+        page.page.on("request", lambda r: requested.append(r.url))
     assert await doctor.js("digiclinicTest.session.joined.e2ee") == "required"
     doctor_id, patient_id = await doctor.participant_id(), await patient.participant_id()
     for page, other in ((doctor, patient_id), (patient, doctor_id)):
@@ -68,6 +76,13 @@ async def test_two_pages_decode_each_other_in_an_encrypted_room(
         assert seen["encrypted"] > 100 and seen["decrypted"] > 100, seen
         assert seen["dropped"] == 0 and seen["passed"] == 0, seen
         assert await receive_states(page) and set(await receive_states(page)) == {"ok"}
+    # the key never reached the server: not in a message, a request (the fragment is
+    # never sent), the server's log
+    secret = KEY.split(".")[1]
+    assert doctor.ws_sent and patient.ws_sent
+    assert not any(secret in json.dumps(m) for p in (doctor, patient) for m in p.ws_sent)
+    assert not any(secret in url for url in requested)
+    assert secret not in caplog.text
     # the other's roster entry says it encrypts
     assert await doctor.js(f"digiclinicTest.session.participants.get({patient_id!r}).e2ee") is True
 
