@@ -94,6 +94,24 @@ class Keys:
     audit_public: Ed25519PublicKey
     directory: Path
 
+    def files(self, where: Path) -> tuple[Path, Path]:
+        """The hospital's private key and the server's public signing key, as PEM files
+        (what ``digiclinic-recording`` takes: ``--key``, ``--signer``)."""
+        key_file, signer_file = where / "hospital.key", where / "server.pub"
+        key_file.write_bytes(
+            self.private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        signer_file.write_bytes(
+            self.audit_public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        return key_file, signer_file
+
 
 @pytest.fixture
 def keys(tmp_path: Path) -> Keys:

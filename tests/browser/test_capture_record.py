@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from recording.cli import main as recording_cli
 from sfu.participant import Role
@@ -86,19 +85,7 @@ async def test_a_full_size_photo_reaches_the_record_byte_for_byte(
     assert list(captures.glob("*.rec")), "nothing stored"
 
     # the hospital's side: its private key and the server's public signing key, as files
-    key_file, signer_file = tmp_path / "hospital.key", tmp_path / "server.pub"
-    key_file.write_bytes(
-        keys.private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    signer_file.write_bytes(
-        keys.audit_public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    key_file, signer_file = keys.files(tmp_path)
     out = tmp_path / "export"
     code = recording_cli(
         [

@@ -7,9 +7,7 @@ other's video, so each decrypts what the other encrypted, frame after frame.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable
 
 from e2ee.frames import encode_key
 from sfu.media import Source
@@ -18,18 +16,9 @@ from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from tests.browser.test_browser_consult import OpenConsult, video_decoding, wait_inbound
 from tests.browser.test_e2ee_browser import counts, published
 from tests.conftest import RunningServer
+from tests.helpers.polling import until
 
 KEY = encode_key(3, os.urandom(32))
-
-
-async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` (ConsultClient.wait_until wakes on server events only)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_chromium_and_the_python_client_decode_each_other(

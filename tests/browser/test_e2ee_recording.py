@@ -17,7 +17,6 @@ from pathlib import Path
 
 import av
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from e2ee.frames import encode_key
 from recording.cli import main as recording_cli
@@ -40,24 +39,6 @@ async def server(rec_server: RunningServer) -> RunningServer:
 
 async def request(page: ConsultPage, kind: str, fields: dict[str, object] | None = None) -> None:
     await page.js("([t, f]) => digiclinicTest.session.request(t, f)", [kind, fields or {}])
-
-
-def hospital_files(keys: Keys, tmp_path: Path) -> tuple[Path, Path]:
-    """The hospital's private key and the server's public signing key, as files."""
-    key_file, signer_file = tmp_path / "hospital.key", tmp_path / "server.pub"
-    key_file.write_bytes(
-        keys.private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    signer_file.write_bytes(
-        keys.audit_public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return key_file, signer_file
 
 
 def decoded_pictures(webm: bytes) -> int:
@@ -109,7 +90,7 @@ async def test_an_encrypted_consult_is_recorded_and_the_hospital_exports_it_with
     counts = await doctor.js("() => digiclinicTest.session.e2ee.counts()")
     assert counts["encrypted"] > 100 and counts["passed"] == 0, counts  # every frame encrypted
 
-    key_file, signer_file = hospital_files(keys, tmp_path)
+    key_file, signer_file = keys.files(tmp_path)
     figures = []
     for number, rec in enumerate(files):
         result = open_recording(rec, keys.private, keys.audit_public)  # the at-rest layer

@@ -12,13 +12,6 @@ import asyncio
 import os
 from pathlib import Path
 
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
-
 from e2ee.frames import encode_key
 from recording.captures import read_capture
 from recording.cli import main as recording_cli
@@ -61,13 +54,7 @@ async def test_a_capture_is_sealed_end_to_end_and_exported_with_the_consult_key(
     [path] = (keys.directory / "captures").glob("*.rec")
     opened = read_capture(path, keys.private, keys.audit_public)
     assert opened.data == sealed  # at rest: still end-to-end encrypted inside
-    private, signer = tmp_path / "hospital.key", tmp_path / "server.pub"
-    private.write_bytes(
-        keys.private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    )
-    signer.write_bytes(
-        keys.audit_public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-    )
+    private, signer = keys.files(tmp_path)
     base = [
         "export-captures", str(keys.directory / "captures"), "--key", str(private),
         "--signer", str(signer),

@@ -24,20 +24,11 @@ from signaling import client_e2ee
 from signaling.client import ConsultClient, RawFrame
 from signaling.demo_media import CameraTrack, ToneTrack, TrackReader
 from tests.conftest import RunningServer
+from tests.helpers.polling import until
 
 KEY = encode_key(1, os.urandom(32))
 DOCTOR_SIZE = (320, 240)
 NURSE_SIZE = (256, 192)
-
-
-async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` (ConsultClient.wait_until wakes on server events only)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
