@@ -252,3 +252,27 @@ async def test_simulcast_layers_switch_in_an_encrypted_room(
     print("layers seen:", widths, await counts(worker))
     assert widths == [320, 640, 320, 640]
     assert (await counts(worker))["dropped"] == 0
+
+
+async def test_a_required_room_takes_no_clear_frame_whatever_the_roster_says(
+    server: RunningServer, open_consult: OpenConsult
+) -> None:
+    """A server that marks a participant as not encrypting cannot slip clear frames in."""
+    doctor, worker = await open_pair(open_consult, "e2ee-downgrade", KEY)
+    doctor_id = await doctor.participant_id()
+    await video_decoding(worker, doctor_id)
+    # the roster now says (as a lying server would) that the doctor sends in clear
+    await worker.js(
+        """(id) => {
+          const info = {...digiclinicTest.session.participants.get(id), e2ee: false};
+          digiclinicTest.session._onMessage(JSON.stringify(
+            {type: "participant_joined", participant: info}));
+        }""",
+        doctor_id,
+    )
+    assert await worker.js(f"digiclinicTest.session.participants.get({doctor_id!r}).e2ee") is False
+    before = await counts(worker)
+    await video_decoding(worker, doctor_id)  # still decrypted, and decoded
+    after = await counts(worker)
+    assert after["passed"] == before["passed"] == 0, after
+    assert after["decrypted"] > before["decrypted"] and after["dropped"] == 0, after

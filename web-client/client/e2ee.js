@@ -97,7 +97,11 @@ export class FrameEncryption {
   /** @param {Map<string, {e2ee?: boolean}>} participants */
   roster(participants) {
     if (this.mode === "off") return;
-    const ids = [...participants].filter(([, p]) => !p.e2ee).map(([id]) => id).sort();
+    // a required room never takes a frame in clear, whatever the roster says (a server
+    // that marked someone as not encrypting could otherwise slip its own frames in)
+    const ids = this.mode === "required"
+      ? []
+      : [...participants].filter(([, p]) => !p.e2ee).map(([id]) => id).sort();
     if (ids.join(" ") === this.#clear) return;
     this.#clear = ids.join(" ");
     this.#post({ type: "clear-senders", ids });
