@@ -6,6 +6,7 @@
         --secret-file portal.secret --issuer portal-a    # a running server
     python -m benchmarks run weak_link --rates 250,60    # capped downlink (benchmarks/weak_link.py)
     python -m benchmarks run browser_weak_link           # real Chromium at both ends
+    python -m benchmarks run e2ee_cpu --repeat 3         # browser CPU with and without e2ee
     python -m benchmarks run soak --duration 1800        # churn soak: leaks (benchmarks/soak.py)
     python -m benchmarks run consult_grid --compare-workers 1,2   # 1 vs 2 processes
     python -m benchmarks run fanout --sizes 50,100,200 --compare-janus  # vs Janus VideoRoom
@@ -50,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     weak.add_argument("--rates", help="comma-separated downlink caps in kbit/s")
     weak.add_argument("--link", choices=["netns", "relay", "auto"], help="how the cap is applied")
     weak.add_argument("--publisher", choices=["simulcast", "plain", "auto"])
-    browsers = run.add_argument_group("browser_weak_link only")
-    browsers.add_argument("--cases", help="comma-separated: 250k, 60k, uncapped")
+    browsers = run.add_argument_group("browser_weak_link and e2ee_cpu only")
+    browsers.add_argument(
+        "--cases", help="comma-separated: 250k, 60k, uncapped (e2ee_cpu: clear, e2ee, clear-red)"
+    )
     browsers.add_argument("--repeat", type=int, default=1, help="runs of each case")
+    browsers.add_argument("--warmup", type=float, help="e2ee_cpu: seconds before measuring")
     run.add_argument(
         "--compare-udp",
         action="store_true",
@@ -83,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
         cases = args.cases.split(",") if args.cases else None
         return browser_weak_link.run_cli(cases, args.repeat, args.duration, args.output)
+    if _kind(args.scenario) == "e2ee_cpu":
+        from benchmarks import e2ee_cpu  # noqa: PLC0415 - its own runner
+
+        modes = args.cases.split(",") if args.cases else None
+        return e2ee_cpu.run_cli(args.repeat, args.duration, args.output, args.warmup, modes=modes)
     if _kind(args.scenario) == "weak_link":
         from benchmarks.weak_link import run_cli  # noqa: PLC0415 - its own runner
 
@@ -176,7 +185,7 @@ def _kind(name_or_path: str) -> str | None:
 
 
 def _description(path: Path) -> str:
-    if _kind(str(path)) in ("weak_link", "browser_weak_link"):
+    if _kind(str(path)) in ("weak_link", "browser_weak_link", "e2ee_cpu"):
         return str(yaml.safe_load(path.read_text()).get("description", ""))
     return Scenario.load(path.stem).description
 
