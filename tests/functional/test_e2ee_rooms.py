@@ -25,7 +25,7 @@ from tests.helpers.tokens import portal_jwt
 A, B = "hospital-a", "centre-b"
 SECRETS = {
     A: Secret("hospital-a-secret-0123456789abcdef"),
-    B: Secret("centre-b-secret-0123456789ab"),
+    B: Secret("centre-b-secret-0123456789abcdef"),
 }
 
 
